@@ -1,0 +1,3 @@
+"""Vektor Backend."""
+
+__version__ = "0.1.0"

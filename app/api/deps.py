@@ -1,0 +1,144 @@
+"""Annotated dependencies: routes read like sentences."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.errors import Forbidden, Unauthorized
+from app.core.ratelimit import RateLimiter
+from app.models import User
+from app.services.auth import AuthService, ClientInfo, Principal
+from app.services.chat.history import HistoryService
+from app.services.chat.service import ChatService
+from app.services.sync import SyncService
+from app.services.users import UserService
+from app.state import AppState
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
+
+
+async def get_state(request: Request) -> AppState:
+    """The lifespan-owned resources."""
+    state: AppState = request.app.state.vektor
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_settings_dep(state: StateDep) -> Settings:
+    """The running app's settings."""
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed as soon as the route returns (even for streams)."""
+    async with state.session_factory() as session:
+        yield session
+
+
+# scope="function": the session is released when the endpoint returns, never held open
+# for the life of a streaming response.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_limiter(state: StateDep) -> RateLimiter:
+    """The shared rate limiter."""
+    return state.limiter
+
+
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
+
+
+async def get_auth_service(state: StateDep, session: SessionDep) -> AuthService:
+    """Auth use cases bound to this request's session."""
+    return AuthService(session=session, hasher=state.hasher, tokens=state.tokens)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_user_service(state: StateDep, session: SessionDep) -> UserService:
+    """User use cases bound to this request's session."""
+    return UserService(session=session, hasher=state.hasher)
+
+
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+
+
+async def get_principal(
+    request: Request,
+    auth: AuthServiceDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The caller behind the bearer token; 401 with a precise code otherwise."""
+    if not token:
+        raise Unauthorized("Not authenticated", code="not_authenticated")
+    principal = await auth.authenticate(access_token=token)
+    request.state.user_id = str(principal.user.id)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_current_user(principal: CurrentPrincipal) -> User:
+    """The authenticated user."""
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> User:
+    """The authenticated user, who must be an admin."""
+    if not user.is_admin:
+        raise Forbidden("Administrator access required")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
+async def get_client_info(request: Request) -> ClientInfo:
+    """User agent and socket address of the caller."""
+    return ClientInfo(
+        user_agent=request.headers.get("user-agent"),
+        ip=request.client.host if request.client else None,
+    )
+
+
+ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
+
+
+async def get_chat_service(state: StateDep, session: SessionDep) -> ChatService:
+    """Chat use cases bound to this request's session."""
+    return ChatService(session=session, state=state)
+
+
+ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+
+
+async def get_history_service(session: SessionDep) -> HistoryService:
+    """History use cases bound to this request's session."""
+    return HistoryService(session=session)
+
+
+HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
+
+
+async def get_sync_service(state: StateDep, session: SessionDep) -> SyncService:
+    """Sync and backup use cases bound to this request's session."""
+    return SyncService(session=session, state=state)
+
+
+SyncServiceDep = Annotated[SyncService, Depends(get_sync_service)]

@@ -1,0 +1,147 @@
+"""`/auth`: register, login, refresh, logout, device sessions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+from pydantic import ValidationError
+
+from app.api.deps import (
+    AuthServiceDep,
+    ClientInfoDep,
+    CurrentPrincipal,
+    LimiterDep,
+    SettingsDep,
+)
+from app.core.errors import InvalidInput
+from app.core.ratelimit import client_ip
+from app.schemas.auth import (
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    RegisterRequest,
+    SessionRead,
+    TokenPair,
+)
+from app.schemas.user import UserRead
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_LOGIN_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["username", "password"],
+                "properties": {
+                    "grant_type": {"type": "string", "enum": ["password"]},
+                    "username": {"type": "string", "description": "username or email"},
+                    "password": {"type": "string", "format": "password"},
+                },
+            }
+        },
+        "application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}},
+    },
+}
+
+
+async def read_login(request: Request) -> LoginRequest:
+    """Parse an OAuth2 password form or a JSON body into one login request."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.form()
+            data: Any = {
+                key: form.get(key)
+                for key in ("username", "email", "password")
+                if isinstance(form.get(key), str)
+            }
+        else:
+            data = json.loads(await request.body() or b"null")
+        return LoginRequest.model_validate(data)
+    except (ValidationError, ValueError) as exc:
+        raise InvalidInput(
+            "Send username (or email) and password as an OAuth2 form or a JSON object"
+        ) from exc
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+async def register(
+    request: Request,
+    body: RegisterRequest,
+    auth: AuthServiceDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+) -> Any:
+    """Create an account."""
+    await limiter.hit(
+        settings.rate_limit_register, "register", client_ip(request), fail_closed=True
+    )
+    return await auth.register(data=body)
+
+
+@router.post("/login", response_model=TokenPair, openapi_extra={"requestBody": _LOGIN_BODY})
+async def login(
+    request: Request,
+    credentials: Annotated[LoginRequest, Depends(read_login)],
+    auth: AuthServiceDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+    client: ClientInfoDep,
+) -> Any:
+    """Log in with username or email and password (OAuth2 form or JSON)."""
+    ip = client_ip(request)
+    await limiter.hit(settings.rate_limit_login_ip, "login-ip", ip, fail_closed=True)
+    await limiter.hit(
+        settings.rate_limit_login_account,
+        "login-account",
+        ip,
+        credentials.identifier,
+        fail_closed=True,
+    )
+    return await auth.login(
+        identifier=credentials.identifier, password=credentials.password, client=client
+    )
+
+
+@router.post("/refresh", response_model=TokenPair)
+async def refresh(
+    request: Request,
+    body: RefreshRequest,
+    auth: AuthServiceDep,
+    limiter: LimiterDep,
+    settings: SettingsDep,
+) -> Any:
+    """Exchange a refresh token for a new pair (the old refresh token is spent)."""
+    await limiter.hit(settings.rate_limit_refresh, "refresh", client_ip(request), fail_closed=True)
+    return await auth.refresh(refresh_token=body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(
+    principal: CurrentPrincipal,
+    auth: AuthServiceDep,
+    body: Annotated[LogoutRequest | None, Body()] = None,
+) -> Response:
+    """Revoke this session, or every session with `all_devices`."""
+    await auth.logout(principal=principal, all_devices=bool(body and body.all_devices))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/sessions", response_model=list[SessionRead])
+async def list_sessions(principal: CurrentPrincipal, auth: AuthServiceDep) -> Any:
+    """List the active sessions (devices) of the current user."""
+    return await auth.list_sessions(principal=principal)
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_session(
+    session_id: uuid.UUID, principal: CurrentPrincipal, auth: AuthServiceDep
+) -> Response:
+    """Revoke one device session."""
+    await auth.revoke_session(principal=principal, session_id=session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

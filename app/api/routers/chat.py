@@ -1,0 +1,134 @@
+"""`/chat`: models, streamed answers (start, cancel, re-attach) and history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import ChatServiceDep, CurrentUser, HistoryServiceDep, StateDep
+from app.core import metrics
+from app.core.errors import InvalidInput
+from app.schemas.chat import (
+    ChatStreamRequest,
+    ConversationPage,
+    ConversationRead,
+    ConversationSummary,
+    ConversationUpdate,
+    ModelList,
+)
+
+router = APIRouter(prefix="/chat", tags=["chat"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_SSE_DOC: dict[int | str, dict[str, Any]] = {
+    "200": {
+        "description": "Server-Sent Events: start, delta, tool_call, tool_progress, "
+        "tool_result, usage, title, done | error",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Count the open stream for /metrics and the dashboard."""
+    metrics.streams_active.inc()
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        metrics.streams_active.dec()
+
+
+def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(_tracked(body), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(state: StateDep, _user: CurrentUser) -> Any:
+    """The models a client may choose, with availability and the default."""
+    return {"items": state.models.describe()}
+
+
+@router.post("/stream", response_class=StreamingResponse, responses=_SSE_DOC)
+async def stream_answer(
+    body: ChatStreamRequest, user: CurrentUser, chat: ChatServiceDep, state: StateDep
+) -> StreamingResponse:
+    """Send a message and stream the answer as Server-Sent Events."""
+    message_id = await chat.start(user=user, body=body)
+    return _sse(state.generations.follow(message_id=message_id, last_event_id=0))
+
+
+@router.post("/stream/{message_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_answer(message_id: uuid.UUID, user: CurrentUser, chat: ChatServiceDep) -> Response:
+    """Stop a running answer (from any device of the same user)."""
+    await chat.cancel(user=user, message_id=message_id)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.get("/stream/{message_id}", response_class=StreamingResponse, responses=_SSE_DOC)
+async def reattach_answer(
+    message_id: uuid.UUID,
+    user: CurrentUser,
+    chat: ChatServiceDep,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    """Re-attach to an answer: replay what was missed after Last-Event-ID, then follow it."""
+    after = last_event_id or 0
+    if last_event_id_header:
+        try:
+            after = int(last_event_id_header)
+        except ValueError as exc:
+            raise InvalidInput("Last-Event-ID must be an integer") from exc
+        if after < 0:
+            raise InvalidInput("Last-Event-ID must not be negative")
+    return _sse(await chat.attach(user=user, message_id=message_id, last_event_id=after))
+
+
+@router.get("/history", response_model=ConversationPage)
+async def list_history(
+    user: CurrentUser,
+    history: HistoryServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="search titles and text")] = None,
+    archived: Annotated[
+        bool | None, Query(description="true: only archived; false: only active; unset: all")
+    ] = None,
+) -> Any:
+    """The user's conversations, newest activity first."""
+    return await history.list(
+        user_id=user.id, limit=limit, cursor=cursor, query=q, archived=archived
+    )
+
+
+@router.get("/history/{conversation_id}", response_model=ConversationRead)
+async def read_conversation(
+    conversation_id: uuid.UUID, user: CurrentUser, history: HistoryServiceDep
+) -> Any:
+    """One conversation with its messages, oldest first."""
+    return await history.get(user_id=user.id, conversation_id=conversation_id)
+
+
+@router.patch("/history/{conversation_id}", response_model=ConversationSummary)
+async def update_conversation(
+    conversation_id: uuid.UUID,
+    body: ConversationUpdate,
+    user: CurrentUser,
+    history: HistoryServiceDep,
+) -> Any:
+    """Rename, pin or archive a conversation."""
+    return await history.update(user_id=user.id, conversation_id=conversation_id, data=body)
+
+
+@router.delete("/history/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(
+    conversation_id: uuid.UUID, user: CurrentUser, history: HistoryServiceDep
+) -> Response:
+    """Delete a conversation and all its messages."""
+    await history.delete(user_id=user.id, conversation_id=conversation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

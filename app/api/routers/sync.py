@@ -1,0 +1,93 @@
+"""`/sync`: the change feed, its live push stream, backup export and import."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import CurrentPrincipal, CurrentUser, SyncServiceDep
+from app.schemas.common import ErrorBody
+from app.schemas.sync import ImportResult, SyncChanges
+
+router = APIRouter(prefix="/sync", tags=["sync"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    "200": {
+        "description": "Server-Sent Events: `changed` with `{cursor}` (first one at once), "
+        "`: ping` keep-alives",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+_EXPORT_DOC: dict[int | str, dict[str, Any]] = {
+    "200": {
+        "description": "The backup document `{format: 'vektor-backup', version: 1, exported_at, "
+        "user, preferences, conversations: [Conversation]}`",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+_IMPORT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A document from GET /sync/export",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@router.get(
+    "/changes",
+    response_model=SyncChanges,
+    responses={410: {"model": ErrorBody, "description": "`resync_required`"}},
+)
+async def read_changes(
+    user: CurrentUser,
+    sync: SyncServiceDep,
+    since: Annotated[
+        str | None, Query(max_length=128, description="the `cursor` of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="items per page")] = 200,
+) -> Any:
+    """What changed since a cursor (everything without one); 410 means resync from scratch."""
+    return await sync.changes(user=user, since=since, limit=limit)
+
+
+@router.get("/stream", response_class=StreamingResponse, responses=_STREAM_DOC)
+async def stream_changes(principal: CurrentPrincipal, sync: SyncServiceDep) -> StreamingResponse:
+    """Live `changed` events whenever the user's data changes on any device or worker."""
+    return StreamingResponse(
+        sync.stream(principal=principal), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+@router.get("/export", response_class=StreamingResponse, responses=_EXPORT_DOC)
+async def export_backup(user: CurrentUser, sync: SyncServiceDep) -> StreamingResponse:
+    """The whole account as one versioned JSON document (streamed)."""
+    return StreamingResponse(
+        sync.export(user=user),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="vektor-backup.json"'},
+    )
+
+
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    openapi_extra=_IMPORT_DOC,
+    responses={
+        413: {"model": ErrorBody, "description": "`payload_too_large`"},
+        422: {"model": ErrorBody, "description": "`invalid_backup`: the path of the bad field"},
+    },
+)
+async def import_backup(
+    request: Request,
+    user: CurrentUser,
+    sync: SyncServiceDep,
+    content_length: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
+    """Restore a backup into this account (idempotent; all or nothing)."""
+    return await sync.import_backup(
+        user=user, body=request.stream(), declared_length=content_length
+    )

@@ -1,0 +1,66 @@
+"""`/users`: profile, password, account deletion, preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from app.api.deps import CurrentPrincipal, CurrentUser, UserServiceDep
+from app.schemas.user import (
+    AccountDelete,
+    PasswordChange,
+    Preferences,
+    PreferencesUpdate,
+    UserRead,
+    UserUpdate,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserRead)
+async def read_me(user: CurrentUser) -> Any:
+    """The current user's profile."""
+    return user
+
+
+@router.put("/me", response_model=UserRead)
+async def update_me(body: UserUpdate, user: CurrentUser, users: UserServiceDep) -> Any:
+    """Update email, username, full name or avatar URL."""
+    return await users.update_profile(user=user, data=body)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_me(body: AccountDelete, user: CurrentUser, users: UserServiceDep) -> Response:
+    """Delete the account and all its data (needs the password)."""
+    await users.delete_account(user=user, password=body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/change-password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(
+    body: PasswordChange, principal: CurrentPrincipal, users: UserServiceDep
+) -> Response:
+    """Change the password; every other session is signed out."""
+    await users.change_password(
+        user=principal.user,
+        current_session_id=principal.session_id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/preferences", response_model=Preferences)
+async def read_preferences(user: CurrentUser, users: UserServiceDep) -> Any:
+    """The current user's preferences (defaults for a new user)."""
+    return await users.get_preferences(user=user)
+
+
+@router.put("/preferences", response_model=Preferences)
+async def update_preferences(
+    body: PreferencesUpdate, user: CurrentUser, users: UserServiceDep
+) -> Any:
+    """Replace the preference fields sent; keep the others."""
+    return await users.update_preferences(user=user, data=body)

@@ -1,0 +1,178 @@
+"""The error hierarchy and the one handler that turns it into `{"detail", "code"}`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class AppError(Exception):
+    """A failure the client should see, with an HTTP status and a machine code."""
+
+    status_code: int = 400
+    code: str = "bad_request"
+    detail: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.detail
+        self.code = code or self.code
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    """The request is well-formed but cannot be served as asked."""
+
+
+class Unauthorized(AppError):
+    """Missing or unusable credentials."""
+
+    status_code = 401
+    code = "not_authenticated"
+    detail = "Not authenticated"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    """Authenticated but not allowed."""
+
+    status_code = 403
+    code = "forbidden"
+    detail = "Not allowed"
+
+
+class NotFound(AppError):
+    """Missing, or belongs to someone else (indistinguishable on purpose)."""
+
+    status_code = 404
+    code = "not_found"
+    detail = "Not found"
+
+
+class Conflict(AppError):
+    """The request clashes with stored state."""
+
+    status_code = 409
+    code = "conflict"
+    detail = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    """The body is over a configured size limit."""
+
+    status_code = 413
+    code = "payload_too_large"
+    detail = "Request body too large"
+
+
+class InvalidInput(AppError):
+    """Semantically invalid input found after schema validation."""
+
+    status_code = 422
+    code = "validation_error"
+    detail = "Invalid input"
+
+
+class RateLimited(AppError):
+    """Too many requests; `Retry-After` says when to try again."""
+
+    status_code = 429
+    code = "rate_limited"
+    detail = "Too many requests"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
+
+
+class UpstreamError(AppError):
+    """A provider or tool server failed."""
+
+    status_code = 502
+    code = "upstream_error"
+    detail = "Upstream service failed"
+
+
+class ServiceUnavailable(AppError):
+    """A required dependency is unreachable."""
+
+    status_code = 503
+    code = "service_unavailable"
+    detail = "Service unavailable"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_body(detail: str, code: str) -> dict[str, str]:
+    """The documented error body."""
+    return {"detail": detail, "code": code}
+
+
+async def _app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(
+        error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(str(exc.detail), code),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {key: value for key, value in err.items() if key in ("type", "loc", "msg")}
+        for err in exc.errors()
+    ]
+    return JSONResponse({"detail": errors, "code": "validation_error"}, status_code=422)
+
+
+async def _unexpected_error_handler(request: Request, _exc: Exception) -> JSONResponse:
+    """The 500 body for a bug: documented shape plus the request id to quote in a report.
+
+    Starlette runs this in its outermost middleware, outside the one that adds
+    `X-Request-ID`, so the header is set here; the exception is re-raised after the
+    response is sent, so the server still logs its traceback to error.log.
+    """
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(
+        error_body("Internal server error", "internal_error"),
+        status_code=500,
+        headers={"X-Request-ID": request_id} if isinstance(request_id, str) else None,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers; unexpected exceptions still surface as 500 and in error.log."""
+    app.add_exception_handler(Exception, _unexpected_error_handler)
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)

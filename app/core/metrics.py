@@ -1,0 +1,240 @@
+"""Prometheus metrics and the cheap helpers the chat, LLM and MCP code call.
+
+Under gunicorn (`python main.py prod`) `gunicorn.conf.py` points `PROMETHEUS_MULTIPROC_DIR`
+at a fresh directory before the workers start: each worker writes its samples there and
+`/metrics`, whichever worker answers, adds them up (counters of exited workers are kept,
+their gauges dropped). Without that variable the process-local default registry is used.
+
+Hot-path helpers: `streams_active.track()`, `generations_active.track()`, `add_tokens(n)`
+(or a `TokenBatch` per generation: a plain integer add per token), `observe_llm(...)`.
+The MCP pool's own numbers are read from its snapshot by `app.core.mcp_metrics`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from app.core.request_window import method_label
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LLM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+HTTP_REQUESTS = Counter(
+    "vektor_http_requests",
+    "HTTP requests by method, route template and status",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "vektor_http_request_duration_seconds",
+    "HTTP request duration (streams: until the end)",
+    ["method", "route", "status"],
+    buckets=HTTP_BUCKETS,
+)
+SSE_STREAMS = Gauge(
+    "vektor_sse_streams_active", "Open Server-Sent Events responses", multiprocess_mode="livesum"
+)
+GENERATIONS = Gauge(
+    "vektor_generations_active", "Running chat generations", multiprocess_mode="livesum"
+)
+TOKENS = Counter("vektor_tokens_streamed", "Tokens streamed to clients", ["model"])
+LLM_DURATION = Histogram(
+    "vektor_llm_request_duration_seconds",
+    "LLM upstream request duration by model",
+    ["model"],
+    buckets=LLM_BUCKETS,
+)
+LLM_FIRST_TOKEN = Histogram(
+    "vektor_llm_time_to_first_token_seconds",
+    "LLM upstream time to first token by model",
+    ["model"],
+    buckets=LLM_BUCKETS,
+)
+LLM_ERRORS = Counter(
+    "vektor_llm_errors", "LLM upstream errors by model and kind", ["model", "kind"]
+)
+MCP_CALLS = Counter("vektor_mcp_calls", "MCP tool calls by server", ["server"])
+MCP_ERRORS = Counter("vektor_mcp_call_errors", "Failed MCP tool calls by server", ["server"])
+MCP_FAILOVERS = Counter("vektor_mcp_failovers", "MCP calls retried on another replica", ["server"])
+MCP_SECONDS = Counter(
+    "vektor_mcp_call_duration_seconds", "Time spent in MCP tool calls (divide by calls)", ["server"]
+)
+MCP_TIMEOUTS = Counter("vektor_mcp_call_timeouts", "MCP tool calls that timed out", ["server"])
+MCP_TIMED = Counter(
+    "vektor_mcp_timed_calls", "MCP calls in the duration sum (average = sum / this)", ["server"]
+)
+MCP_REPLICA_CIRCUIT = Gauge(
+    "vektor_mcp_replica_circuit_state",
+    "Circuit-breaker state per replica: 0 closed, 1 half-open, 2 open",
+    ["server", "replica"],
+    multiprocess_mode="livemax",
+)
+MCP_CIRCUIT = Gauge(
+    "vektor_mcp_circuit_state",
+    "Worst circuit-breaker state: 0 closed, 1 half-open, 2 open",
+    ["server"],
+    multiprocess_mode="livemax",
+)
+DB_POOL_SIZE = Gauge("vektor_db_pool_size", "Database pool size", multiprocess_mode="livesum")
+DB_POOL_CHECKED_OUT = Gauge(
+    "vektor_db_pool_checked_out", "Database connections in use", multiprocess_mode="livesum"
+)
+
+
+class ActiveGauge:
+    """Things in progress in this process (a Prometheus gauge plus a local count)."""
+
+    __slots__ = ("_gauge", "value")
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+        self.value = 0
+
+    def inc(self) -> None:
+        """One more started."""
+        self.value += 1
+        self._gauge.inc()
+
+    def dec(self) -> None:
+        """One finished."""
+        self.value -= 1
+        self._gauge.dec()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        """Count the enclosed block as active."""
+        self.inc()
+        try:
+            yield
+        finally:
+            self.dec()
+
+
+class TokenCounter:
+    """Tokens streamed: a Prometheus counter by model plus a process total."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, n: int, model: str = "") -> None:
+        """Count `n` tokens (call once per generation or per batch, not per token)."""
+        if n > 0:
+            self.total += n
+            TOKENS.labels(model or "unknown").inc(n)
+
+
+streams_active = ActiveGauge(SSE_STREAMS)
+generations_active = ActiveGauge(GENERATIONS)
+tokens_streamed = TokenCounter()
+
+
+def add_tokens(n: int, model: str = "") -> None:
+    """Count `n` streamed tokens of `model`."""
+    tokens_streamed.add(n, model)
+
+
+class TokenBatch:
+    """Per-generation token tally: `add()` is an integer add; publishes every `flush_every`."""
+
+    __slots__ = ("flush_every", "model", "pending")
+
+    def __init__(self, model: str = "", flush_every: int = 256) -> None:
+        self.model = model
+        self.flush_every = flush_every
+        self.pending = 0
+
+    def add(self, n: int = 1) -> None:
+        """Count `n` tokens."""
+        self.pending += n
+        if self.pending >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Publish what is pending (call at the end of the generation)."""
+        if self.pending:
+            tokens_streamed.add(self.pending, self.model)
+            self.pending = 0
+
+    def __enter__(self) -> TokenBatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.flush()
+
+
+def observe_llm(model: str, seconds: float, *, error: str | None = None) -> None:
+    """One upstream LLM request took `seconds`; `error` is a short bounded kind on failure."""
+    LLM_DURATION.labels(model).observe(seconds)
+    if error:
+        LLM_ERRORS.labels(model, error).inc()
+
+
+def observe_llm_first_token(model: str, seconds: float) -> None:
+    """The upstream's first token arrived `seconds` after the request."""
+    LLM_FIRST_TOKEN.labels(model).observe(seconds)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """The RequestContextMiddleware observer: count and time one finished request."""
+    labels = (method_label(method), route, str(status))
+    HTTP_REQUESTS.labels(*labels).inc()
+    HTTP_DURATION.labels(*labels).observe(seconds)
+
+
+def pool_usage(engine: Any) -> dict[str, int | None]:
+    """Size and checked-out connections of an engine's pool (None where the pool has none)."""
+    pool = getattr(getattr(engine, "sync_engine", engine), "pool", None)
+    usage: dict[str, int | None] = {}
+    for key, method in (
+        ("size", "size"),
+        ("checked_out", "checkedout"),
+        ("checked_in", "checkedin"),
+        ("overflow", "overflow"),
+    ):
+        getter = getattr(pool, method, None)
+        try:
+            usage[key] = max(0, int(getter())) if callable(getter) else None
+        except Exception:  # a pool class without that notion
+            usage[key] = None
+    return usage
+
+
+def set_pool_gauges(usage: Mapping[str, int | None]) -> None:
+    """Publish this process's pool usage."""
+    DB_POOL_SIZE.set(usage.get("size") or 0)
+    DB_POOL_CHECKED_OUT.set(usage.get("checked_out") or 0)
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics directory when running under several workers."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The Prometheus text exposition (every worker's samples in multiprocess mode)."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,137 @@
+"""JWT issuing/verification and bcrypt password hashing (always off the event loop)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import bcrypt
+import jwt
+from anyio import CapacityLimiter, to_thread
+
+from app.core.errors import Unauthorized
+
+ALGORITHM = "HS256"
+ALLOWED_ALGORITHMS = [ALGORITHM]  # strict: never "none", never an asymmetric confusion
+MAX_PASSWORD_BYTES = 72
+TokenType = Literal["access", "refresh"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """The verified claims of a token."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    jti: str
+    token_type: TokenType
+    expires_at: datetime
+
+
+def password_too_long(password: str) -> bool:
+    """bcrypt only reads 72 bytes; longer passwords are refused, never silently truncated."""
+    return len(password.encode("utf-8")) > MAX_PASSWORD_BYTES
+
+
+def _hash_sync(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def _verify_sync(password: str, hashed: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii"))
+    except ValueError:
+        return False
+
+
+class PasswordHasher:
+    """bcrypt with a fixed cost; a dummy hash makes unknown-user logins cost the same."""
+
+    def __init__(self, *, rounds: int, max_threads: int | None = None) -> None:
+        self.rounds = rounds
+        self._dummy_hash = _hash_sync(secrets.token_urlsafe(16), rounds)
+        # One bcrypt per CPU at a time: more threads would not log anyone in sooner, but
+        # would take CPU from the event loop (every other request) and fill anyio's pool.
+        self._max_threads = max_threads or os.cpu_count() or 1
+        self._limiter: CapacityLimiter | None = None
+
+    def _thread_limiter(self) -> CapacityLimiter:
+        if self._limiter is None:  # made lazily: it belongs to the running event loop
+            self._limiter = CapacityLimiter(self._max_threads)
+        return self._limiter
+
+    async def hash(self, password: str) -> str:
+        """Hash in a worker thread (≈250 ms at cost 12 would otherwise stall every request)."""
+        if password_too_long(password):
+            raise ValueError("password longer than 72 bytes")
+        return await to_thread.run_sync(
+            _hash_sync, password, self.rounds, limiter=self._thread_limiter()
+        )
+
+    async def verify(self, password: str, hashed: str | None) -> bool:
+        """Check a password; with no hash, burn the same time against the dummy and fail."""
+        limiter = self._thread_limiter()
+        if hashed is None or password_too_long(password):
+            await to_thread.run_sync(_verify_sync, "x", self._dummy_hash, limiter=limiter)
+            return False
+        return await to_thread.run_sync(_verify_sync, password, hashed, limiter=limiter)
+
+
+class TokenCodec:
+    """Issues and verifies HS256 JWTs with a `typ` claim and a session id (`sid`)."""
+
+    def __init__(self, *, key: str, access_ttl: timedelta, refresh_ttl: timedelta) -> None:
+        self._key = key
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def issue(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, token_type: TokenType, jti: str
+    ) -> str:
+        """Sign a token of the given type."""
+        now = datetime.now(UTC)
+        ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
+        payload = {
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "jti": jti,
+            "typ": token_type,
+            "iat": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+        }
+        return jwt.encode(payload, self._key, algorithm=ALGORITHM)
+
+    def decode(self, token: str, *, expected: TokenType) -> TokenClaims:
+        """Verify signature, algorithm, expiry and type; `Unauthorized` with a precise code."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._key,
+                algorithms=ALLOWED_ALGORITHMS,
+                options={"require": ["exp", "iat", "sub", "sid", "jti", "typ"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("Token has expired", code="token_expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Invalid token", code="invalid_token") from exc
+        if payload.get("typ") != expected:
+            raise Unauthorized(f"Not an {expected} token", code="invalid_token")
+        try:
+            return TokenClaims(
+                user_id=uuid.UUID(str(payload["sub"])),
+                session_id=uuid.UUID(str(payload["sid"])),
+                jti=str(payload["jti"]),
+                token_type=expected,
+                expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            )
+        except (ValueError, TypeError) as exc:
+            raise Unauthorized("Invalid token", code="invalid_token") from exc
+
+
+def new_jti() -> str:
+    """A fresh unguessable token id."""
+    return secrets.token_urlsafe(18)

@@ -1,0 +1,160 @@
+"""`create_app()` and the lifespan that owns every long-lived resource."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from anyio import to_thread
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from loguru import logger
+
+from app import __version__
+from app.api.routers import auth, chat, dashboard, mcp, system, users
+from app.api.routers import sync as sync_routes
+from app.core.config import Settings, get_settings
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.core.observability import install_observability
+from app.core.ratelimit import RateLimiter
+from app.core.security import PasswordHasher, TokenCodec
+from app.db.migrate import upgrade_head
+from app.db.session import create_engine, create_session_factory
+from app.services.adapters import start_adapter_tools
+from app.services.chat.composite_tools import CompositeTools
+from app.services.chat.mcp_tools import PoolTools
+from app.services.chat.registry import GenerationRegistry
+from app.services.chat.writer import TurnWriter
+from app.services.llm import ModelRegistry
+from app.services.mcp import McpPool, load_mcp_config
+from app.services.sync import SyncRuntime
+from app.state import AppState
+
+SQLITE_SWITCH_INTERVAL_S = 0.0005
+SAVE_GRACE_S = 2.0
+DESCRIPTION = """
+The backend of the Vektor AI assistant: streamed chat over Server-Sent Events, MCP tools,
+JWT auth with device sessions, sync and backup. Use **Authorize** with your username (or
+email) and password to try the protected routes.
+"""
+
+
+def build_state(settings: Settings) -> AppState:
+    """Create the engine, session factory, hasher, token codec and rate limiter."""
+    engine = create_engine(settings)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        hasher=PasswordHasher(rounds=settings.bcrypt_rounds),
+        tokens=TokenCodec(
+            key=settings.signing_key(),
+            access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+            refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        ),
+        limiter=RateLimiter(redis_url=settings.redis_url, enabled=settings.rate_limit_enabled),
+    )
+
+
+def use_docstring_summaries(router: APIRouter) -> None:
+    """Make each route's one-line docstring its OpenAPI summary."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and not route.summary and route.description:
+            route.summary = route.description.strip().splitlines()[0]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI application (resources are opened by its lifespan)."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    if settings.is_sqlite:
+        # aiosqlite runs every statement on a thread; with CPython's default 5 ms GIL switch
+        # interval a busy event loop makes each statement wait up to 5 ms for its result.
+        sys.setswitchinterval(SQLITE_SWITCH_INTERVAL_S)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.db_auto_migrate:
+            await to_thread.run_sync(upgrade_head, settings.database_url)
+        state = build_state(settings)
+        state.sync = SyncRuntime(
+            session_factory=state.session_factory, redis_url=settings.redis_url
+        )
+        await state.sync.start()
+        state.capabilities += ["sync", "sync_stream", "backup"]
+        state.turn_writer = TurnWriter(session_factory=state.session_factory)
+        await state.turn_writer.start()
+        state.models = ModelRegistry.load(settings.config_dir)
+        await state.models.start()
+        state.generations = GenerationRegistry(
+            redis_url=settings.redis_url,
+            max_generation_s=settings.max_generation_seconds,
+            ping_s=settings.sse_ping_seconds,
+            retention_s=settings.generation_retention_seconds,
+        )
+        await state.generations.start()
+        state.adapters = await start_adapter_tools(settings)
+        state.mcp = McpPool(load_mcp_config(settings.config_dir))
+        await state.mcp.start()
+        state.tools = CompositeTools([PoolTools(state.mcp), state.adapters])
+        state.health_probes["mcp"] = state.mcp.health_probe
+        state.capabilities += ["chat", "sse", "reattach", "cancel"]
+        app.state.vektor = state
+        logger.info(
+            "Vektor Backend {} started ({} database, environment {})",
+            __version__,
+            state.engine.dialect.name,
+            settings.environment.value,
+        )
+        try:
+            yield
+        finally:
+            # uvicorn already waited SHUTDOWN_GRACE_SECONDS for open streams; what still runs
+            # is cancelled now and saves its partial answer
+            await state.generations.aclose(grace_s=SAVE_GRACE_S)
+            await state.turn_writer.aclose()
+            await state.sync.aclose()
+            await state.mcp.aclose()
+            await state.adapters.aclose()
+            await state.models.aclose()
+            await state.engine.dispose()
+            logger.info("Vektor Backend stopped")
+
+    app = FastAPI(
+        title="Vektor Backend",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    install_error_handlers(app)
+    for router in (
+        auth.router,
+        users.router,
+        chat.router,
+        mcp.router,
+        system.router,
+        dashboard.router,
+    ):
+        use_docstring_summaries(router)
+        app.include_router(router)
+    use_docstring_summaries(sync_routes.router)
+    app.include_router(sync_routes.router)
+    if settings.backend_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.backend_cors_origins,
+            allow_credentials="*" not in settings.backend_cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    install_observability(app)  # after RequestContextMiddleware: it adds observers to it
+    return app

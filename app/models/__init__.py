@@ -1,0 +1,15 @@
+"""ORM models; importing this package registers every table on `Base.metadata`."""
+
+from app.models.auth_session import AuthSession
+from app.models.conversation import Conversation, Message
+from app.models.sync import SyncTombstone
+from app.models.user import User, UserPreferences
+
+__all__ = [
+    "AuthSession",
+    "Conversation",
+    "Message",
+    "SyncTombstone",
+    "User",
+    "UserPreferences",
+]

@@ -1,0 +1,105 @@
+"""Device-session queries: rotation is a single conditional UPDATE (no lost races)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.models import AuthSession, User
+
+
+class AuthSessionRepository:
+    """Queries over `auth_sessions`; no commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, auth_session: AuthSession) -> None:
+        """Stage a new session."""
+        self.session.add(auth_session)
+
+    async def get(self, *, session_id: uuid.UUID) -> AuthSession | None:
+        """A session by id (any state)."""
+        return await self.session.get(AuthSession, session_id)
+
+    async def get_active_user(
+        self, *, session_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[User, datetime | None] | None:
+        """The user behind a token together with its session's revocation time."""
+        stmt = (
+            select(User, AuthSession.revoked_at)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(AuthSession.id == session_id, User.id == user_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def rotate(
+        self, *, session_id: uuid.UUID, old_jti: str, new_jti: str, now: datetime
+    ) -> bool:
+        """Swap the live refresh token id only if `old_jti` is still the live one."""
+        stmt = (
+            update(AuthSession)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.refresh_jti == old_jti,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+            .values(
+                refresh_jti=new_jti,
+                rotation_count=AuthSession.rotation_count + 1,
+                last_used_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def revoke(self, *, session_id: uuid.UUID, reason: str) -> None:
+        """Revoke one session (idempotent)."""
+        await self._revoke_where(AuthSession.id == session_id, reason=reason)
+
+    async def revoke_for_user(
+        self, *, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None
+    ) -> None:
+        """Revoke every active session of a user, optionally sparing one."""
+        conditions = [AuthSession.user_id == user_id]
+        if keep is not None:
+            conditions.append(AuthSession.id != keep)
+        await self._revoke_where(*conditions, reason=reason)
+
+    async def _revoke_where(self, *conditions: object, reason: str) -> None:
+        stmt = (
+            update(AuthSession)
+            .where(*conditions, AuthSession.revoked_at.is_(None))  # type: ignore[arg-type]
+            .values(revoked_at=utcnow(), revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
+
+    async def list_active(self, *, user_id: uuid.UUID, now: datetime) -> list[AuthSession]:
+        """A user's sessions that can still be used, most recently used first."""
+        stmt = (
+            select(AuthSession)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+            .order_by(AuthSession.last_used_at.desc())
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def get_for_user(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID
+    ) -> AuthSession | None:
+        """A session only if it belongs to the user."""
+        stmt = select(AuthSession).where(
+            AuthSession.id == session_id, AuthSession.user_id == user_id
+        )
+        return (await self.session.execute(stmt)).scalars().first()

@@ -1,0 +1,85 @@
+"""Auth request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
+
+from app.core.security import password_too_long
+from app.schemas.common import InputModel, ReadModel
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+
+
+def _check_password(value: str) -> str:
+    if password_too_long(value):
+        raise ValueError("password must be at most 72 bytes in UTF-8")
+    return value
+
+
+NewPassword = Annotated[str, Field(min_length=8, max_length=200), AfterValidator(_check_password)]
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
+
+
+class RegisterRequest(InputModel):
+    """`POST /auth/register`."""
+
+    email: EmailStr
+    username: Username
+    password: NewPassword
+    full_name: Annotated[str, Field(max_length=200)] | None = None
+
+
+class LoginRequest(InputModel):
+    """JSON login: `username` (which may hold the email) or `email`, and the password."""
+
+    username: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    email: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> LoginRequest:
+        if not (self.username or self.email):
+            raise ValueError("send username or email")
+        return self
+
+    @property
+    def identifier(self) -> str:
+        """The account name to look up (username or email)."""
+        return (self.username or self.email or "").strip().lower()
+
+
+class RefreshRequest(InputModel):
+    """`POST /auth/refresh`."""
+
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class LogoutRequest(InputModel):
+    """`POST /auth/logout` (body optional)."""
+
+    all_devices: bool = False
+
+
+class TokenPair(ReadModel):
+    """A fresh access token and the refresh token that replaces the spent one."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_expires_in: int
+
+
+class SessionRead(ReadModel):
+    """One device session."""
+
+    id: uuid.UUID
+    user_agent: str | None
+    ip: str | None
+    created_at: datetime
+    last_used_at: datetime
+    current: bool = False

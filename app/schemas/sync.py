@@ -1,0 +1,112 @@
+"""Sync and backup bodies: the change feed page, the backup document, the import result."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.schemas.chat import ConversationSummary, MessageRead
+from app.schemas.user import Preferences
+
+BACKUP_FORMAT = "vektor-backup"
+BACKUP_VERSION = 1
+
+
+class SyncMessage(MessageRead):
+    """A message in the feed, with the conversation it belongs to."""
+
+    conversation_id: uuid.UUID
+
+
+class Deleted(BaseModel):
+    """Something that no longer exists. A deleted conversation takes all its messages along."""
+
+    type: Literal["conversation", "message"]
+    id: uuid.UUID
+
+
+class SyncChanges(BaseModel):
+    """`GET /sync/changes`: what changed after `since`, up to `cursor`."""
+
+    conversations: list[ConversationSummary]
+    messages: list[SyncMessage]
+    preferences: Preferences | None = Field(description="the whole document when it changed")
+    deleted: list[Deleted]
+    cursor: str = Field(description="pass as `since` next time (opaque)")
+    has_more: bool = Field(description="true: ask again at once with the new cursor")
+
+
+class ImportResult(BaseModel):
+    """`POST /sync/import`."""
+
+    conversations_imported: int
+    messages_imported: int
+    skipped: int = Field(description="conversations and messages that were already there")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackupToolCall(_Strict):
+    """A tool call as stored with its assistant message."""
+
+    id: Annotated[str, Field(max_length=200)]
+    server: Annotated[str, Field(max_length=200)]
+    tool: Annotated[str, Field(max_length=200)]
+    qualified_name: Annotated[str, Field(max_length=200)] | None = None
+    arguments: dict[str, Any]
+    status: Literal["ok", "error"]
+    result: str | None
+    duration_ms: Annotated[int, Field(ge=0)]
+    round: Annotated[int, Field(ge=0)] | None = None
+
+
+class BackupUsage(_Strict):
+    """Token counts."""
+
+    input_tokens: Annotated[int, Field(ge=0)]
+    output_tokens: Annotated[int, Field(ge=0)]
+
+
+class BackupMessage(_Strict):
+    """One message of a backed-up conversation."""
+
+    id: uuid.UUID
+    role: Literal["user", "assistant", "tool"]
+    content: Annotated[str, Field(max_length=1_000_000)]
+    status: Literal["complete", "streaming", "cancelled", "error"]
+    model: Annotated[str, Field(max_length=200)] | None = None
+    tool_calls: list[BackupToolCall] | None = None
+    tool_call_id: Annotated[str, Field(max_length=200)] | None = None
+    usage: BackupUsage | None = None
+    created_at: AwareDatetime
+
+
+class BackupConversation(_Strict):
+    """A conversation with its messages, oldest first."""
+
+    id: uuid.UUID
+    title: Annotated[str, Field(max_length=200)] | None = None
+    model: Annotated[str, Field(max_length=200)] | None = None
+    pinned: bool = False
+    archived: bool = False
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    message_count: int | None = Field(default=None, description="ignored: recounted")
+    last_message_preview: Annotated[str, Field(max_length=200)] | None = None
+    messages: list[BackupMessage]
+
+
+class BackupDocument(_Strict):
+    """The whole account as exported by `GET /sync/export`."""
+
+    format: Literal["vektor-backup"]
+    version: Literal[1]
+    exported_at: datetime
+    user: dict[str, Any] | None = Field(default=None, description="informational; not imported")
+    preferences: Preferences | None = None
+    conversations: list[BackupConversation]

@@ -1,0 +1,85 @@
+"""User and preference bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, EmailStr, Field
+
+from app.schemas.auth import NewPassword, Username
+from app.schemas.common import InputModel, ReadModel
+
+
+class UserRead(ReadModel):
+    """A user as clients see it (never a password hash)."""
+
+    id: uuid.UUID
+    email: str
+    username: str
+    full_name: str | None
+    avatar_url: str | None
+    is_admin: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserUpdate(InputModel):
+    """`PUT /users/me`: any subset of the editable fields."""
+
+    email: EmailStr | None = None
+    username: Username | None = None
+    full_name: Annotated[str, Field(max_length=200)] | None = None
+    avatar_url: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class PasswordChange(InputModel):
+    """`POST /users/change-password`."""
+
+    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    new_password: NewPassword
+
+
+class AccountDelete(InputModel):
+    """`DELETE /users/me` needs the password."""
+
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class NotificationPrefs(BaseModel):
+    """Notification switches."""
+
+    email: bool = True
+    push: bool = True
+
+
+class NotificationPrefsUpdate(InputModel):
+    """Partial notification switches (merged into the stored ones)."""
+
+    email: bool | None = None
+    push: bool | None = None
+
+
+class Preferences(BaseModel):
+    """The whole preference document with its defaults."""
+
+    theme: Literal["system", "light", "dark"] = "system"
+    language: str = "en"
+    notifications: NotificationPrefs = Field(default_factory=NotificationPrefs)
+    default_model: str | None = None
+    system_prompt: str | None = None
+    enabled_mcp_servers: list[str] | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class PreferencesUpdate(InputModel):
+    """`PUT /users/preferences`: fields sent replace the stored ones; `notifications` merges."""
+
+    theme: Literal["system", "light", "dark"] | None = None
+    language: Annotated[str, Field(min_length=2, max_length=35)] | None = None
+    notifications: NotificationPrefsUpdate | None = None
+    default_model: Annotated[str, Field(max_length=200)] | None = None
+    system_prompt: Annotated[str, Field(max_length=32000)] | None = None
+    enabled_mcp_servers: list[Annotated[str, Field(max_length=200)]] | None = None
+    extra: dict[str, Any] | None = None

@@ -1,0 +1,182 @@
+"""Auth use cases: register, login, refresh rotation with reuse detection, logout, sessions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from loguru import logger
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict, NotFound, Unauthorized
+from app.core.security import PasswordHasher, TokenCodec, new_jti
+from app.db.base import utcnow
+from app.models import AuthSession, User
+from app.repositories.auth_sessions import AuthSessionRepository
+from app.repositories.users import UserRepository
+from app.schemas.auth import RegisterRequest, SessionRead, TokenPair
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: the user and the session the token belongs to."""
+
+    user: User
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Where a login comes from (shown in the device list)."""
+
+    user_agent: str | None
+    ip: str | None
+
+
+class AuthService:
+    """Owns the transaction of each auth use case."""
+
+    def __init__(
+        self, *, session: AsyncSession, hasher: PasswordHasher, tokens: TokenCodec
+    ) -> None:
+        self.session = session
+        self.hasher = hasher
+        self.tokens = tokens
+        self.users = UserRepository(session)
+        self.sessions = AuthSessionRepository(session)
+
+    async def register(self, *, data: RegisterRequest) -> User:
+        """Create an account; 409 when the email or username is taken."""
+        email, username = data.email.lower(), data.username.lower()
+        await self._ensure_free(email=email, username=username)
+        user = User(
+            email=email,
+            username=username,
+            full_name=data.full_name,
+            password_hash=await self.hasher.hash(data.password),
+        )
+        self.users.add(user)
+        try:
+            await self.session.commit()
+        except IntegrityError as exc:  # lost a race with a concurrent registration
+            await self.session.rollback()
+            await self._ensure_free(email=email, username=username)
+            raise Conflict("Email or username already taken") from exc
+        logger.info("user registered", user_id=str(user.id))
+        return user
+
+    async def _ensure_free(
+        self, *, email: str | None, username: str | None, exclude_id: uuid.UUID | None = None
+    ) -> None:
+        email_taken, username_taken = await self.users.find_taken(
+            email=email, username=username, exclude_id=exclude_id
+        )
+        if email_taken:
+            raise Conflict("This email is already registered", code="email_taken")
+        if username_taken:
+            raise Conflict("This username is already taken", code="username_taken")
+
+    async def login(self, *, identifier: str, password: str, client: ClientInfo) -> TokenPair:
+        """Check the password (same cost for unknown users) and open a device session."""
+        user = await self.users.get_by_login(identifier=identifier.strip().lower())
+        ok = await self.hasher.verify(password, user.password_hash if user else None)
+        if user is None or not ok or not user.is_active:
+            logger.info("login failed")
+            raise Unauthorized("Incorrect username or password", code="invalid_credentials")
+        pair = await self.open_session(user=user, client=client)
+        logger.info("login", user_id=str(user.id))
+        return pair
+
+    async def open_session(self, *, user: User, client: ClientInfo) -> TokenPair:
+        """Create a session row and its first token pair (commits)."""
+        jti = new_jti()
+        now = utcnow()
+        auth_session = AuthSession(
+            user_id=user.id,
+            refresh_jti=jti,
+            user_agent=(client.user_agent or "")[:512] or None,
+            ip=client.ip,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + self.tokens.refresh_ttl,
+        )
+        self.sessions.add(auth_session)
+        await self.session.commit()
+        return self._pair(user_id=user.id, session_id=auth_session.id, refresh_jti=jti)
+
+    def _pair(self, *, user_id: uuid.UUID, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
+        return TokenPair(
+            access_token=self.tokens.issue(
+                user_id=user_id, session_id=session_id, token_type="access", jti=new_jti()
+            ),
+            refresh_token=self.tokens.issue(
+                user_id=user_id, session_id=session_id, token_type="refresh", jti=refresh_jti
+            ),
+            expires_in=int(self.tokens.access_ttl.total_seconds()),
+            refresh_expires_in=int(self.tokens.refresh_ttl.total_seconds()),
+        )
+
+    async def refresh(self, *, refresh_token: str) -> TokenPair:
+        """Spend a refresh token for a new pair; a replayed one revokes its whole session."""
+        claims = self.tokens.decode(refresh_token, expected="refresh")
+        now = utcnow()
+        next_jti = new_jti()
+        if await self.sessions.rotate(
+            session_id=claims.session_id, old_jti=claims.jti, new_jti=next_jti, now=now
+        ):
+            await self.session.commit()
+            return self._pair(
+                user_id=claims.user_id, session_id=claims.session_id, refresh_jti=next_jti
+            )
+        row = await self.sessions.get(session_id=claims.session_id)
+        if row is None or row.user_id != claims.user_id:
+            raise Unauthorized("Session no longer exists", code="token_revoked")
+        if row.revoked_at is not None:
+            raise Unauthorized("Session has been revoked", code="token_revoked")
+        if row.expires_at <= now:
+            raise Unauthorized("Session has expired", code="token_expired")
+        # The token is genuine but already spent: someone replayed it. Kill the family.
+        await self.sessions.revoke(session_id=row.id, reason="reuse")
+        await self.session.commit()
+        logger.warning("refresh token reuse detected; session revoked", session_id=str(row.id))
+        raise Unauthorized("Refresh token was already used", code="token_reused")
+
+    async def authenticate(self, *, access_token: str) -> Principal:
+        """Resolve an access token to its user, rejecting revoked sessions at once."""
+        claims = self.tokens.decode(access_token, expected="access")
+        row = await self.sessions.get_active_user(
+            session_id=claims.session_id, user_id=claims.user_id
+        )
+        if row is None:
+            raise Unauthorized("Session no longer exists", code="token_revoked")
+        user, revoked_at = row
+        if revoked_at is not None or not user.is_active:
+            raise Unauthorized("Session has been revoked", code="token_revoked")
+        return Principal(user=user, session_id=claims.session_id)
+
+    async def logout(self, *, principal: Principal, all_devices: bool) -> None:
+        """Revoke the current session, or every session of the user."""
+        if all_devices:
+            await self.sessions.revoke_for_user(user_id=principal.user.id, reason="logout_all")
+        else:
+            await self.sessions.revoke(session_id=principal.session_id, reason="logout")
+        await self.session.commit()
+
+    async def list_sessions(self, *, principal: Principal) -> list[SessionRead]:
+        """The user's active device sessions, marking the caller's."""
+        rows = await self.sessions.list_active(user_id=principal.user.id, now=utcnow())
+        return [
+            SessionRead.model_validate(row).model_copy(
+                update={"current": row.id == principal.session_id}
+            )
+            for row in rows
+        ]
+
+    async def revoke_session(self, *, principal: Principal, session_id: uuid.UUID) -> None:
+        """Revoke one of the user's sessions; 404 for anyone else's."""
+        row = await self.sessions.get_for_user(user_id=principal.user.id, session_id=session_id)
+        if row is None or row.revoked_at is not None:
+            raise NotFound("Session not found")
+        await self.sessions.revoke(session_id=session_id, reason="revoked")
+        await self.session.commit()

@@ -1,0 +1,1 @@
+"""Chat: generations (event logs that outlive connections), the agent loop, history."""

@@ -1,0 +1,378 @@
+"""The agent loop of one generation: model ⇄ tools, written to the generation's event log.
+
+Runs as its own task; the HTTP response only reads the log. The hot path per token is a
+list append and one `publish` (JSON-encode once, wake readers): no DB or log write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from app.core import metrics
+from app.db.base import utcnow
+from app.services.chat.registry import Generation, GenerationRegistry
+from app.services.chat.store import TurnIds, TurnStore, make_title
+from app.services.chat.tools import ToolExecutor
+from app.services.llm import (
+    ChatMessage,
+    Finish,
+    LLMEvent,
+    ModelConfig,
+    ModelRegistry,
+    ProviderError,
+    TextDelta,
+    ToolCallRequest,
+    ToolSpec,
+    Usage,
+)
+
+CHECKPOINT_EVERY_S = 5.0
+
+
+@dataclass
+class TurnRequest:
+    """Everything a generation needs, resolved before the stream starts."""
+
+    ids: TurnIds
+    new_conversation: bool
+    text: str
+    model: ModelConfig
+    fallbacks: list[ModelConfig]
+    messages: list[ChatMessage]
+    tools: list[ToolSpec]
+    temperature: float | None
+    max_tokens: int | None
+    make_title: bool
+
+
+@dataclass
+class TurnState:
+    """What has been produced so far (saved whatever the outcome)."""
+
+    parts: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    saw_usage: bool = False
+    model_id: str = ""
+    token_count: int = 0
+
+    @property
+    def text(self) -> str:
+        """The assistant text so far."""
+        return "".join(self.parts)
+
+
+class StopTurn(Exception):
+    """Ends the loop with a finish reason or an error."""
+
+    def __init__(self, reason: str, *, code: str | None = None, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason, self.code, self.message = reason, code, message
+
+
+class AgentRun:
+    """Drives one generation from `start` to `done`/`error`."""
+
+    def __init__(
+        self,
+        *,
+        request: TurnRequest,
+        gen: Generation,
+        generations: GenerationRegistry,
+        models: ModelRegistry,
+        tools: ToolExecutor,
+        store: TurnStore,
+        max_tool_rounds: int,
+        max_duration_s: float,
+    ) -> None:
+        self.req, self.gen, self.generations = request, gen, generations
+        self.models, self.tools, self.store = models, tools, store
+        self.max_tool_rounds, self.max_duration_s = max_tool_rounds, max_duration_s
+        self.state = TurnState(model_id=request.model.id)
+        self._started = False
+        self._persist: asyncio.Task[None] | None = None
+        self._last_checkpoint = time.monotonic()
+        self._checkpoint: asyncio.Task[None] | None = None
+
+    def _emit(self, name: str, data: dict[str, Any]) -> None:
+        self.generations.publish(self.gen, name, data)
+
+    async def _ensure_started(self) -> None:
+        if self._started:
+            return
+        assert self._persist is not None
+        await self._persist
+        self._emit_start()
+
+    def _emit_start(self) -> None:
+        if not self._started:
+            self._started = True
+            ids = self.req.ids
+            self._emit(
+                "start",
+                {
+                    "conversation_id": str(ids.conversation_id),
+                    "user_message_id": str(ids.user_message_id),
+                    "message_id": str(ids.message_id),
+                    "model": self.req.model.id,
+                },
+            )
+
+    def _on_persisted(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._emit_start()
+
+    async def run(self) -> None:
+        """Run the turn; always ends the log with `done` or `error` and saves the reply."""
+        self._persist = asyncio.create_task(
+            self.store.begin(
+                ids=self.req.ids,
+                new_conversation=self.req.new_conversation,
+                model_id=self.req.model.id,
+                text=self.req.text,
+                now=utcnow(),
+            )
+        )
+        self._persist.add_done_callback(self._on_persisted)
+        metrics.generations_active.inc()
+        try:
+            await self._run()
+        finally:
+            metrics.generations_active.dec()
+            metrics.add_tokens(self.state.token_count, self.state.model_id)
+
+    async def _run(self) -> None:
+        """Race the model/tool rounds against cancel and the time limit, then finish."""
+        work = asyncio.create_task(self._rounds())
+        cancel_wait = asyncio.create_task(self.gen.cancel_requested.wait())
+        outcome: StopTurn
+        try:
+            done, _ = await asyncio.wait(
+                {work, cancel_wait}, timeout=self.max_duration_s, return_when="FIRST_COMPLETED"
+            )
+            if work in done:
+                outcome = _outcome_of(work)
+            else:
+                work.cancel()
+                with contextlib.suppress(BaseException):
+                    await work
+                outcome = (
+                    StopTurn("cancelled")
+                    if cancel_wait in done
+                    else StopTurn(
+                        "error", code="generation_timeout", message="The answer took too long."
+                    )
+                )
+        finally:
+            cancel_wait.cancel()
+        await self._finish(outcome)
+
+    async def _finish(self, outcome: StopTurn) -> None:
+        try:
+            await self._ensure_started()
+        except Exception as exc:
+            logger.opt(exception=exc).error("could not save the user message")
+            self._emit("error", {"code": "storage_error", "message": "Could not save the message."})
+            return
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+        status = {"cancelled": "cancelled", "error": "error"}.get(outcome.reason, "complete")
+        title = make_title(self.req.text) if self.req.make_title else None
+        usage = (
+            {"input_tokens": self.state.input_tokens, "output_tokens": self.state.output_tokens}
+            if self.state.saw_usage
+            else None
+        )
+        await self.store.finish(
+            ids=self.req.ids,
+            content=self.state.text,
+            status=status,
+            model_id=self.state.model_id,
+            usage=usage,
+            tool_calls=self.state.tool_calls,
+            title=title,
+            now=utcnow(),
+        )
+        if usage is not None:
+            self._emit("usage", usage)
+        if title:
+            self._emit(
+                "title", {"conversation_id": str(self.req.ids.conversation_id), "title": title}
+            )
+        if outcome.reason == "error":
+            self._emit("error", {"code": outcome.code or "error", "message": outcome.message})
+        else:
+            self._emit(
+                "done",
+                {"message_id": str(self.req.ids.message_id), "finish_reason": outcome.reason},
+            )
+
+    async def _rounds(self) -> StopTurn:
+        messages = list(self.req.messages)
+        for round_no in range(self.max_tool_rounds + 1):
+            calls, reason = await self._stream_round(messages, first=round_no == 0)
+            if not calls:
+                return StopTurn(reason)
+            if round_no == self.max_tool_rounds:
+                return StopTurn("tool_limit")
+            messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
+            results = await self._run_tools(calls, round_no)
+            messages.extend(
+                ChatMessage(role="tool", content=content, tool_call_id=call.id)
+                for call, content in zip(calls, results, strict=True)
+            )
+        return StopTurn("tool_limit")
+
+    async def _stream_round(
+        self, messages: list[ChatMessage], *, first: bool
+    ) -> tuple[list[ToolCallRequest], str]:
+        calls: list[ToolCallRequest] = []
+        reason = "stop"
+        state, emit, parts = self.state, self._emit, self.state.parts
+        async for event in self._events(messages, first=first):
+            kind = type(event)
+            if kind is TextDelta:
+                if not self._started:
+                    await self._ensure_started()
+                content = event.content  # type: ignore[union-attr]
+                parts.append(content)
+                state.token_count += 1
+                emit("delta", {"content": content})
+                if time.monotonic() - self._last_checkpoint > CHECKPOINT_EVERY_S:
+                    self._schedule_checkpoint()
+            elif kind is ToolCallRequest:
+                calls.append(event)  # type: ignore[arg-type]
+            elif kind is Usage:
+                state.saw_usage = True
+                state.input_tokens += event.input_tokens  # type: ignore[union-attr]
+                state.output_tokens += event.output_tokens  # type: ignore[union-attr]
+            elif kind is Finish:
+                reason = event.reason  # type: ignore[union-attr]
+        if reason == "tool_calls" and not calls:
+            reason = "stop"
+        return calls, ("stop" if reason == "tool_calls" else reason)
+
+    async def _events(self, messages: list[ChatMessage], *, first: bool) -> AsyncIterator[LLMEvent]:
+        """The provider's events, trying fallbacks when a model fails before its first event."""
+        candidates = [self._current_model()]
+        if first:
+            candidates += [m for m in self.req.fallbacks if self.models.is_available(m.id)]
+        for index, model in enumerate(candidates):
+            produced = False
+            started = time.monotonic()
+            try:
+                stream = self.models.provider_for(model).stream(
+                    model=model,
+                    messages=messages,
+                    tools=self.req.tools if model.supports_tools else [],
+                    temperature=self.req.temperature,
+                    max_tokens=self.req.max_tokens,
+                )
+                async for event in stream:
+                    if not produced:
+                        produced = True
+                        metrics.observe_llm_first_token(model.id, time.monotonic() - started)
+                    yield event
+                metrics.observe_llm(model.id, time.monotonic() - started)
+                self.state.model_id = model.id
+                return
+            except ProviderError as exc:
+                metrics.observe_llm(model.id, time.monotonic() - started, error=exc.code)
+                if produced or index == len(candidates) - 1:
+                    raise StopTurn("error", code=exc.code, message=exc.message) from exc
+                logger.warning(
+                    "model {} failed before its first token ({}); trying {}",
+                    model.id,
+                    exc.code,
+                    candidates[index + 1].id,
+                )
+                self.state.model_id = candidates[index + 1].id
+
+    def _current_model(self) -> ModelConfig:
+        return self.models.get(self.state.model_id) or self.req.model
+
+    def _schedule_checkpoint(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        if self._checkpoint is None or self._checkpoint.done():
+            self._checkpoint = asyncio.create_task(
+                self.store.checkpoint(
+                    user_id=self.req.ids.user_id,
+                    message_id=self.req.ids.message_id,
+                    content=self.state.text,
+                )
+            )
+
+    async def _run_tools(self, calls: list[ToolCallRequest], round_no: int) -> list[str]:
+        """Announce every call, run them concurrently, and record them in call order."""
+        await self._ensure_started()
+        records = []
+        for call in calls:
+            ref = self.tools.resolve(call.name)
+            record = {
+                "id": call.id,
+                "server": ref.server if ref else "",
+                "tool": ref.tool if ref else call.name,
+                "qualified_name": call.name,
+                "arguments": call.arguments,
+                "status": "error",
+                "result": None,
+                "duration_ms": 0,
+                "round": round_no,
+            }
+            records.append(record)
+            self.state.tool_calls.append(record)
+            self._emit(
+                "tool_call",
+                {
+                    "call_id": call.id,
+                    "server": record["server"],
+                    "tool": record["tool"],
+                    "arguments": call.arguments,
+                },
+            )
+        return list(
+            await asyncio.gather(
+                *(self._run_tool(c, r) for c, r in zip(calls, records, strict=True))
+            )
+        )
+
+    async def _run_tool(self, call: ToolCallRequest, record: dict[str, Any]) -> str:
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            self._emit(
+                "tool_progress",
+                {"call_id": call.id, "progress": done, "total": total, "message": message},
+            )
+
+        outcome = await self.tools.call(call.name, call.arguments, on_progress=progress)
+        self._emit(
+            "tool_result",
+            {
+                "call_id": call.id,
+                "status": outcome.status,
+                "content": outcome.content,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
+        record.update(
+            status=outcome.status, result=outcome.content, duration_ms=outcome.duration_ms
+        )
+        return outcome.content
+
+
+def _outcome_of(work: asyncio.Task[StopTurn]) -> StopTurn:
+    exc = work.exception()
+    if exc is None:
+        return work.result()
+    if isinstance(exc, StopTurn):
+        return exc
+    logger.opt(exception=exc).error("generation failed")
+    return StopTurn("error", code="internal_error", message="The answer failed unexpectedly.")

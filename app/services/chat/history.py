@@ -1,0 +1,150 @@
+"""History use cases: list, read, rename/pin/archive, delete; and replay for the model."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import BadRequest, NotFound
+from app.db.base import utcnow
+from app.models import Conversation, Message
+from app.repositories.changes import ChangeRepository
+from app.repositories.conversations import ConversationRepository
+from app.schemas.chat import ConversationPage, ConversationRead, ConversationUpdate
+from app.services.llm import ChatMessage, ToolCallRequest
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    """An opaque keyset cursor after this conversation."""
+    raw = json.dumps([conversation.updated_at.isoformat(), str(conversation.id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Parse a cursor from `encode_cursor`; 400 `invalid_cursor` otherwise."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(stamp), uuid.UUID(ident)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise BadRequest("Invalid cursor; start again without one", code="invalid_cursor") from exc
+
+
+def replay(messages: list[Message]) -> list[ChatMessage]:
+    """Stored messages as the model should see them, tool rounds included."""
+    result: list[ChatMessage] = []
+    for message in messages:
+        if message.role == "user":
+            result.append(ChatMessage(role="user", content=message.content))
+            continue
+        if message.role != "assistant" or message.status == "streaming":
+            continue
+        rounds: dict[int, list[dict[str, Any]]] = {}
+        for call in message.tool_calls or []:
+            rounds.setdefault(int(call.get("round", 0)), []).append(call)
+        for _, calls in sorted(rounds.items()):
+            result.append(
+                ChatMessage(
+                    role="assistant",
+                    content="",
+                    tool_calls=[
+                        ToolCallRequest(
+                            id=str(c["id"]),
+                            name=str(c.get("qualified_name") or c.get("tool")),
+                            arguments=dict(c.get("arguments") or {}),
+                        )
+                        for c in calls
+                    ],
+                )
+            )
+            result.extend(
+                ChatMessage(
+                    role="tool", content=str(c.get("result") or ""), tool_call_id=str(c["id"])
+                )
+                for c in calls
+            )
+        if message.content:
+            result.append(ChatMessage(role="assistant", content=message.content))
+    return result
+
+
+class HistoryService:
+    """Conversation history of one user; every lookup is scoped to the owner."""
+
+    def __init__(self, *, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = ConversationRepository(session)
+        self.changes = ChangeRepository(session)
+
+    async def list(
+        self,
+        *,
+        user_id: uuid.UUID,
+        limit: int,
+        cursor: str | None,
+        query: str | None,
+        archived: bool | None,
+    ) -> ConversationPage:
+        """A page of conversations, newest activity first."""
+        rows = await self.repo.list_page(
+            user_id=user_id,
+            limit=limit + 1,
+            after=decode_cursor(cursor) if cursor else None,
+            query=(query or "").strip() or None,
+            archived=archived,
+        )
+        page, more = rows[:limit], len(rows) > limit
+        return ConversationPage.model_validate(
+            {"items": page, "next_cursor": encode_cursor(page[-1]) if more and page else None},
+            from_attributes=True,
+        )
+
+    async def get(self, *, user_id: uuid.UUID, conversation_id: uuid.UUID) -> ConversationRead:
+        """One conversation with its messages."""
+        conversation = await self._owned(user_id=user_id, conversation_id=conversation_id)
+        messages = await self.repo.messages(conversation_id=conversation.id)
+        return ConversationRead.model_validate(
+            {**_columns(conversation), "messages": messages}, from_attributes=True
+        )
+
+    async def update(
+        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, data: ConversationUpdate
+    ) -> Conversation:
+        """Rename, pin or archive."""
+        conversation = await self._owned(user_id=user_id, conversation_id=conversation_id)
+        seq = await self.changes.allocate(user_id=user_id)  # sync feed; first lock taken
+        for key, value in data.model_dump(exclude_unset=True).items():
+            if value is not None:
+                setattr(conversation, key, value)
+        conversation.updated_at = utcnow()
+        conversation.change_seq = seq
+        await self.session.commit()
+        return conversation
+
+    async def delete(self, *, user_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+        """Delete a conversation and its messages, leaving a tombstone for the sync feed."""
+        seq = await self.changes.allocate(user_id=user_id)  # first lock taken (see changes.py)
+        if not await self.repo.delete_for_user(user_id=user_id, conversation_id=conversation_id):
+            raise NotFound("Conversation not found")
+        await self.changes.add_tombstone(
+            user_id=user_id, entity_type="conversation", entity_id=conversation_id, seq=seq
+        )
+        await self.session.commit()
+
+    async def _owned(self, *, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+        conversation = await self.repo.get_for_user(
+            user_id=user_id, conversation_id=conversation_id
+        )
+        if conversation is None:
+            raise NotFound("Conversation not found")
+        return conversation
+
+
+def _columns(conversation: Conversation) -> dict[str, Any]:
+    return {c.key: getattr(conversation, c.key) for c in conversation.__table__.columns}

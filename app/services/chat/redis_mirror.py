@@ -1,0 +1,183 @@
+"""Mirror of generation logs in Redis, for re-attach and cancel across workers and hosts.
+
+Local readers never touch Redis. A single writer task drains a queue and pipelines XADDs,
+so a token is never delayed by a Redis round trip; remote readers see it a moment later.
+If Redis is down the mirror logs and drops, and chat keeps working in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from loguru import logger
+from redis.asyncio import Redis
+
+from app.services.chat.events import PING_FRAME, TERMINAL_EVENTS, LoggedEvent
+from app.services.chat.log import EventLog
+
+PREFIX = "vektor:gen:"
+CANCEL_CHANNEL = "vektor:gen:cancel"
+_Item = tuple[EventLog, LoggedEvent | None]
+
+
+def _meta_key(message_id: uuid.UUID) -> str:
+    return f"{PREFIX}{message_id}"
+
+
+def _stream_key(message_id: uuid.UUID) -> str:
+    return f"{PREFIX}{message_id}:events"
+
+
+def _user_key(user_id: uuid.UUID) -> str:
+    return f"{PREFIX}user:{user_id}"
+
+
+class RedisMirror:
+    """Writes logs to Redis Streams and carries cancel requests over pub/sub."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention_s: float,
+        max_generation_s: float,
+        on_cancel: Callable[[uuid.UUID], None],
+    ) -> None:
+        self.redis: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self.retention_s = int(max(retention_s, 1))
+        self.max_generation_s = max_generation_s
+        self._on_cancel = on_cancel
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start the writer and the cancel listener."""
+        self._tasks = [
+            asyncio.create_task(self._writer(), name="redis-mirror-writer"),
+            asyncio.create_task(self._listen_cancel(), name="redis-cancel-listener"),
+        ]
+
+    async def aclose(self) -> None:
+        """Flush what is queued (briefly), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout=2)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.redis.aclose()
+
+    def register(self, log: EventLog) -> None:
+        """Queue the ownership record of a new generation."""
+        self._queue.put_nowait((log, None))
+
+    def push(self, log: EventLog, event: LoggedEvent) -> None:
+        """Queue one event for the stream."""
+        self._queue.put_nowait((log, event))
+
+    async def _writer(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < 1000:
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                logger.warning("redis mirror write failed ({}); events dropped", exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[_Item]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        now = time.time()
+        for log, event in batch:
+            meta, stream = _meta_key(log.message_id), _stream_key(log.message_id)
+            if event is None:
+                pipe.hset(meta, mapping={"user_id": str(log.user_id), "status": "running"})
+                pipe.expire(meta, int(self.max_generation_s + self.retention_s))
+                pipe.zadd(_user_key(log.user_id), {str(log.message_id): now})
+                pipe.expire(_user_key(log.user_id), int(self.max_generation_s))
+                continue
+            pipe.xadd(stream, {"e": event.name, "f": event.frame}, id=f"0-{event.id}")
+            if event.name in TERMINAL_EVENTS:
+                pipe.hset(meta, "status", "done")
+                pipe.expire(meta, self.retention_s)
+                pipe.expire(stream, self.retention_s)
+                pipe.zrem(_user_key(log.user_id), str(log.message_id))
+            elif event.id == 1:
+                pipe.expire(stream, int(self.max_generation_s + self.retention_s))
+        await pipe.execute()
+
+    async def _listen_cancel(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(CANCEL_CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    with contextlib.suppress(ValueError):
+                        self._on_cancel(uuid.UUID(message["data"].decode()))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("redis cancel listener lost its connection ({}); retrying", exc)
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def owner(self, message_id: uuid.UUID) -> uuid.UUID | None:
+        """The user who owns a mirrored generation, if Redis knows it."""
+        try:
+            raw: Any = await self.redis.hget(_meta_key(message_id), "user_id")
+        except Exception:
+            return None
+        return uuid.UUID(raw.decode()) if raw else None
+
+    async def running_for(self, user_id: uuid.UUID) -> int:
+        """Running generations of a user on any worker."""
+        key = _user_key(user_id)
+        await self.redis.zremrangebyscore(key, "-inf", time.time() - self.max_generation_s)
+        return int(await self.redis.zcard(key))
+
+    async def request_cancel(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Publish a cancel request if the generation is this user's and still running."""
+        try:
+            meta: dict[Any, Any] = await self.redis.hgetall(_meta_key(message_id))
+        except Exception:
+            return False
+        if meta.get(b"user_id", b"").decode() != str(user_id):
+            return False
+        if meta.get(b"status") != b"running":
+            return False
+        await self.redis.publish(CANCEL_CHANNEL, str(message_id))
+        return True
+
+    async def follow(
+        self, *, message_id: uuid.UUID, last_event_id: int, ping_s: float
+    ) -> AsyncIterator[bytes]:
+        """Read a mirrored log after `last_event_id` until its terminal event."""
+        stream, cursor = _stream_key(message_id), f"0-{last_event_id}"
+        block_ms = max(int(ping_s * 1000), 1)
+        while True:
+            response: Any = await self.redis.xread({stream: cursor}, count=500, block=block_ms)
+            if not response:
+                if not await self.redis.exists(_meta_key(message_id)):
+                    return
+                yield PING_FRAME
+                continue
+            entries: list[Any] = response[0][1]
+            yield b"".join(fields[b"f"] for _, fields in entries)
+            cursor = (
+                entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
+            )
+            if entries[-1][1][b"e"].decode() in TERMINAL_EVENTS:
+                return

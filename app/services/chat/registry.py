@@ -1,0 +1,159 @@
+"""Generations in flight: their event logs, tasks, cancel signals and per-user counts.
+
+One process keeps everything in memory. With Redis (`REDIS_URL`) each log is mirrored to a
+Redis Stream by a background writer (local readers never wait for Redis), ownership and
+state live in a hash, and cancel requests travel over pub/sub, so any worker can re-attach
+to or cancel a generation running on another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from app.services.chat.events import PING_FRAME, LoggedEvent
+from app.services.chat.log import EventLog
+from app.services.chat.redis_mirror import RedisMirror
+
+
+@dataclass
+class Generation:
+    """A running (or recently finished) generation on this worker."""
+
+    log: EventLog
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class GenerationRegistry:
+    """Create, find, follow and cancel generations."""
+
+    def __init__(
+        self,
+        *,
+        retention_s: float = 300.0,
+        ping_s: float = 15.0,
+        redis_url: str | None = None,
+        max_generation_s: float = 600.0,
+    ) -> None:
+        self.retention_s = retention_s
+        self.ping_s = ping_s
+        self._local: dict[uuid.UUID, Generation] = {}
+        self._mirror = (
+            RedisMirror(
+                redis_url,
+                retention_s=retention_s,
+                max_generation_s=max_generation_s,
+                on_cancel=self._cancel_local,
+            )
+            if redis_url
+            else None
+        )
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the retention sweeper and, with Redis, the mirror."""
+        self._sweeper = asyncio.create_task(self._sweep(), name="generation-sweeper")
+        if self._mirror is not None:
+            await self._mirror.start()
+
+    async def aclose(self, *, grace_s: float = 30.0) -> None:
+        """Let running generations finish for up to `grace_s`, then cancel (they save)."""
+        running = [g.task for g in self._local.values() if g.task and not g.task.done()]
+        if running:
+            logger.info("waiting for {} running generation(s) to finish", len(running))
+            _, pending = await asyncio.wait(running, timeout=grace_s)
+            for gen in self._local.values():
+                if gen.task in pending:
+                    gen.cancel_requested.set()
+            if pending:
+                await asyncio.wait(pending, timeout=10)
+        if self._sweeper:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._mirror is not None:
+            await self._mirror.aclose()
+
+    def create(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> Generation:
+        """Register a new generation and its empty log."""
+        log = EventLog(message_id=message_id, user_id=user_id)
+        gen = Generation(log=log)
+        self._local[message_id] = gen
+        if self._mirror is not None:
+            self._mirror.register(log)
+        return gen
+
+    def publish(self, gen: Generation, name: str, data: dict[str, object]) -> LoggedEvent:
+        """Append an event to a generation's log (and queue it for the mirror)."""
+        event = gen.log.append(name, data)
+        if self._mirror is not None:
+            self._mirror.push(gen.log, event)
+        return event
+
+    def running(self) -> int:
+        """Generations running on this worker."""
+        return sum(1 for g in self._local.values() if not g.log.done)
+
+    async def running_for(self, user_id: uuid.UUID) -> int:
+        """Running generations of a user (on every worker when Redis is shared)."""
+        if self._mirror is not None:
+            with contextlib.suppress(Exception):
+                return await self._mirror.running_for(user_id)
+        return sum(1 for g in self._local.values() if g.log.user_id == user_id and not g.log.done)
+
+    async def cancel(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Ask a running generation of this user to stop, wherever it runs."""
+        gen = self._local.get(message_id)
+        if gen is not None:
+            if gen.log.user_id != user_id or gen.log.done:
+                return False
+            gen.cancel_requested.set()
+            return True
+        if self._mirror is not None:
+            return await self._mirror.request_cancel(message_id=message_id, user_id=user_id)
+        return False
+
+    def _cancel_local(self, message_id: uuid.UUID) -> None:
+        gen = self._local.get(message_id)
+        if gen is not None and not gen.log.done:
+            gen.cancel_requested.set()
+
+    async def owner_known(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> bool | None:
+        """True/False when some worker holds this log (owned by the user or not); None if none."""
+        gen = self._local.get(message_id)
+        if gen is not None:
+            return gen.log.user_id == user_id
+        if self._mirror is not None:
+            owner = await self._mirror.owner(message_id)
+            if owner is not None:
+                return owner == user_id
+        return None
+
+    async def follow(self, *, message_id: uuid.UUID, last_event_id: int) -> AsyncIterator[bytes]:
+        """SSE bytes after `last_event_id`, live, ending after the terminal event."""
+        gen = self._local.get(message_id)
+        if gen is not None:
+            async for batch in gen.log.follow(last_event_id, ping_s=self.ping_s):
+                yield PING_FRAME if batch is None else b"".join(e.frame for e in batch)
+            return
+        if self._mirror is not None:
+            async for chunk in self._mirror.follow(
+                message_id=message_id, last_event_id=last_event_id, ping_s=self.ping_s
+            ):
+                yield chunk
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(30.0, max(self.retention_s / 4, 0.05)))
+            now = time.monotonic()
+            for key, gen in list(self._local.items()):
+                finished = gen.log.finished_at
+                if finished is not None and now - finished > self.retention_s:
+                    del self._local[key]

@@ -1,0 +1,160 @@
+"""Chat use cases: start a generation, cancel it, re-attach to it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import BadRequest, NotFound, RateLimited
+from app.models import User
+from app.repositories.conversations import ConversationRepository
+from app.repositories.users import UserRepository
+from app.schemas.chat import ChatStreamRequest
+from app.schemas.user import Preferences
+from app.services.chat.agent import AgentRun, TurnRequest
+from app.services.chat.events import encode_frame
+from app.services.chat.history import replay
+from app.services.chat.store import TurnIds, TurnStore
+from app.services.llm import ChatMessage, ModelConfig, ToolSpec, fit_to_context
+from app.state import AppState
+
+
+class ChatService:
+    """Validates a chat request, then hands the turn to a generation task."""
+
+    def __init__(self, *, session: AsyncSession, state: AppState) -> None:
+        self.session = session
+        self.state = state
+        self.conversations = ConversationRepository(session)
+
+    async def start(self, *, user: User, body: ChatStreamRequest) -> uuid.UUID:
+        """Start a generation and return its assistant message id (errors are raised first)."""
+        settings, generations = self.state.settings, self.state.generations
+        await self.state.limiter.hit(settings.rate_limit_chat, "chat", str(user.id))
+        prefs_row = await UserRepository(self.session).get_preferences(user_id=user.id)
+        prefs = Preferences.model_validate(prefs_row.data if prefs_row else {})
+        model = self._resolve_model(requested=body.model, preferred=prefs.default_model)
+        history: list[ChatMessage] = []
+        conversation_id = body.conversation_id
+        make_title = conversation_id is None
+        if conversation_id is not None:
+            conversation = await self.conversations.get_for_user(
+                user_id=user.id, conversation_id=conversation_id
+            )
+            if conversation is None:
+                raise NotFound("Conversation not found")
+            make_title = not conversation.title
+            history = replay(await self.conversations.messages(conversation_id=conversation_id))
+        await self.session.close()  # release the connection before the long-lived task
+        if await generations.running_for(user.id) >= settings.max_concurrent_generations:
+            raise RateLimited(
+                5, f"At most {settings.max_concurrent_generations} answers may run at once"
+            )
+        system_prompt = body.system_prompt or prefs.system_prompt
+        messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
+        messages += [*history, ChatMessage(role="user", content=body.message)]
+        messages = fit_to_context(
+            messages,
+            context_window=model.context_window,
+            reserve_output=body.max_tokens or model.max_output_tokens,
+        )
+        ids = TurnIds(
+            user_id=user.id,
+            conversation_id=conversation_id or uuid.uuid4(),
+            user_message_id=uuid.uuid4(),
+            message_id=uuid.uuid4(),
+        )
+        gen = generations.create(message_id=ids.message_id, user_id=user.id)
+        run = AgentRun(
+            request=TurnRequest(
+                ids=ids,
+                new_conversation=body.conversation_id is None,
+                text=body.message,
+                model=model,
+                fallbacks=[m for f in model.fallbacks if (m := self.state.models.get(f))],
+                messages=messages,
+                tools=self._tools(model=model, prefs=prefs, requested=body.tools),
+                temperature=body.temperature if body.temperature is not None else model.temperature,
+                max_tokens=body.max_tokens,
+                make_title=make_title,
+            ),
+            gen=gen,
+            generations=generations,
+            models=self.state.models,
+            tools=self.state.tools,
+            store=TurnStore(writer=self.state.turn_writer),
+            max_tool_rounds=settings.max_tool_rounds,
+            max_duration_s=settings.max_generation_seconds,
+        )
+        gen.task = asyncio.create_task(run.run(), name=f"generation-{ids.message_id}")
+        return ids.message_id
+
+    def _resolve_model(self, *, requested: str | None, preferred: str | None) -> ModelConfig:
+        models = self.state.models
+        if requested is not None:
+            model = models.get(requested)
+            if model is None or not models.is_available(requested):
+                raise BadRequest(f"Model '{requested}' is not available", code="model_unavailable")
+            return model
+        if preferred and models.is_available(preferred):
+            return models.get(preferred)
+        default = models.get(models.default_id)
+        if default is None or not models.is_available(default.id):
+            raise BadRequest("No model is available", code="model_unavailable")
+        return default
+
+    def _tools(
+        self, *, model: ModelConfig, prefs: Preferences, requested: bool | list[str]
+    ) -> list[ToolSpec]:
+        if requested is False or not model.supports_tools:
+            return []
+        servers: set[str] | None = (
+            set(prefs.enabled_mcp_servers) if prefs.enabled_mcp_servers is not None else None
+        )
+        if isinstance(requested, list):
+            servers = set(requested) if servers is None else servers & set(requested)
+        return [
+            ToolSpec(name=t.qualified_name, description=t.description, input_schema=t.input_schema)
+            for t in self.state.tools.available(servers=servers)
+        ]
+
+    async def cancel(self, *, user: User, message_id: uuid.UUID) -> None:
+        """Stop a running generation of this user (from any device)."""
+        if not await self.state.generations.cancel(message_id=message_id, user_id=user.id):
+            raise NotFound("No running answer with this id")
+
+    async def attach(
+        self, *, user: User, message_id: uuid.UUID, last_event_id: int
+    ) -> AsyncIterator[bytes]:
+        """The events after `last_event_id`, live; a finished, forgotten one is rebuilt."""
+        generations = self.state.generations
+        owned = await generations.owner_known(message_id=message_id, user_id=user.id)
+        if owned is True:
+            return generations.follow(message_id=message_id, last_event_id=last_event_id)
+        if owned is False:
+            raise NotFound("No answer with this id")
+        message = await self.conversations.get_message_for_user(
+            user_id=user.id, message_id=message_id
+        )
+        await self.session.close()
+        if message is None or message.role != "assistant":
+            raise NotFound("No answer with this id")
+        return _rebuilt(message_id, message.content, message.status, last_event_id)
+
+
+async def _rebuilt(
+    message_id: uuid.UUID, content: str, status: str, last_event_id: int
+) -> AsyncIterator[bytes]:
+    """A stored answer whose live log is gone: its text once, then how it ended."""
+    if last_event_id == 0 and content:
+        yield encode_frame(1, "delta", {"content": content})
+    if status == "streaming":  # its worker died before it could finish
+        yield encode_frame(
+            2, "error", {"code": "generation_lost", "message": "The answer was interrupted."}
+        )
+        return
+    reason = {"cancelled": "cancelled", "error": "error"}.get(status, "stop")
+    yield encode_frame(2, "done", {"message_id": str(message_id), "finish_reason": reason})

@@ -1,0 +1,273 @@
+"""Provider for the Anthropic Messages streaming API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from app.services.llm.base import (
+    ChatMessage,
+    Finish,
+    FinishReason,
+    LLMEvent,
+    ModelConfig,
+    ProviderError,
+    TextDelta,
+    ToolCallRequest,
+    ToolSpec,
+    Usage,
+)
+from app.services.llm.sse import iter_events
+from app.services.llm.transport import (
+    STREAM_FAILURES,
+    api_key,
+    decode_arguments,
+    display_url,
+    error_from_exception,
+    error_from_response,
+    join_url,
+    object_schema,
+    redact,
+    request_timeout,
+)
+
+ANTHROPIC_VERSION = "2023-06-01"
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
+_ERROR_CODES = {
+    "authentication_error": "upstream_auth",
+    "permission_error": "upstream_auth",
+    "rate_limit_error": "upstream_rate_limited",
+    "overloaded_error": "upstream_unavailable",
+    "api_error": "upstream_unavailable",
+    "invalid_request_error": "upstream_bad_request",
+    "not_found_error": "upstream_bad_request",
+    "request_too_large": "upstream_bad_request",
+    "timeout_error": "upstream_timeout",
+}
+
+
+def build_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any]]]:
+    """Split out the system text; tool results become user `tool_result` blocks; merge turns."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        blocks: list[dict[str, Any]] = []
+        role = "user"
+        if message.role == "system":
+            system.append(message.content)
+            continue
+        if message.role == "tool":
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": message.tool_call_id,
+                    "content": message.content,
+                }
+            )
+        elif message.role == "assistant":
+            role = "assistant"
+            if message.content.strip():
+                blocks.append({"type": "text", "text": message.content})
+            for call in message.tool_calls or ():
+                blocks.append(
+                    {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+                )
+        elif message.content:
+            blocks.append({"type": "text", "text": message.content})
+        if not blocks:
+            continue  # the API rejects empty turns
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)  # the API wants strictly alternating roles
+        else:
+            out.append({"role": role, "content": blocks})
+    return "\n\n".join(part for part in system if part), out
+
+
+def build_request(
+    *,
+    model: ModelConfig,
+    messages: list[ChatMessage],
+    tools: list[ToolSpec],
+    temperature: float | None,
+    max_tokens: int | None,
+) -> dict[str, Any]:
+    """The JSON body of one streaming Messages request."""
+    system, turns = build_messages(messages)
+    body: dict[str, Any] = {
+        "model": model.model,
+        "max_tokens": min(max_tokens or model.max_output_tokens, model.max_output_tokens),
+        "messages": turns,
+        "stream": True,
+    }
+    if system:
+        body["system"] = system
+    temp = temperature if temperature is not None else model.temperature
+    if temp is not None:
+        body["temperature"] = min(temp, 1.0)  # Anthropic's range is 0..1
+    if tools and model.supports_tools:
+        body["tools"] = [
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "input_schema": object_schema(tool.input_schema),
+            }
+            for tool in tools
+        ]
+    return body
+
+
+class EventReader:
+    """State of one stream: text deltas out, tool-use blocks assembled, usage and stop kept."""
+
+    __slots__ = ("_input_tokens", "_key", "_output_tokens", "_tools", "done", "stop_reason")
+
+    def __init__(self, key: str | None) -> None:
+        """Nothing seen yet."""
+        self._key = key
+        self._tools: dict[int, tuple[str, str, list[str]]] = {}
+        self._input_tokens: int | None = None
+        self._output_tokens = 0
+        self.stop_reason: str | None = None
+        self.done = False
+
+    def handle(self, data: bytes) -> str | ToolCallRequest | None:
+        """Apply one event; return its text delta or a completed tool call (the hot path)."""
+        event = json.loads(data)
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            if delta.get("type") == "text_delta":
+                text: str = delta.get("text", "")
+                return text
+            if delta.get("type") == "input_json_delta":
+                self._tools[event["index"]][2].append(delta.get("partial_json", ""))
+            return None
+        if kind == "content_block_start":
+            block = event["content_block"]
+            if block.get("type") == "tool_use":
+                self._tools[event["index"]] = (block["id"], block["name"], [])
+            elif block.get("type") == "text" and block.get("text"):
+                return str(block["text"])
+        elif kind == "content_block_stop":
+            tool = self._tools.pop(event.get("index", -1), None)
+            if tool is not None:
+                return ToolCallRequest(tool[0], tool[1], decode_arguments("".join(tool[2])))
+        elif kind == "message_start":
+            self._count(event.get("message", {}).get("usage"))
+        elif kind == "message_delta":
+            self.stop_reason = event.get("delta", {}).get("stop_reason") or self.stop_reason
+            self._count(event.get("usage"))
+        elif kind == "message_stop":
+            self.done = True
+        elif kind == "error":
+            error = event.get("error") or {}
+            code = _ERROR_CODES.get(error.get("type", ""), "upstream_error")
+            detail = redact(str(error.get("message") or error.get("type") or ""), key=self._key)
+            raise ProviderError(code, f"anthropic upstream error mid-stream: {detail}")
+        return None
+
+    def _count(self, usage: dict[str, Any] | None) -> None:
+        """Keep the latest counts; cached prompt tokens count as input too."""
+        if not usage:
+            return
+        if usage.get("input_tokens") is not None:
+            self._input_tokens = (
+                int(usage.get("input_tokens") or 0)
+                + int(usage.get("cache_creation_input_tokens") or 0)
+                + int(usage.get("cache_read_input_tokens") or 0)
+            )
+        if usage.get("output_tokens") is not None:
+            self._output_tokens = int(usage["output_tokens"])
+
+    def final_events(self, *, emitted_tools: bool) -> list[LLMEvent]:
+        """The usage and finish that close the stream."""
+        if not self.done and self.stop_reason is None:
+            raise ProviderError(
+                "upstream_protocol", "anthropic upstream stream ended before the answer finished"
+            )
+        reason: FinishReason = _FINISH.get(self.stop_reason or "end_turn", "stop")
+        if reason == "tool_calls" and not emitted_tools:
+            reason = "stop"
+        elif emitted_tools and reason == "stop":
+            reason = "tool_calls"
+        events: list[LLMEvent] = []
+        if self._input_tokens is not None or self._output_tokens:
+            events.append(Usage(self._input_tokens or 0, self._output_tokens))
+        events.append(Finish(reason))
+        return events
+
+
+class AnthropicProvider:
+    """Streams from `POST {base_url}/v1/messages` over a shared aiohttp session."""
+
+    def __init__(self, *, session: aiohttp.ClientSession, environ: Mapping[str, str]) -> None:
+        """Use the lifespan-owned `session`; read keys from `environ` at call time."""
+        self._session = session
+        self._environ = environ
+
+    async def stream(
+        self,
+        *,
+        model: ModelConfig,
+        messages: list[ChatMessage],
+        tools: list[ToolSpec],
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> AsyncIterator[LLMEvent]:
+        """Yield text deltas as they arrive, tool calls as their blocks close, then usage/finish."""
+        key = api_key(model=model, environ=self._environ)
+        url = join_url(model.base_url, "/v1/messages")
+        body = build_request(
+            model=model,
+            messages=messages,
+            tools=tools,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "anthropic-version": ANTHROPIC_VERSION,
+        }
+        if key:
+            headers["x-api-key"] = key
+        emitted_tools = False
+        try:
+            async with self._session.post(
+                url,
+                data=json.dumps(body, ensure_ascii=False).encode(),
+                headers=headers,
+                timeout=request_timeout(model=model),
+            ) as response:
+                if response.status >= 300:
+                    raise await error_from_response(response, provider="anthropic", key=key)
+                reader = EventReader(key)
+                # keep reading after message_stop so the connection goes back to the pool
+                async for events in iter_events(response.content):
+                    for _event, data in events:
+                        if reader.done:
+                            continue
+                        out = reader.handle(data)
+                        if out is None:
+                            continue
+                        if isinstance(out, str):
+                            if out:
+                                yield TextDelta(out)
+                        else:
+                            emitted_tools = True
+                            yield out
+                final = reader.final_events(emitted_tools=emitted_tools)
+        except ProviderError:
+            raise
+        except STREAM_FAILURES as exc:
+            raise error_from_exception(exc, provider="anthropic", url=display_url(url)) from exc
+        for event in final:
+            yield event

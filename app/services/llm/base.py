@@ -1,0 +1,141 @@
+"""The provider-neutral streaming interface: events, messages, model configs and errors.
+
+A provider turns a conversation into a stream of `LLMEvent`s. The order is always:
+any number of `TextDelta`s, then the `ToolCallRequest`s the model made (if any), then at
+most one `Usage` (when the upstream reported it), then exactly one `Finish`, which is last.
+Failures are raised as `ProviderError`; the caller knows whether it already got an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from app.core.config import ConfigError
+
+FinishReason = Literal["stop", "length", "tool_calls"]
+Role = Literal["system", "user", "assistant", "tool"]
+ProviderKind = Literal["openai", "anthropic", "echo"]
+PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "echo")
+
+PROVIDER_ERROR_CODES = frozenset(
+    {
+        "upstream_auth",
+        "upstream_rate_limited",
+        "upstream_unavailable",
+        "upstream_timeout",
+        "upstream_bad_request",
+        "upstream_protocol",
+        "upstream_error",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the assistant's text, in order."""
+
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequest:
+    """A tool call the model made; `arguments` is decoded (`{"_raw": text}` if it was not JSON)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts the upstream reported for this call."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Why the model stopped; always the last event of a stream."""
+
+    reason: FinishReason
+
+
+LLMEvent = TextDelta | ToolCallRequest | Usage | Finish
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    """One message of the conversation as the provider sees it."""
+
+    role: Role
+    content: str
+    tool_calls: list[ToolCallRequest] | None = None
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model under its qualified name (`<server>__<tool>`)."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class ProviderError(Exception):
+    """An upstream model call failed; `code` is one of `PROVIDER_ERROR_CODES`."""
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.status = status
+        super().__init__(message)
+
+    def __repr__(self) -> str:
+        """Code, status and message (never a key: messages are redacted when built)."""
+        return (
+            f"ProviderError(code={self.code!r}, status={self.status!r}, message={self.message!r})"
+        )
+
+
+class ModelConfigError(ConfigError):
+    """`model_configs.json` cannot be used; the message names the file, the model and the field."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelConfig:
+    """One validated entry of `config/model_configs.json` (defaults already applied)."""
+
+    id: str
+    provider: ProviderKind
+    name: str = ""
+    model: str = ""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    context_window: int = 128000
+    max_output_tokens: int = 4096
+    supports_tools: bool = False
+    temperature: float | None = None
+    timeout_s: float = 120.0
+    fallbacks: tuple[str, ...] = ()
+    enabled: bool = True
+    delay_ms: float | None = None  # echo only: pause before each delta (else ECHO_DELAY_MS)
+
+
+class Provider(Protocol):
+    """Streams one model call; implementations are async generators."""
+
+    def stream(
+        self,
+        *,
+        model: ModelConfig,
+        messages: list[ChatMessage],
+        tools: list[ToolSpec],
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> AsyncIterator[LLMEvent]:
+        """Yield the events of one completion; raise `ProviderError` on failure."""
+        ...

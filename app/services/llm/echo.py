@@ -1,0 +1,146 @@
+"""The built-in offline model: deterministic answers from the user's text, no network.
+
+- a normal message -> `Echo: <text>`, streamed word by word (whitespace kept);
+- `/tool <qualified_name> <json arguments>` -> one tool call, finish `tool_calls`;
+- `/tools [{"name": ..., "arguments": {...}}, ...]` -> several calls in one turn;
+- `/error <code> [message]` -> raises `ProviderError(code)` before any event;
+- after tool results -> `Tool <name> returned: <content>` (one line per result), finish `stop`.
+Tool commands work only when the request offers tools, as with a real model (the name is not
+checked, so tests can exercise unknown tools). `max_tokens` counts words: beyond it the reply
+stops with `length`. Each delta waits `delay_ms` (model config) or `ECHO_DELAY_MS` (env).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from app.services.llm.base import (
+    PROVIDER_ERROR_CODES,
+    ChatMessage,
+    Finish,
+    LLMEvent,
+    ModelConfig,
+    ProviderError,
+    TextDelta,
+    ToolCallRequest,
+    ToolSpec,
+    Usage,
+)
+from app.services.llm.transport import decode_arguments
+
+_WORD = re.compile(r"\s*\S+")
+TOOL_USAGE = "usage: /tool <qualified_tool_name> <json arguments>"
+TOOLS_USAGE = 'usage: /tools [{"name": "<qualified_tool_name>", "arguments": {...}}, ...]'
+
+
+def split_words(text: str) -> list[str]:
+    """Word-sized pieces that concatenate back to `text` (leading whitespace kept)."""
+    return _WORD.findall(text)
+
+
+def _count_words(messages: list[ChatMessage]) -> int:
+    """A deterministic stand-in for prompt tokens."""
+    return sum(len(message.content.split()) for message in messages)
+
+
+def _tool_results_reply(messages: list[ChatMessage]) -> str:
+    """Report each trailing tool result under the name of the call it answers."""
+    names: dict[str, str] = {}
+    for message in messages:
+        for call in message.tool_calls or ():
+            names[call.id] = call.name
+    results: list[ChatMessage] = []
+    for message in reversed(messages):
+        if message.role != "tool":
+            break
+        results.append(message)
+    lines = [
+        f"Tool {names.get(m.tool_call_id or '', m.tool_call_id or 'unknown')} returned: {m.content}"
+        for m in reversed(results)
+    ]
+    return "\n".join(lines)
+
+
+def _parse_tool_commands(text: str) -> list[tuple[str, dict[str, Any]]] | str:
+    """The calls a `/tool` or `/tools` message asks for, or a usage hint when malformed."""
+    command, _, rest = text.partition(" ")
+    rest = rest.strip()
+    if command == "/tool":
+        name, _, arguments = rest.partition(" ")
+        if not name:
+            return TOOL_USAGE
+        return [(name, decode_arguments(arguments))]
+    try:
+        items = json.loads(rest)
+    except ValueError:
+        return TOOLS_USAGE
+    if not isinstance(items, list) or not items:
+        return TOOLS_USAGE
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            return TOOLS_USAGE
+        args = item.get("arguments") or {}
+        calls.append((item["name"], args if isinstance(args, dict) else {"_raw": str(args)}))
+    return calls
+
+
+class EchoProvider:
+    """Answers from the conversation itself; for development, demos and tests."""
+
+    def __init__(self, *, environ: Mapping[str, str]) -> None:
+        """Read `ECHO_DELAY_MS` from `environ` when a model sets no `delay_ms`."""
+        self._environ = environ
+
+    def _delay_s(self, model: ModelConfig) -> float:
+        """Seconds to wait before each delta."""
+        if model.delay_ms is not None:
+            return model.delay_ms / 1000
+        try:
+            return max(0.0, float(self._environ.get("ECHO_DELAY_MS", "0") or 0) / 1000)
+        except ValueError:
+            return 0.0
+
+    async def stream(
+        self,
+        *,
+        model: ModelConfig,
+        messages: list[ChatMessage],
+        tools: list[ToolSpec],
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> AsyncIterator[LLMEvent]:
+        """Yield the deterministic reply for `messages` (see the module docstring)."""
+        input_tokens = _count_words(messages)
+        last = messages[-1] if messages else ChatMessage(role="user", content="")
+        if last.role == "tool":
+            reply = _tool_results_reply(messages)
+        else:
+            text = last.content.strip()
+            command = text.split(" ", 1)[0]
+            if command == "/error":
+                _, _, rest = text.partition(" ")
+                code, _, message = rest.strip().partition(" ")
+                code = code if code in PROVIDER_ERROR_CODES else "upstream_error"
+                raise ProviderError(code, message.strip() or "echo: simulated failure")
+            parsed = _parse_tool_commands(text) if command in ("/tool", "/tools") else None
+            if isinstance(parsed, list) and tools and model.supports_tools:
+                first = 1 + sum(len(m.tool_calls or ()) for m in messages)
+                for offset, (name, arguments) in enumerate(parsed):
+                    yield ToolCallRequest(f"call_{first + offset}", name, arguments)
+                yield Usage(input_tokens, len(parsed))
+                yield Finish("tool_calls")
+                return
+            reply = parsed if isinstance(parsed, str) else f"Echo: {last.content}"
+        words = split_words(reply)
+        limit = min(max_tokens or model.max_output_tokens, model.max_output_tokens)
+        delay = self._delay_s(model)
+        for word in words[:limit]:
+            await asyncio.sleep(delay)  # sleep(0) still lets other tasks (and cancel) in
+            yield TextDelta(word)
+        yield Usage(input_tokens, min(len(words), limit))
+        yield Finish("length" if len(words) > limit else "stop")

@@ -1,0 +1,176 @@
+"""HTTP plumbing shared by the upstream providers: sessions, timeouts, keys and error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import yarl
+
+from app.services.llm.base import ModelConfig, ProviderError
+
+MAX_ERROR_BODY = 64 * 1024
+MAX_MESSAGE_CHARS = 300
+# what reading a stream can raise besides ProviderError; parse errors mean a garbled stream
+STREAM_FAILURES = (
+    aiohttp.ClientError,
+    TimeoutError,
+    ValueError,
+    LookupError,
+    TypeError,
+    AttributeError,
+)
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*.-]{6,}")  # OpenAI/Anthropic key shapes
+
+
+def new_session(*, limit: int = 1000) -> aiohttp.ClientSession:
+    """One pooled keep-alive session for many concurrent streams (call inside the loop)."""
+    connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300, keepalive_timeout=30)
+    return aiohttp.ClientSession(connector=connector, raise_for_status=False)
+
+
+def request_timeout(*, model: ModelConfig) -> aiohttp.ClientTimeout:
+    """No total limit (answers can be long); bounded connect and per-read (inter-chunk) waits."""
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=model.timeout_s,
+        sock_connect=min(model.timeout_s, 10.0),
+        sock_read=model.timeout_s,
+    )
+
+
+def api_key(*, model: ModelConfig, environ: Mapping[str, str]) -> str | None:
+    """The key named by `api_key_env`, or None for keyless servers; a missing one is an error."""
+    if not model.api_key_env:
+        return None
+    key = environ.get(model.api_key_env, "").strip()
+    if not key:
+        raise ProviderError(
+            "upstream_auth",
+            f"model {model.id!r}: environment variable {model.api_key_env} is unset",
+        )
+    return key
+
+
+def redact(text: str, *, key: str | None) -> str:
+    """Remove the key (and anything that looks like one) and shorten the text for a message."""
+    if key:
+        text = text.replace(key, "[REDACTED]")
+    text = _KEY_LIKE.sub("[REDACTED]", " ".join(text.split()))
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 3] + "..."
+    return text
+
+
+def code_for_status(status: int) -> str:
+    """Map an upstream HTTP status to a `ProviderError` code."""
+    if status in (401, 403):
+        return "upstream_auth"
+    if status == 429:
+        return "upstream_rate_limited"
+    if status in (400, 404, 413, 422):
+        return "upstream_bad_request"
+    if status == 408:
+        return "upstream_timeout"
+    if status >= 500:
+        return "upstream_unavailable"
+    return "upstream_error"
+
+
+def error_text(body: Any) -> str:
+    """The human message inside an OpenAI- or Anthropic-style error body, else the raw body."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail")
+            if message:
+                return str(message)
+        elif isinstance(error, str):
+            return error
+        return json.dumps(body)[:MAX_MESSAGE_CHARS]
+    return str(body)
+
+
+async def error_from_response(
+    response: aiohttp.ClientResponse, *, provider: str, key: str | None
+) -> ProviderError:
+    """Build the `ProviderError` for a non-2xx response, quoting the upstream's own message."""
+    raw = await response.content.read(MAX_ERROR_BODY)
+    text = raw.decode("utf-8", "replace")
+    with contextlib.suppress(ValueError):  # not JSON: quote the text as it is
+        text = error_text(json.loads(text))
+    status = response.status
+    detail = redact(text, key=key) or response.reason or "no details"
+    return ProviderError(
+        code_for_status(status), f"{provider} upstream returned {status}: {detail}", status=status
+    )
+
+
+def error_from_exception(exc: BaseException, *, provider: str, url: str) -> ProviderError:
+    """Map a transport-level failure (refused, reset, timed out) to a `ProviderError`."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return ProviderError("upstream_timeout", f"{provider} upstream timed out ({url})")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProviderError(
+            "upstream_unavailable", f"{provider} upstream unreachable ({url}): {exc.os_error}"
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return ProviderError(
+            "upstream_unavailable", f"{provider} upstream closed the stream before it finished"
+        )
+    if isinstance(exc, aiohttp.ClientConnectionError | ConnectionError):
+        return ProviderError("upstream_unavailable", f"{provider} upstream connection failed")
+    if isinstance(exc, ValueError | AttributeError | TypeError | LookupError):
+        return ProviderError(
+            "upstream_protocol", f"{provider} upstream sent an unreadable stream event"
+        )
+    return ProviderError("upstream_error", f"{provider} upstream failed: {type(exc).__name__}")
+
+
+def display_url(url: str) -> str:
+    """The URL without credentials or query, safe for messages and logs."""
+    parsed = yarl.URL(url)
+    return str(parsed.with_user(None).with_query(None).with_fragment(None))
+
+
+def decode_arguments(text: str) -> dict[str, Any]:
+    """Decode tool-call arguments; keep text the model garbled as `{"_raw": text}`."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"_raw": text}
+    return value if isinstance(value, dict) else {"_raw": text}
+
+
+def object_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Both APIs want an object schema; an empty one becomes `{"type": "object"}`."""
+    if not schema:
+        return {"type": "object", "properties": {}}
+    if "type" not in schema:
+        return {"type": "object", **schema}
+    return schema
+
+
+def arguments_text(arguments: dict[str, Any]) -> str:
+    """Arguments as the JSON string OpenAI expects (raw text the model sent stays as it was)."""
+    raw = arguments.get("_raw")
+    if len(arguments) == 1 and isinstance(raw, str):
+        return raw
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+def join_url(base_url: str | None, path: str) -> str:
+    """`base_url` + `path`, tolerating a trailing slash and a base that already ends in the path."""
+    base = (base_url or "").rstrip("/")
+    first = "/" + path.strip("/").split("/", 1)[0]
+    if base.endswith(first) and path.startswith(first + "/"):
+        return base + path[len(first) :]
+    return base + path

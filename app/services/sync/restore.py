@@ -1,0 +1,258 @@
+"""`POST /sync/import`: restore a backup into the caller's account, all or nothing.
+
+* The body is counted while it is read; past the limit the upload stops with 413.
+* The document is parsed and validated off the event loop; the first bad field is named
+  by its path (`conversations[2].messages[0].role`) in a 422.
+* Idempotent by ids: a conversation or message that already exists in this account (in the
+  same conversation) is skipped. An id that belongs to someone else is replaced by
+  `uuid5(namespace, "<user id>:<old id>")`, a new id that is the same every time the same
+  document is imported into the same account, so importing twice adds nothing.
+* Preferences are restored only into an account that never saved any.
+* Change numbers for the feed are reserved (one per written row) after the ownership
+  reads and before the first write, so the user row is the first lock taken (see
+  app/repositories/changes.py) and other writers of this user wait only for the inserts.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import InvalidInput, PayloadTooLarge
+from app.db.base import utcnow
+from app.repositories.backups import BackupRepository
+from app.repositories.changes import ChangeRepository
+from app.schemas.sync import BackupConversation, BackupDocument, BackupMessage, ImportResult
+
+REMAP_NAMESPACE = uuid.UUID("5b0c4f8e-6a47-4c1e-9d0a-2f6f1b8e7a11")
+MAX_REMAP_ROUNDS = 4
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+async def read_limited(body: AsyncIterator[bytes], *, limit: int, declared: str | None) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    too_large = PayloadTooLarge(f"A backup may be at most {limit} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def _invalid(detail: str) -> InvalidInput:
+    return InvalidInput(detail, code="invalid_backup")
+
+
+def parse_document(raw: bytes) -> BackupDocument:
+    """Parse and validate a backup (CPU-bound: call from a thread)."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _invalid(f"Not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
+    except UnicodeDecodeError as exc:
+        raise _invalid("Not valid UTF-8 JSON") from exc
+    try:
+        doc = BackupDocument.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise _invalid(f"{_path(error['loc'])}: {error['msg']}") from exc
+    seen: set[uuid.UUID] = set()
+    for i, conversation in enumerate(doc.conversations):
+        if conversation.id in seen:
+            raise _invalid(f"conversations[{i}].id: duplicate id {conversation.id}")
+        seen.add(conversation.id)
+        for j, message in enumerate(conversation.messages):
+            if message.id in seen:
+                raise _invalid(f"conversations[{i}].messages[{j}].id: duplicate id {message.id}")
+            seen.add(message.id)
+    return doc
+
+
+def remapped(*, user_id: uuid.UUID, old: uuid.UUID) -> uuid.UUID:
+    """The stable replacement of an id that belongs to another account."""
+    return uuid.uuid5(REMAP_NAMESPACE, f"{user_id}:{old}")
+
+
+@dataclass
+class _Plan:
+    """Where each document row goes, and which already exist."""
+
+    conv_target: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    conv_exists: set[uuid.UUID] = field(default_factory=set)
+    msg_target: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    msg_exists: set[uuid.UUID] = field(default_factory=set)
+
+
+class BackupImporter:
+    """Writes one validated document into one account (the caller commits)."""
+
+    def __init__(self, *, session: AsyncSession) -> None:
+        self.backups = BackupRepository(session)
+        self.changes = ChangeRepository(session)
+
+    async def run(self, *, user_id: uuid.UUID, doc: BackupDocument) -> ImportResult:
+        """Import what is missing; report what was imported and skipped."""
+        plan = await self._plan(user_id=user_id, doc=doc)
+        new_convs = [c for c in doc.conversations if c.id not in plan.conv_exists]
+        grown = {
+            c.id: n
+            for c in doc.conversations
+            if c.id in plan.conv_exists
+            and (n := sum(m.id not in plan.msg_exists for m in c.messages))
+        }
+        new_msgs = sum(m.id not in plan.msg_exists for c in doc.conversations for m in c.messages)
+        restore_prefs = doc.preferences is not None and not await self.backups.has_preferences(
+            user_id=user_id
+        )
+        writes = len(new_convs) + len(grown) + new_msgs + int(restore_prefs)
+        skipped = len(plan.conv_exists) + len(plan.msg_exists)
+        result = ImportResult(
+            conversations_imported=len(new_convs), messages_imported=new_msgs, skipped=skipped
+        )
+        if writes == 0:
+            return result
+        seq = await self.changes.allocate(user_id=user_id, count=writes)
+        conv_rows, msg_rows = [], []
+        for conversation in doc.conversations:
+            target = plan.conv_target[conversation.id]
+            if conversation.id in grown:
+                await self.backups.add_messages_to(
+                    conversation_id=target, added=grown[conversation.id], change_seq=seq
+                )
+                seq += 1
+            elif conversation.id not in plan.conv_exists:
+                conv_rows.append(_conversation_row(conversation, target, user_id, seq))
+                seq += 1
+            for message in _ordered(conversation.messages):
+                if message.id not in plan.msg_exists:
+                    msg_rows.append(
+                        _message_row(message, plan.msg_target[message.id], target, user_id, seq)
+                    )
+                    seq += 1
+        await self.backups.insert_conversations(rows=conv_rows)
+        await self.backups.insert_messages(rows=msg_rows)
+        if restore_prefs and doc.preferences is not None:
+            await self.backups.insert_preferences(
+                user_id=user_id, data=doc.preferences.model_dump(), change_seq=seq, now=utcnow()
+            )
+        return result
+
+    async def _plan(self, *, user_id: uuid.UUID, doc: BackupDocument) -> _Plan:
+        plan = _Plan()
+        pending = [c.id for c in doc.conversations]
+        plan.conv_target = {cid: cid for cid in pending}
+        for _ in range(MAX_REMAP_ROUNDS):
+            owners = await self.backups.conversation_owners(
+                ids=[plan.conv_target[c] for c in pending]
+            )
+            retry = []
+            for cid in pending:
+                owner = owners.get(plan.conv_target[cid])
+                if owner == user_id:
+                    plan.conv_exists.add(cid)
+                elif owner is not None:
+                    plan.conv_target[cid] = remapped(user_id=user_id, old=plan.conv_target[cid])
+                    retry.append(cid)
+            pending = retry
+            if not pending:
+                break
+        for cid in pending:  # still taken after several rounds: give up on stable ids
+            plan.conv_target[cid] = uuid.uuid4()
+        home = {m.id: plan.conv_target[c.id] for c in doc.conversations for m in c.messages}
+        pending = list(home)
+        plan.msg_target = {mid: mid for mid in pending}
+        for _ in range(MAX_REMAP_ROUNDS):
+            found = await self.backups.message_owners(ids=[plan.msg_target[m] for m in pending])
+            retry = []
+            for mid in pending:
+                where = found.get(plan.msg_target[mid])
+                if where == (user_id, home[mid]):
+                    plan.msg_exists.add(mid)
+                elif where is not None:
+                    plan.msg_target[mid] = remapped(user_id=user_id, old=plan.msg_target[mid])
+                    retry.append(mid)
+            pending = retry
+            if not pending:
+                break
+        for mid in pending:
+            plan.msg_target[mid] = uuid.uuid4()
+        return plan
+
+
+def _ordered(messages: list[BackupMessage]) -> list[BackupMessage]:
+    """Keep the document's order: messages stored with equal timestamps get 1 µs apart."""
+    result: list[BackupMessage] = []
+    previous = None
+    for message in messages:
+        original = message.created_at
+        if previous is not None and original >= previous and original <= result[-1].created_at:
+            message = message.model_copy(
+                update={"created_at": result[-1].created_at + ONE_MICROSECOND}
+            )
+        result.append(message)
+        previous = original
+    return result
+
+
+def _conversation_row(
+    conversation: BackupConversation, target: uuid.UUID, user_id: uuid.UUID, seq: int
+) -> dict[str, Any]:
+    return {
+        "id": target,
+        "user_id": user_id,
+        "title": conversation.title,
+        "model": conversation.model,
+        "pinned": conversation.pinned,
+        "archived": conversation.archived,
+        "message_count": len(conversation.messages),
+        "last_message_preview": conversation.last_message_preview,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "change_seq": seq,
+    }
+
+
+def _message_row(
+    message: BackupMessage,
+    target: uuid.UUID,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    seq: int,
+) -> dict[str, Any]:
+    return {
+        "id": target,
+        "conversation_id": conversation_id,
+        "user_id": user_id,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "model": message.model,
+        "tool_calls": (
+            [call.model_dump(exclude_unset=True) for call in message.tool_calls]
+            if message.tool_calls
+            else None
+        ),
+        "tool_call_id": message.tool_call_id,
+        "usage": message.usage.model_dump() if message.usage else None,
+        "created_at": message.created_at,
+        "updated_at": message.created_at,
+        "change_seq": seq,
+    }

@@ -1,0 +1,71 @@
+"""Sync use cases: the change feed, the push stream, export and import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict
+from app.models import User
+from app.schemas.sync import ImportResult, SyncChanges
+from app.services.auth import Principal
+from app.services.sync.export import export_document
+from app.services.sync.feed import read_changes
+from app.services.sync.restore import BackupImporter, parse_document, read_limited
+from app.services.sync.runtime import SyncRuntime
+from app.services.sync.stream import change_stream
+from app.state import AppState
+
+
+class SyncService:
+    """Owns the transaction of each sync use case."""
+
+    def __init__(self, *, session: AsyncSession, state: AppState) -> None:
+        self.session = session
+        self.state = state
+
+    @property
+    def runtime(self) -> SyncRuntime:
+        """The lifespan-owned hub and pruner."""
+        runtime: SyncRuntime = self.state.sync
+        return runtime
+
+    async def changes(self, *, user: User, since: str | None, limit: int) -> SyncChanges:
+        """One page of the user's changes after `since`."""
+        return await read_changes(session=self.session, user_id=user.id, since=since, limit=limit)
+
+    def stream(self, *, principal: Principal) -> AsyncIterator[bytes]:
+        """`changed` events for the caller until the client disconnects or signs out."""
+        return change_stream(
+            hub=self.runtime.hub,
+            factory=self.state.session_factory,
+            user_id=principal.user.id,
+            session_id=principal.session_id,
+            ping_s=self.state.settings.sse_ping_seconds,
+        )
+
+    def export(self, *, user: User) -> AsyncIterator[bytes]:
+        """The backup document of the caller's account, streamed."""
+        return export_document(factory=self.state.session_factory, user_id=user.id)
+
+    async def import_backup(
+        self, *, user: User, body: AsyncIterator[bytes], declared_length: str | None
+    ) -> ImportResult:
+        """Restore a backup into the caller's account in one transaction."""
+        raw = await read_limited(
+            body, limit=self.state.settings.max_import_bytes, declared=declared_length
+        )
+        doc = await to_thread.run_sync(parse_document, raw)
+        del raw
+        try:
+            result = await BackupImporter(session=self.session).run(user_id=user.id, doc=doc)
+            await self.session.commit()
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise Conflict(
+                "The import collided with a concurrent change; try again", code="import_conflict"
+            ) from exc
+        return result

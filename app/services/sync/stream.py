@@ -1,0 +1,82 @@
+"""`GET /sync/stream`: Server-Sent Events saying "your data changed, here is the new cursor".
+
+The first event is sent at once with the current cursor, so a client that (re)connects
+learns right away whether it missed something. The event's cursor only says how far the
+server is; the client still fetches `/sync/changes?since=<its own cursor>`.
+Every `REVALIDATE_S` (and whenever the hub asks, e.g. after a Redis outage) the stream
+re-reads the head from the database (a missed push is caught up there) and checks the
+session, so a signed-out device's stream ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.repositories.auth_sessions import AuthSessionRepository
+from app.repositories.changes import ChangeRepository
+from app.services.sync.cursor import encode_cursor
+from app.services.sync.hub import SyncHub
+
+REVALIDATE_S = 30.0
+PING_FRAME = b": ping\n\n"
+RETRY_FRAME = b"retry: 3000\n\n"
+
+
+def changed_frame(*, user_id: uuid.UUID, seq: int) -> bytes:
+    """One `changed` event."""
+    data = json.dumps({"cursor": encode_cursor(user_id=user_id, seq=seq)})
+    return f"event: changed\ndata: {data}\n\n".encode()
+
+
+async def _head_if_signed_in(
+    factory: async_sessionmaker[AsyncSession], *, user_id: uuid.UUID, session_id: uuid.UUID
+) -> int | None:
+    """The user's change head, or None once the session is revoked or the account gone."""
+    async with factory() as session:
+        found = await AuthSessionRepository(session).get_active_user(
+            session_id=session_id, user_id=user_id
+        )
+        if found is None or found[1] is not None or not found[0].is_active:
+            return None
+        bounds = await ChangeRepository(session).head(user_id=user_id)
+        return bounds[0] if bounds is not None else None
+
+
+async def change_stream(
+    *,
+    hub: SyncHub,
+    factory: async_sessionmaker[AsyncSession],
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    ping_s: float,
+) -> AsyncIterator[bytes]:
+    """`changed` events for one user, with keep-alives, until the client goes away."""
+    sub = hub.subscribe(user_id)  # before reading the head: nothing falls in between
+    try:
+        head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+        if head is None:
+            return
+        sent = max(head, sub.latest)
+        yield RETRY_FRAME + changed_frame(user_id=user_id, seq=sent)
+        next_check = time.monotonic() + REVALIDATE_S
+        while True:
+            woke = await sub.wait(seconds=ping_s)
+            if sub.recheck or time.monotonic() >= next_check:
+                sub.recheck = False
+                next_check = time.monotonic() + REVALIDATE_S
+                head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+                if head is None:
+                    return
+                sub.latest = max(sub.latest, head)
+            if sub.latest > sent:
+                sent = sub.latest
+                yield changed_frame(user_id=user_id, seq=sent)
+            elif not woke:
+                yield PING_FRAME
+    finally:
+        hub.unsubscribe(sub)

@@ -1,0 +1,38 @@
+"""The resources the lifespan owns, reachable from `request.app.state.vektor`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.ratelimit import RateLimiter
+from app.core.security import PasswordHasher, TokenCodec
+
+
+@dataclass
+class AppState:
+    """Everything created at start-up and closed at shutdown."""
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    hasher: PasswordHasher
+    tokens: TokenCodec
+    limiter: RateLimiter
+    models: Any = None  # app.services.llm.registry.ModelRegistry
+    mcp: Any = None  # app.services.mcp.pool.McpPool
+    generations: Any = None  # app.services.chat.registry.GenerationRegistry
+    tools: Any = None  # app.services.chat.tools.ToolExecutor
+    adapters: Any = None  # app.services.adapters.AdapterTools (config/app/*.json)
+    turn_writer: Any = None  # app.services.chat.writer.TurnWriter (group commit)
+    sync: Any = None  # app.services.sync.SyncRuntime (push hub, tombstone pruner)
+    started_at: float = field(default_factory=time.time)
+    capabilities: list[str] = field(default_factory=list)
+    # optional parts (MCP pool, Redis, ...) register a probe; failing ones make health "degraded"
+    health_probes: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,65 @@
+"""Two app instances sharing the database and Redis: a generation started on A is
+re-attached and cancelled through B."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+
+from test.api.chat.helpers import read_events
+from test.conftest import redis_available, register_and_login, two_instances_on_redis
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+LONG = " ".join(f"word{i}" for i in range(80))
+
+
+pytestmark = pytest.mark.skipif(not redis_available(REDIS_URL), reason="no Redis on 127.0.0.1:6379")
+
+
+@pytest.fixture
+async def two_instances(
+    app: Any, database_url: str, log_dir: Path, config_dir: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Instances A and B with their own generation registries, sharing the database and Redis."""
+    async with two_instances_on_redis(
+        database_url=database_url, log_dir=log_dir, config_dir=config_dir, redis_url=REDIS_URL
+    ) as pair:
+        yield pair
+
+
+async def test_reattach_and_cancel_through_another_instance(
+    two_instances: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    a, b = two_instances
+    user = await register_and_login(a, "alice")
+    h = user["headers"]
+    async with aconnect_sse(
+        a, "POST", "/chat/stream", json={"message": LONG, "model": "echo-slow"}, headers=h
+    ) as source:
+        first = await read_events(source, 6)
+    message_id = first[0].data["message_id"]
+
+    # B never ran this generation: it reads the mirror in Redis
+    async with aconnect_sse(
+        b, "GET", f"/chat/stream/{message_id}", headers={**h, "Last-Event-ID": first[-1].id}
+    ) as source:
+        assert source.response.status_code == 200
+        more = await read_events(source, 4)
+        assert int(more[0].id) == int(first[-1].id) + 1
+        assert [int(e.id) for e in more] == list(range(int(more[0].id), int(more[0].id) + 4))
+        cancel = await b.post(f"/chat/stream/{message_id}/cancel", headers=h)
+        assert cancel.status_code == 202
+        rest = await read_events(source)
+    assert rest[-1].name == "done" and rest[-1].data["finish_reason"] == "cancelled"
+
+    # another user gets 404 from both instances
+    bob = await register_and_login(b, "bob")
+    assert (await b.get(f"/chat/stream/{message_id}", headers=bob["headers"])).status_code == 404
+    assert (
+        await b.post(f"/chat/stream/{message_id}/cancel", headers=bob["headers"])
+    ).status_code == 404

@@ -1,0 +1,56 @@
+"""Two app instances sharing the database and Redis: a write on A is pushed to a stream on B."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from test.api.chat.helpers import stream_chat
+from test.api.sync.helpers import Replica, server_state
+from test.api.sync.test_stream import _frames, _next_event
+from test.conftest import redis_available, register_and_login, two_instances_on_redis
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+pytestmark = pytest.mark.skipif(not redis_available(REDIS_URL), reason="no Redis on 127.0.0.1:6379")
+
+
+@pytest.fixture
+async def two_instances(
+    app: Any, database_url: str, log_dir: Path, config_dir: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Instances A and B with their own sync hubs, sharing the database and Redis."""
+    async with two_instances_on_redis(
+        database_url=database_url, log_dir=log_dir, config_dir=config_dir, redis_url=REDIS_URL
+    ) as pair:
+        yield pair
+
+
+async def test_a_change_on_one_instance_reaches_a_stream_on_the_other(
+    two_instances: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    a, b = two_instances
+    user = await register_and_login(a, "alice")
+    h = user["headers"]
+    replica = Replica()
+    await replica.pull(b, h)
+    async with b.stream("GET", "/sync/stream", headers=h) as response:
+        frames = _frames(response)
+        assert (await _next_event(frames))[1]["cursor"] == replica.cursor
+        await a.put("/users/preferences", json={"theme": "dark"}, headers=h)  # written on A
+        name, data = await _next_event(frames, timeout=5)  # well before B's own re-check
+        assert name == "changed" and data["cursor"] != replica.cursor
+        await replica.pull(b, h)
+        assert replica.cursor == data["cursor"] and replica.preferences["theme"] == "dark"
+
+        await stream_chat(a, h, message="from instance A")
+        head = (await b.get("/sync/changes", headers=h)).json()["cursor"]
+        while data["cursor"] != head:
+            name, data = await _next_event(frames, timeout=5)
+        await replica.pull(b, h)
+        assert replica.state() == await server_state(a, h)

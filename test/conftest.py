@@ -1,0 +1,300 @@
+"""Test fixtures: the real app, real migrations, SQLite by default or PostgreSQL via env.
+
+`TEST_DATABASE_URL` selects the database. For PostgreSQL a fresh database is created for
+the test session (so concurrent runs never collide) and dropped at the end; the schema is
+made by the real Alembic migrations. Each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.core.config import Settings
+from app.db.base import Base
+from app.main import create_app
+from app.state import AppState
+
+TEST_PASSWORD = "correct horse battery"
+
+
+def _admin_url(url: str) -> str:
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database for this test session."""
+    base = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if not base or base.startswith("sqlite"):
+        path = tmp_path_factory.mktemp("db") / "test.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    import asyncio
+
+    name = f"vektor_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+
+    async def _admin(sql: str) -> None:
+        engine = create_async_engine(_admin_url(base), isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the app under test writes app.log, api.log and error.log."""
+    return tmp_path_factory.mktemp("logs")
+
+
+def make_settings(database_url: str, log_dir: Path, **overrides: Any) -> Settings:
+    """Settings for tests: fast bcrypt, temp dirs, the repository's config."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "secret_key": "test-secret-key-" + "x" * 40,
+        "bcrypt_rounds": 4,
+        "log_dir": log_dir,
+        "log_level": "DEBUG",
+        "data_dir": log_dir.parent / "data",
+        "redis_url": None,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "config"
+FAKE_OPENAI_KEY = "sk-test-openai-" + "k" * 24
+FAKE_ANTHROPIC_KEY = "sk-ant-test-" + "k" * 24
+
+
+@pytest.fixture(scope="session")
+async def fake_llm() -> AsyncIterator[Any]:
+    """A real loopback OpenAI + Anthropic upstream shared by the session (script per test)."""
+    from test.fakes.llm_upstream import start_fake_upstream
+
+    async with start_fake_upstream() as fake:
+        yield fake
+
+
+def extra_models(fake_llm: Any) -> list[dict[str, Any]]:
+    """Models the tests add to the shipped ones: slow echo and the fake upstreams."""
+    return [
+        {
+            "id": "echo-slow",
+            "provider": "echo",
+            "name": "Slow echo",
+            "supports_tools": True,
+            "delay_ms": 30,
+        },
+        {
+            "id": "fake-openai",
+            "provider": "openai",
+            "model": "gpt-fake",
+            "base_url": fake_llm.openai_base_url,
+            "api_key_env": "VEKTOR_TEST_OPENAI_KEY",
+            "supports_tools": True,
+            "context_window": 4000,
+            "max_output_tokens": 500,
+            "timeout_s": 5,
+            "fallbacks": ["fake-anthropic"],
+        },
+        {
+            "id": "fake-anthropic",
+            "provider": "anthropic",
+            "model": "claude-fake",
+            "base_url": fake_llm.anthropic_base_url,
+            "api_key_env": "VEKTOR_TEST_ANTHROPIC_KEY",
+            "supports_tools": True,
+            "timeout_s": 5,
+        },
+        {
+            "id": "fake-nokey",
+            "provider": "openai",
+            "model": "x",
+            "base_url": fake_llm.openai_base_url,
+            "api_key_env": "VEKTOR_TEST_UNSET_KEY",
+        },
+    ]
+
+
+@pytest.fixture(scope="session")
+def config_dir(tmp_path_factory: pytest.TempPathFactory, fake_llm: Any) -> Path:
+    """The shipped model configs plus the test models; no MCP servers (tests add their own)."""
+    import json
+
+    os.environ["VEKTOR_TEST_OPENAI_KEY"] = FAKE_OPENAI_KEY
+    os.environ["VEKTOR_TEST_ANTHROPIC_KEY"] = FAKE_ANTHROPIC_KEY
+    os.environ.pop("VEKTOR_TEST_UNSET_KEY", None)
+    directory = tmp_path_factory.mktemp("config")
+    shipped = json.loads((REPO_CONFIG / "model_configs.json").read_text())
+    shipped["models"] += extra_models(fake_llm)
+    (directory / "model_configs.json").write_text(json.dumps(shipped))
+    (directory / "mcp_servers.json").write_text(json.dumps({"servers": {}}))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, log_dir: Path, config_dir: Path) -> Settings:
+    """The settings of the shared app."""
+    return make_settings(database_url, log_dir, config_dir=config_dir)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    """The real application, started once for the session (migrations run at start-up)."""
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=120, shutdown_timeout=60):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def state(app: Any) -> AppState:
+    """The lifespan-owned resources of the shared app."""
+    vektor: AppState = app.state.vektor
+    return vektor
+
+
+@pytest.fixture(autouse=True)
+async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty every table and reset rate limits before each test that uses the app."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    vektor: AppState = request.getfixturevalue("state")
+    async with vektor.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(table.delete())
+    await vektor.limiter.reset()
+    yield
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@asynccontextmanager
+async def serve_app(application: Any) -> AsyncIterator[str]:
+    """Serve an already-started app with a real uvicorn on a loopback port (true streaming,
+    real disconnects; httpx's ASGITransport buffers whole responses)."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(application, lifespan="off", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
+
+
+def redis_available(url: str) -> bool:
+    """Whether a Redis answers at `url` (tests that need one skip otherwise)."""
+    from redis import Redis
+
+    try:
+        return bool(Redis.from_url(url, socket_timeout=1).ping())
+    except Exception:
+        return False
+
+
+@asynccontextmanager
+async def two_instances_on_redis(
+    *, database_url: str, log_dir: Path, config_dir: Path, redis_url: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Two app instances with their own in-process state, sharing the database and a
+    (flushed) Redis database, each on a real loopback socket."""
+    from contextlib import AsyncExitStack
+
+    from redis import Redis
+
+    Redis.from_url(redis_url).flushdb()
+    async with AsyncExitStack() as stack:
+        clients = []
+        for _ in range(2):
+            settings = make_settings(
+                database_url, log_dir, config_dir=config_dir, redis_url=redis_url
+            )
+            application = create_app(settings)
+            await stack.enter_async_context(LifespanManager(application))
+            url = await stack.enter_async_context(serve_app(application))
+            clients.append(
+                await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30))
+            )
+        yield clients[0], clients[1]
+
+
+@pytest.fixture(scope="session")
+async def live_url(app: Any) -> AsyncIterator[str]:
+    """The shared app on a real loopback socket."""
+    async with serve_app(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def live(live_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the shared app over a real socket."""
+    async with httpx.AsyncClient(base_url=live_url, timeout=30) as c:
+        yield c
+
+
+async def register_and_login(
+    client: httpx.AsyncClient, name: str = "alice", password: str = TEST_PASSWORD
+) -> dict[str, Any]:
+    """Create a user and log in; returns the token pair plus `headers` and `user`."""
+    response = await client.post(
+        "/auth/register",
+        json={"email": f"{name}@example.com", "username": name, "password": password},
+    )
+    assert response.status_code == 201, response.text
+    login = await client.post("/auth/login", json={"username": name, "password": password})
+    assert login.status_code == 200, login.text
+    tokens: dict[str, Any] = login.json()
+    tokens["headers"] = {"Authorization": f"Bearer {tokens['access_token']}"}
+    tokens["user"] = response.json()
+    return tokens
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> dict[str, Any]:
+    """A registered, logged-in user."""
+    return await register_and_login(client, "alice")
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> dict[str, Any]:
+    """A second registered, logged-in user (for ownership tests)."""
+    return await register_and_login(client, "bob")
