@@ -23,6 +23,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.observability import install_observability
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
+from app.db.direct import DirectDb
 from app.db.migrate import upgrade_head
 from app.db.session import create_engine, create_session_factory
 from app.services.adapters import start_adapter_tools
@@ -51,6 +52,7 @@ def build_state(settings: Settings) -> AppState:
         settings=settings,
         engine=engine,
         session_factory=create_session_factory(engine),
+        db=DirectDb(engine),
         hasher=PasswordHasher(rounds=settings.bcrypt_rounds),
         tokens=TokenCodec(
             key=settings.signing_key(),
@@ -87,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await state.sync.start()
         state.capabilities += ["sync", "sync_stream", "backup"]
-        state.turn_writer = TurnWriter(session_factory=state.session_factory)
+        state.turn_writer = TurnWriter(db=state.db, on_commit=state.sync.hub.committed)
         await state.turn_writer.start()
         state.models = ModelRegistry.load(settings.config_dir)
         await state.models.start()
@@ -118,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # is cancelled now and saves its partial answer
             await state.generations.aclose(grace_s=SAVE_GRACE_S)
             await state.turn_writer.aclose()
+            await to_thread.run_sync(state.db.close)
             await state.sync.aclose()
             await state.mcp.aclose()
             await state.adapters.aclose()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
+from app.db.direct import DirectDb
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    db: DirectDb  # the hot path's one-hop units of work (app/db/direct.py)
     hasher: PasswordHasher
     tokens: TokenCodec
     limiter: RateLimiter

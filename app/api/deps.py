@@ -13,7 +13,7 @@ from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.core.ratelimit import RateLimiter
 from app.models import User
-from app.services.auth import AuthService, ClientInfo, Principal
+from app.services.auth import AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
 from app.services.sync import SyncService
@@ -77,13 +77,14 @@ UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 async def get_principal(
     request: Request,
-    auth: AuthServiceDep,
+    state: StateDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     """The caller behind the bearer token; 401 with a precise code otherwise."""
     if not token:
         raise Unauthorized("Not authenticated", code="not_authenticated")
-    principal = await auth.authenticate(access_token=token)
+    authenticator = TokenAuthenticator(db=state.db, tokens=state.tokens)
+    principal = await authenticator.authenticate(access_token=token)
     request.state.user_id = str(principal.user.id)
     return principal
 

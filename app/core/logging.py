@@ -164,13 +164,20 @@ class InterceptHandler(logging.Handler):
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 
 
-def _intercept_stdlib() -> None:
-    """Send stdlib logging to loguru and quieten chatty libraries."""
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+def _intercept_stdlib(level: str) -> None:
+    """Send stdlib logging to loguru and quieten chatty libraries.
+
+    Records below LOG_LEVEL are dropped by stdlib itself, before a record is built: a root
+    level of 0 would make every library's debug call pay for a record and a frame walk, and
+    makes uvicorn wrap the app in its per-message TRACE logger."""
+    threshold = logging.getLevelName(level.upper())
+    threshold = threshold if isinstance(threshold, int) else 5  # TRACE (loguru only)
+    logging.basicConfig(handlers=[InterceptHandler()], level=threshold, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn", "gunicorn.error"):
         std = logging.getLogger(name)
         std.handlers = [InterceptHandler()]
         std.propagate = False
+        std.setLevel(threshold)
     logging.getLogger("uvicorn.access").disabled = True  # our own access line replaces it
     for noisy in ("sqlalchemy.engine", "httpx", "httpcore", "aiosqlite", "asyncio", "mcp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -215,7 +222,8 @@ def configure_logging(settings: Settings, *, worker: bool = False) -> None:
     if os.getpid() == _CONFIGURED_PID:
         return
     _CONFIGURED_PID = os.getpid()
-    _intercept_stdlib()  # again in a worker: gunicorn's worker class reassigns uvicorn's handlers
+    # again in a worker: gunicorn's worker class reassigns uvicorn's handlers
+    _intercept_stdlib(settings.log_level)
     if worker or (_RELAY is not None and _RELAY.in_worker):
         _become_worker()
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
@@ -12,18 +13,45 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import Conflict, NotFound, Unauthorized
 from app.core.security import PasswordHasher, TokenCodec, new_jti
 from app.db.base import utcnow
+from app.db.direct import DirectDb
 from app.models import AuthSession, User
 from app.repositories.auth_sessions import AuthSessionRepository
+from app.repositories.principals import PrincipalRepository
 from app.repositories.users import UserRepository
 from app.schemas.auth import RegisterRequest, SessionRead, TokenPair
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: the user and the session the token belongs to."""
+    """The authenticated caller: the user (detached), the token's session, the preferences."""
 
     user: User
     session_id: uuid.UUID
+    preferences: dict[str, Any] | None = None
+
+
+class TokenAuthenticator:
+    """Resolves an access token on every request: one direct read, no request session."""
+
+    def __init__(self, *, db: DirectDb, tokens: TokenCodec) -> None:
+        self.db = db
+        self.tokens = tokens
+
+    async def authenticate(self, *, access_token: str) -> Principal:
+        """The token's caller, rejecting revoked sessions and disabled users at once."""
+        claims = self.tokens.decode(access_token, expected="access")
+        found = await self.db.read(
+            lambda conn: PrincipalRepository(conn).get(
+                session_id=claims.session_id, user_id=claims.user_id
+            )
+        )
+        if found is None:
+            raise Unauthorized("Session no longer exists", code="token_revoked")
+        if found.revoked_at is not None or not found.user.is_active:
+            raise Unauthorized("Session has been revoked", code="token_revoked")
+        return Principal(
+            user=found.user, session_id=claims.session_id, preferences=found.preferences
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,19 +169,6 @@ class AuthService:
         await self.session.commit()
         logger.warning("refresh token reuse detected; session revoked", session_id=str(row.id))
         raise Unauthorized("Refresh token was already used", code="token_reused")
-
-    async def authenticate(self, *, access_token: str) -> Principal:
-        """Resolve an access token to its user, rejecting revoked sessions at once."""
-        claims = self.tokens.decode(access_token, expected="access")
-        row = await self.sessions.get_active_user(
-            session_id=claims.session_id, user_id=claims.user_id
-        )
-        if row is None:
-            raise Unauthorized("Session no longer exists", code="token_revoked")
-        user, revoked_at = row
-        if revoked_at is not None or not user.is_active:
-            raise Unauthorized("Session has been revoked", code="token_revoked")
-        return Principal(user=user, session_id=claims.session_id)
 
     async def logout(self, *, principal: Principal, all_devices: bool) -> None:
         """Revoke the current session, or every session of the user."""

@@ -48,7 +48,7 @@ class UserService:
             raise Conflict("This email is already registered", code="email_taken")
         if username_taken:
             raise Conflict("This username is already taken", code="username_taken")
-        user = await self.session.merge(user)
+        user = await self._row_of(user)
         for key, value in changes.items():
             setattr(user, key, value)
         user.updated_at = utcnow()
@@ -59,6 +59,13 @@ class UserService:
             raise Conflict("Email or username already taken") from exc
         return user
 
+    async def _row_of(self, user: User) -> User:
+        """The caller's row in this session (the request's user is a detached snapshot)."""
+        row = await self.users.get(user_id=user.id)
+        if row is None:
+            raise Unauthorized("Session no longer exists", code="token_revoked")
+        return row
+
     async def _require_password(self, *, user: User, password: str) -> None:
         if not await self.hasher.verify(password, user.password_hash):
             raise Unauthorized("Incorrect password", code="invalid_credentials")
@@ -68,7 +75,7 @@ class UserService:
     ) -> None:
         """Replace the password and revoke every other session of the user."""
         await self._require_password(user=user, password=current_password)
-        user = await self.session.merge(user)
+        user = await self._row_of(user)
         user.password_hash = await self.hasher.hash(new_password)
         user.password_changed_at = utcnow()
         await self.sessions.revoke_for_user(

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.api.deps import AuthServiceDep, StateDep, get_admin_user, get_principal, oauth2_scheme
+from app.api.deps import StateDep, get_admin_user, get_principal, oauth2_scheme
 from app.core import metrics
 from app.core.observability import Observability, get_observability
 from app.services import status as status_service
@@ -31,7 +31,6 @@ ObservabilityDep = Annotated[Observability, Depends(observability_dep)]
 async def require_metrics_reader(
     request: Request,
     state: StateDep,
-    auth: AuthServiceDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> None:
     """Let through `METRICS_TOKEN` (compared in constant time) or an admin's access token."""
@@ -40,7 +39,7 @@ async def require_metrics_reader(
         wanted = expected.get_secret_value().encode()
         if wanted and hmac.compare_digest(token.encode(), wanted):
             return
-    principal = await get_principal(request, auth, token)  # 401 when missing or invalid
+    principal = await get_principal(request, state, token)  # 401 when missing or invalid
     await get_admin_user(principal.user)  # 403 for everyone else
 
 

@@ -45,6 +45,9 @@ class GenerationRegistry:
         self.retention_s = retention_s
         self.ping_s = ping_s
         self._local: dict[uuid.UUID, Generation] = {}
+        # running (not yet terminal) generations per user: the concurrency cap is checked on
+        # every chat request, so it must not scan every retained log
+        self._running: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._mirror = (
             RedisMirror(
                 redis_url,
@@ -86,6 +89,7 @@ class GenerationRegistry:
         log = EventLog(message_id=message_id, user_id=user_id)
         gen = Generation(log=log)
         self._local[message_id] = gen
+        self._running.setdefault(user_id, set()).add(message_id)
         if self._mirror is not None:
             self._mirror.register(log)
         return gen
@@ -93,9 +97,18 @@ class GenerationRegistry:
     def publish(self, gen: Generation, name: str, data: dict[str, object]) -> LoggedEvent:
         """Append an event to a generation's log (and queue it for the mirror)."""
         event = gen.log.append(name, data)
+        if event.terminal:
+            self._stopped(gen.log)
         if self._mirror is not None:
             self._mirror.push(gen.log, event)
         return event
+
+    def _stopped(self, log: EventLog) -> None:
+        running = self._running.get(log.user_id)
+        if running is not None:
+            running.discard(log.message_id)
+            if not running:
+                del self._running[log.user_id]
 
     def running(self) -> int:
         """Generations running on this worker."""
@@ -106,7 +119,7 @@ class GenerationRegistry:
         if self._mirror is not None:
             with contextlib.suppress(Exception):
                 return await self._mirror.running_for(user_id)
-        return sum(1 for g in self._local.values() if g.log.user_id == user_id and not g.log.done)
+        return len(self._running.get(user_id, ()))
 
     async def cancel(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """Ask a running generation of this user to stop, wherever it runs."""
@@ -157,3 +170,4 @@ class GenerationRegistry:
                 finished = gen.log.finished_at
                 if finished is not None and now - finished > self.retention_s:
                     del self._local[key]
+                    self._stopped(gen.log)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, NotFound, RateLimited
 from app.models import User
 from app.repositories.conversations import ConversationRepository
-from app.repositories.users import UserRepository
 from app.schemas.chat import ChatStreamRequest
 from app.schemas.user import Preferences
 from app.services.chat.agent import AgentRun, TurnRequest
@@ -30,12 +30,13 @@ class ChatService:
         self.state = state
         self.conversations = ConversationRepository(session)
 
-    async def start(self, *, user: User, body: ChatStreamRequest) -> uuid.UUID:
+    async def start(
+        self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
+    ) -> uuid.UUID:
         """Start a generation and return its assistant message id (errors are raised first)."""
         settings, generations = self.state.settings, self.state.generations
         await self.state.limiter.hit(settings.rate_limit_chat, "chat", str(user.id))
-        prefs_row = await UserRepository(self.session).get_preferences(user_id=user.id)
-        prefs = Preferences.model_validate(prefs_row.data if prefs_row else {})
+        prefs = Preferences.model_validate(preferences or {})
         model = self._resolve_model(requested=body.model, preferred=prefs.default_model)
         history: list[ChatMessage] = []
         conversation_id = body.conversation_id

@@ -8,11 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection
 
-from app.models import Conversation
-from app.repositories.changes import ChangeRepository
-from app.repositories.conversations import ConversationRepository
+from app.repositories.turns import TurnRepository
 from app.services.chat.writer import TurnWriter
 
 PREVIEW_CHARS = 200
@@ -79,12 +77,12 @@ class TurnStore:
             },
         ]
 
-        async def write(session: AsyncSession) -> None:
+        def write(conn: Connection) -> int:
             # sync feed: the conversation gets `seq`, the two messages the next two numbers
-            seq = await ChangeRepository(session).allocate(user_id=ids.user_id, count=3)
-            repo = ConversationRepository(session)
+            repo = TurnRepository(conn)
+            seq = repo.allocate(user_id=ids.user_id, count=3)
             if new_conversation:
-                await repo.insert_conversation(
+                repo.insert_conversation(
                     values={
                         "id": ids.conversation_id,
                         "user_id": ids.user_id,
@@ -98,34 +96,37 @@ class TurnStore:
                         "change_seq": seq,
                     }
                 )
-            await repo.insert_messages(
+            repo.insert_messages(
                 rows=[{**row, "change_seq": seq + 1 + i} for i, row in enumerate(messages)]
             )
             if not new_conversation:
-                await repo.update_conversation(
+                repo.update_conversation(
                     conversation_id=ids.conversation_id,
+                    added_messages=2,
                     values={
-                        "message_count": Conversation.message_count + 2,
                         "last_message_preview": preview(text),
                         "updated_at": now,
                         "model": model_id,
                         "change_seq": seq,
                     },
                 )
+            return seq + 2 if seq else 0
 
-        await self.writer.submit(write, user_key=str(ids.user_id))
+        await self.writer.submit(write, user_id=ids.user_id)
 
     async def checkpoint(self, *, user_id: uuid.UUID, message_id: uuid.UUID, content: str) -> None:
         """Save the text so far of a long answer (best effort)."""
 
-        async def write(session: AsyncSession) -> None:
-            seq = await ChangeRepository(session).allocate_for_message(message_id=message_id)
-            await ConversationRepository(session).update_message(
+        def write(conn: Connection) -> int:
+            repo = TurnRepository(conn)
+            seq = repo.allocate_for_message(message_id=message_id)
+            repo.update_message(
                 message_id=message_id, values={"content": content, "change_seq": seq}
             )
+            return seq
 
         try:
-            await self.writer.submit(write, user_key=str(user_id))
+            await self.writer.submit(write, user_id=user_id)
         except Exception as exc:
             logger.warning("checkpoint of message {} failed: {}", message_id, exc)
 
@@ -156,20 +157,21 @@ class TurnStore:
             "updated_at": now,
         }
 
-        async def write(session: AsyncSession) -> None:
-            seq = await ChangeRepository(session).allocate(user_id=ids.user_id, count=2)
-            repo = ConversationRepository(session)
-            await repo.update_message(
+        def write(conn: Connection) -> int:
+            repo = TurnRepository(conn)
+            seq = repo.allocate(user_id=ids.user_id, count=2)
+            repo.update_message(
                 message_id=ids.message_id, values={**message_values, "change_seq": seq}
             )
-            await repo.update_conversation(
+            repo.update_conversation(
                 conversation_id=ids.conversation_id,
                 values={**conversation_values, "change_seq": seq + 1},
             )
+            return seq + 1 if seq else 0
 
         for attempt in (1, 2):
             try:
-                await self.writer.submit(write, user_key=str(ids.user_id))
+                await self.writer.submit(write, user_id=ids.user_id)
                 return
             except Exception:
                 logger.opt(exception=attempt == 2).error(

@@ -1,0 +1,86 @@
+"""A chat turn's writes as synchronous Core statements, run on `DirectDb` in one hop.
+
+The same rules as `ChangeRepository` (see app/repositories/changes.py): the user's change
+counter is always the first row a write locks, and every row written gets its own number.
+Statements are built once with bind parameters; the columns to set come with each call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+
+from app.models import Conversation, Message, User
+
+users = cast(Table, User.__table__)
+conversations = cast(Table, Conversation.__table__)
+messages = cast(Table, Message.__table__)
+
+_ALLOCATE = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"))
+    # keep `updated_at` (its onupdate is for profile edits, not for data changes)
+    .values(change_seq=users.c.change_seq + bindparam("b_count"), updated_at=users.c.updated_at)
+    .returning(users.c.change_seq)
+)
+_ALLOCATE_FOR_MESSAGE = (
+    update(users)
+    .where(
+        users.c.id
+        == select(messages.c.user_id)
+        .where(messages.c.id == bindparam("b_message_id"))
+        .scalar_subquery()
+    )
+    .values(change_seq=users.c.change_seq + 1, updated_at=users.c.updated_at)
+    .returning(users.c.change_seq)
+)
+_INSERT_CONVERSATION = insert(conversations)
+_INSERT_MESSAGES = insert(messages)
+_UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("b_id"))
+_UPDATE_CONVERSATION = update(conversations).where(conversations.c.id == bindparam("b_id"))
+_COUNT_MESSAGES = _UPDATE_CONVERSATION.values(
+    message_count=conversations.c.message_count + bindparam("b_added")
+)
+
+
+class TurnRepository:
+    """Change numbers, conversation and message rows of chat turns; no commits."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def allocate(self, *, user_id: uuid.UUID, count: int) -> int:
+        """Reserve `count` consecutive change numbers; the first (0 if there is no such user).
+
+        Must be the first write of the transaction: it locks the user row until commit."""
+        last = self.conn.execute(_ALLOCATE, {"b_user_id": user_id, "b_count": count}).scalar()
+        return 0 if last is None else int(last) - count + 1
+
+    def allocate_for_message(self, *, message_id: uuid.UUID) -> int:
+        """One change number for the owner of a message (0 if it is gone), in one statement."""
+        seq = self.conn.execute(_ALLOCATE_FOR_MESSAGE, {"b_message_id": message_id}).scalar()
+        return 0 if seq is None else int(seq)
+
+    def insert_conversation(self, *, values: dict[str, Any]) -> None:
+        """Insert one conversation row."""
+        self.conn.execute(_INSERT_CONVERSATION, values)
+
+    def insert_messages(self, *, rows: list[dict[str, Any]]) -> None:
+        """Insert message rows in one statement."""
+        self.conn.execute(_INSERT_MESSAGES, rows)
+
+    def update_message(self, *, message_id: uuid.UUID, values: dict[str, Any]) -> None:
+        """Write fields of one message."""
+        self.conn.execute(_UPDATE_MESSAGE, {**values, "b_id": message_id})
+
+    def update_conversation(
+        self, *, conversation_id: uuid.UUID, values: dict[str, Any], added_messages: int = 0
+    ) -> None:
+        """Write fields of one conversation (and count `added_messages` more messages)."""
+        if added_messages:
+            params = {**values, "b_id": conversation_id, "b_added": added_messages}
+            self.conn.execute(_COUNT_MESSAGES, params)
+        else:
+            self.conn.execute(_UPDATE_CONVERSATION, {**values, "b_id": conversation_id})
