@@ -132,6 +132,9 @@ class AgentRun:
 
     async def run(self) -> None:
         """Run the turn; always ends the log with `done` or `error` and saves the reply."""
+        # the model's task first: its request is on the wire before the user message is
+        # written (the write then overlaps the model's time to first token)
+        work = asyncio.create_task(self._rounds())
         self._persist = asyncio.create_task(
             self.store.begin(
                 ids=self.req.ids,
@@ -144,14 +147,13 @@ class AgentRun:
         self._persist.add_done_callback(self._on_persisted)
         metrics.generations_active.inc()
         try:
-            await self._run()
+            await self._run(work)
         finally:
             metrics.generations_active.dec()
             metrics.add_tokens(self.state.token_count, self.state.model_id)
 
-    async def _run(self) -> None:
+    async def _run(self, work: asyncio.Task[StopTurn]) -> None:
         """Race the model/tool rounds against cancel and the time limit, then finish."""
-        work = asyncio.create_task(self._rounds())
         cancel_wait = asyncio.create_task(self.gen.cancel_requested.wait())
         outcome: StopTurn
         try:

@@ -84,6 +84,8 @@ class EventLog:
                 last_id = batch[-1].id
                 continue
             try:
-                await asyncio.wait_for(waiter.wait(), timeout=ping_s)
+                # a timeout scope, not wait_for: no extra task per wait on the per-token path
+                async with asyncio.timeout(ping_s):
+                    await waiter.wait()
             except TimeoutError:
                 yield None

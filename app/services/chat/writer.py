@@ -40,6 +40,7 @@ class TurnWriter:
         self.on_commit = on_commit
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._busy = False  # a write (batch or direct) is in progress
 
     async def start(self) -> None:
         """Start the writer task."""
@@ -60,18 +61,31 @@ class TurnWriter:
         if self._task is None or self._task.done():  # not started (scripts, some tests)
             self._committed({user_id: await self.db.write(op)})
             return
+        if self.db.inline and not self._busy and self._queue.empty():
+            # nothing to batch with, and SQLite runs it inline: write now, without handing it
+            # to the writer task and back (two loop iterations on a chat's first token)
+            self._busy = True
+            try:
+                seq = await self.db.write(op)
+            finally:
+                self._busy = False
+            self._committed({user_id: seq})
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((user_id, op, future))
-        await asyncio.shield(future)
+        # a cancelled caller cancels only its wait: the write is in the batch regardless
+        await future
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            self._busy = True
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
             finally:
+                self._busy = False
                 for _ in batch:
                     self._queue.task_done()
 

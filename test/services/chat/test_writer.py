@@ -16,20 +16,38 @@ from app.services.chat.writer import TurnWriter
 USERS = {name: uuid.UUID(int=i + 1) for i, name in enumerate(("a", "b", "c"))}
 
 
-@pytest.fixture(params=["file", "memory"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    # a SQLite file runs inline or on DirectDb's threads, in-memory SQLite through run_sync
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path}/w.db" if request.param == "file" else "sqlite+aiosqlite://"
-    )
+async def _direct_db(url: str):  # type: ignore[no-untyped-def]
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (v TEXT NOT NULL)"))
     direct = DirectDb(engine)
-    assert direct.inline is (request.param == "file")
     yield direct
     direct.close()
     await engine.dispose()
+
+
+@pytest.fixture(params=["file", "memory"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    # a SQLite file runs inline or on DirectDb's threads, in-memory SQLite through run_sync
+    file = request.param == "file"
+    async for direct in _direct_db(
+        f"sqlite+aiosqlite:///{tmp_path}/w.db" if file else "sqlite+aiosqlite://"
+    ):
+        assert direct.inline is file
+        yield direct
+
+
+@pytest.fixture
+async def file_db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    async for direct in _direct_db(f"sqlite+aiosqlite:///{tmp_path}/w.db"):
+        yield direct
+
+
+@pytest.fixture
+async def awaited_db():  # type: ignore[no-untyped-def]
+    # every write awaits (as on PostgreSQL), so concurrent submissions pile up into batches
+    async for direct in _direct_db("sqlite+aiosqlite://"):
+        yield direct
 
 
 def _insert(order: list[str], value: str | None, seq: int = 0):  # type: ignore[no-untyped-def]
@@ -47,7 +65,8 @@ async def _values(db: DirectDb) -> list[str]:
     )
 
 
-async def test_a_batch_runs_sorted_by_user_and_reports_its_commit(db: DirectDb) -> None:
+async def test_a_batch_runs_sorted_by_user_and_reports_its_commit(awaited_db: DirectDb) -> None:
+    db = awaited_db
     committed: list[dict[uuid.UUID, int]] = []
     writer = TurnWriter(db=db, on_commit=committed.append)
     await writer.start()
@@ -65,7 +84,22 @@ async def test_a_batch_runs_sorted_by_user_and_reports_its_commit(db: DirectDb) 
     assert committed == [{USERS["a"]: 5, USERS["c"]: 7}]
 
 
-async def test_one_failing_write_does_not_sink_the_batch(db: DirectDb) -> None:
+async def test_on_sqlite_a_lone_write_commits_at_once_in_the_caller(file_db: DirectDb) -> None:
+    db = file_db
+    committed: list[dict[uuid.UUID, int]] = []
+    writer = TurnWriter(db=db, on_commit=committed.append)
+    await writer.start()
+    order: list[str] = []
+    for name, seq in (("c", 7), ("a", 3)):
+        await writer.submit(_insert(order, name, seq), user_id=USERS[name])
+        assert await _values(db) == sorted(order)  # committed when submit returns
+    await writer.aclose()
+    assert order == ["c", "a"]
+    assert committed == [{USERS["c"]: 7}, {USERS["a"]: 3}]
+
+
+async def test_one_failing_write_does_not_sink_the_batch(awaited_db: DirectDb) -> None:
+    db = awaited_db
     committed: list[dict[uuid.UUID, int]] = []
     writer = TurnWriter(db=db, on_commit=committed.append)
     await writer.start()
