@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,6 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.health_probes["mcp"] = state.mcp.health_probe
         state.capabilities += ["chat", "sse", "reattach", "cancel"]
         app.state.vektor = state
+        # everything built so far lives as long as the process: move it out of the collector's
+        # view, so a full collection later scans only what requests created (measured: a full
+        # collection of the startup heap took ~100 ms, stalling every open stream)
+        gc.collect()
+        gc.freeze()
         logger.info(
             "Vektor Backend {} started ({} database, environment {})",
             __version__,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class AppState:
     adapters: Any = None  # app.services.adapters.AdapterTools (config/app/*.json)
     turn_writer: Any = None  # app.services.chat.writer.TurnWriter (group commit)
     sync: Any = None  # app.services.sync.SyncRuntime (push hub, tombstone pruner)
+    # chat requests in their start-up work at once (app/api/deps.py: admit_chat)
+    chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)
     capabilities: list[str] = field(default_factory=list)
     # optional parts (MCP pool, Redis, ...) register a probe; failing ones make health "degraded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -121,9 +122,25 @@ async def get_client_info(request: Request) -> ClientInfo:
 ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
 
 
-async def get_chat_service(state: StateDep, session: SessionDep) -> ChatService:
-    """Chat use cases bound to this request's session."""
-    return ChatService(session=session, state=state)
+async def admit_chat(state: StateDep) -> AsyncIterator[None]:
+    """Let a few chat requests at a time through their start-up work.
+
+    Starting an answer is ~1 ms of event-loop work that never waits; 100 requests arriving
+    together would run back to back in one loop pass and hold up the tokens of every open
+    stream for ~100 ms. Each admitted request yields once, so the loop relays tokens
+    between admissions; a lone request pays one loop pass."""
+    async with state.chat_admission:
+        await asyncio.sleep(0)
+        yield
+
+
+# the first dependency of /chat/stream: held until the route returns, not for the stream
+ChatAdmission = Annotated[None, Depends(admit_chat, scope="function")]
+
+
+async def get_chat_service(state: StateDep) -> ChatService:
+    """Chat use cases (they open a session only when they must read)."""
+    return ChatService(state=state)
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]

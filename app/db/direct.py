@@ -10,7 +10,8 @@ unit of work, written as plain synchronous SQLAlchemy Core on a `Connection`:
   take 0.1-0.3 ms of SQLite and Core, less than handing them to a thread (a worker thread
   waits for the GIL while the loop is busy, ~0.5 ms per hand-off here). If SQLite answers
   "busy" (another process or connection holds the write lock), the unit is rolled back
-  and rerun on a thread with the normal timeout. Large batches go to the thread directly.
+  and rerun on a thread with the normal timeout. Large batches and bursts (the caller
+  decides) go to the thread directly.
   The inline connection never checkpoints the WAL itself (a checkpoint syncs the file);
   every `CHECKPOINT_EVERY` inline commits a passive checkpoint runs on the write thread.
 * **Anything else** (PostgreSQL, in-memory SQLite): on the async engine through
@@ -66,14 +67,14 @@ class DirectDb:
                 return await conn.run_sync(work)
         return await self._sqlite.read(work)
 
-    async def write(self, work: Work[T], *, small: bool = True) -> T:
+    async def write(self, work: Work[T], *, inline: bool = True) -> T:
         """Run `work` in one transaction and commit it (rolled back if `work` raises).
 
-        `small=False` (a batch of many writes) never runs inline on SQLite."""
+        `inline=False` (a large batch, a burst) keeps it off the event loop on SQLite."""
         if self._sqlite is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
-        return await self._sqlite.write(work, inline=small)
+        return await self._sqlite.write(work, inline=inline)
 
     def close(self) -> None:
         """Finish queued work and close the connections."""

@@ -45,7 +45,7 @@ async def test_small_units_run_inline_on_the_event_loop(db: DirectDb) -> None:
     assert await db.write(_insert("a")) == threading.get_ident()
     assert await db.read(_values) == ["a"]
     # a large batch goes to the write thread instead
-    assert await db.write(_insert("b"), small=False) != threading.get_ident()
+    assert await db.write(_insert("b"), inline=False) != threading.get_ident()
     assert await db.read(_values) == ["a", "b"]
 
 

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ChatServiceDep, CurrentPrincipal, CurrentUser, HistoryServiceDep, StateDep
+from app.api.deps import (
+    ChatAdmission,
+    ChatServiceDep,
+    CurrentPrincipal,
+    CurrentUser,
+    HistoryServiceDep,
+    StateDep,
+)
 from app.core import metrics
 from app.core.errors import InvalidInput
 from app.schemas.chat import (
@@ -55,7 +62,11 @@ async def list_models(state: StateDep, _user: CurrentUser) -> Any:
 
 @router.post("/stream", response_class=StreamingResponse, responses=_SSE_DOC)
 async def stream_answer(
-    body: ChatStreamRequest, principal: CurrentPrincipal, chat: ChatServiceDep, state: StateDep
+    _admitted: ChatAdmission,
+    body: ChatStreamRequest,
+    principal: CurrentPrincipal,
+    chat: ChatServiceDep,
+    state: StateDep,
 ) -> StreamingResponse:
     """Send a message and stream the answer as Server-Sent Events."""
     message_id = await chat.start(user=principal.user, preferences=principal.preferences, body=body)

@@ -2,6 +2,9 @@
 
 Bounded: beyond `max_events` the oldest events are dropped; a reader asking for an id that
 was dropped gets a `replay_unavailable` error event instead of a silent gap.
+
+Only the encoded frames are kept (ids are implied by position): bytes are not tracked by
+the garbage collector, so thousands of retained events add nothing to a collection pass.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ class EventLog:
         self.message_id = message_id
         self.user_id = user_id
         self.max_events = max_events
-        self.events: list[LoggedEvent] = []
+        self.frames: list[bytes] = []
+        self.first_id = 1  # the id of frames[0]
         self.next_id = 1
         self.finished_at: float | None = None
         self._changed = asyncio.Event()
@@ -40,49 +44,43 @@ class EventLog:
         """Log one event and wake every reader."""
         event = LoggedEvent(self.next_id, name, encode_frame(self.next_id, name, data))
         self.next_id += 1
-        self.events.append(event)
-        if len(self.events) > self.max_events:  # drop the oldest half at once (amortised O(1))
-            del self.events[: len(self.events) - self.max_events // 2]
+        self.frames.append(event.frame)
+        if len(self.frames) > self.max_events:  # drop the oldest half at once (amortised O(1))
+            dropped = len(self.frames) - self.max_events // 2
+            del self.frames[:dropped]
+            self.first_id += dropped
         if event.terminal:
             self.finished_at = time.monotonic()
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         return event
 
-    def _after(self, last_id: int) -> list[LoggedEvent]:
-        if not self.events:
-            return []
-        return self.events[max(last_id + 1 - self.events[0].id, 0) :]
-
     def first_available_id(self) -> int:
         """The oldest id still held (ids before it were dropped)."""
-        return self.events[0].id if self.events else self.next_id
+        return self.first_id
 
-    async def follow(
-        self, last_id: int, *, ping_s: float
-    ) -> AsyncIterator[list[LoggedEvent] | None]:
-        """Yield batches of events after `last_id` until the terminal one; None = keep-alive."""
-        if last_id + 1 < self.first_available_id():
-            gap = LoggedEvent(
-                0,
-                "error",
+    async def follow(self, last_id: int, *, ping_s: float) -> AsyncIterator[list[bytes] | None]:
+        """Yield batches of frames after `last_id` until the terminal one; None = keep-alive."""
+        if last_id + 1 < self.first_id:
+            yield [
                 encode_frame(
-                    self.first_available_id() - 1,
+                    self.first_id - 1,
                     "error",
                     {"code": "replay_unavailable", "message": "Events were dropped; reload."},
-                ),
-            )
-            yield [gap]
+                )
+            ]
             return
         while True:
             waiter = self._changed
-            batch = self._after(last_id)
+            batch = self.frames[max(last_id + 1 - self.first_id, 0) :]
             if batch:
                 yield batch
-                if batch[-1].terminal:
+                last_id += len(batch)
+                if self.done and last_id >= self.next_id - 1:  # the terminal event was sent
                     return
-                last_id = batch[-1].id
                 continue
+            if self.done:  # asked from after the terminal event: nothing more will come
+                return
             try:
                 # a timeout scope, not wait_for: no extra task per wait on the per-token path
                 async with asyncio.timeout(ping_s):

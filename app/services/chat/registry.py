@@ -154,7 +154,7 @@ class GenerationRegistry:
         gen = self._local.get(message_id)
         if gen is not None:
             async for batch in gen.log.follow(last_event_id, ping_s=self.ping_s):
-                yield PING_FRAME if batch is None else b"".join(e.frame for e in batch)
+                yield PING_FRAME if batch is None else b"".join(batch)
             return
         if self._mirror is not None:
             async for chunk in self._mirror.follow(

@@ -7,8 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.core.errors import BadRequest, NotFound, RateLimited
 from app.models import User
 from app.repositories.conversations import ConversationRepository
@@ -23,12 +21,14 @@ from app.state import AppState
 
 
 class ChatService:
-    """Validates a chat request, then hands the turn to a generation task."""
+    """Validates a chat request, then hands the turn to a generation task.
 
-    def __init__(self, *, session: AsyncSession, state: AppState) -> None:
-        self.session = session
+    It opens a database session only when it must read (a continued conversation, a
+    finished answer): a new conversation's first token needs none, and a stream must never
+    hold one open."""
+
+    def __init__(self, *, state: AppState) -> None:
         self.state = state
-        self.conversations = ConversationRepository(session)
 
     async def start(
         self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
@@ -42,14 +42,15 @@ class ChatService:
         conversation_id = body.conversation_id
         make_title = conversation_id is None
         if conversation_id is not None:
-            conversation = await self.conversations.get_for_user(
-                user_id=user.id, conversation_id=conversation_id
-            )
-            if conversation is None:
-                raise NotFound("Conversation not found")
-            make_title = not conversation.title
-            history = replay(await self.conversations.messages(conversation_id=conversation_id))
-        await self.session.close()  # release the connection before the long-lived task
+            async with self.state.session_factory() as session:
+                conversations = ConversationRepository(session)
+                conversation = await conversations.get_for_user(
+                    user_id=user.id, conversation_id=conversation_id
+                )
+                if conversation is None:
+                    raise NotFound("Conversation not found")
+                make_title = not conversation.title
+                history = replay(await conversations.messages(conversation_id=conversation_id))
         if await generations.running_for(user.id) >= settings.max_concurrent_generations:
             raise RateLimited(
                 5, f"At most {settings.max_concurrent_generations} answers may run at once"
@@ -137,10 +138,10 @@ class ChatService:
             return generations.follow(message_id=message_id, last_event_id=last_event_id)
         if owned is False:
             raise NotFound("No answer with this id")
-        message = await self.conversations.get_message_for_user(
-            user_id=user.id, message_id=message_id
-        )
-        await self.session.close()
+        async with self.state.session_factory() as session:
+            message = await ConversationRepository(session).get_message_for_user(
+                user_id=user.id, message_id=message_id
+            )
         if message is None or message.role != "assistant":
             raise NotFound("No answer with this id")
         return _rebuilt(message_id, message.content, message.status, last_event_id)

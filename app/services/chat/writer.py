@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
 
@@ -27,9 +28,11 @@ WriteOp = Callable[[Connection], int]
 Committed = Callable[[dict[uuid.UUID, int]], None]
 _Item = tuple[uuid.UUID, WriteOp, asyncio.Future[None]]
 MAX_BATCH = 200
-# up to this many writes run inline on SQLite (~0.3 ms each); a burst goes to the write thread
-# so that it never holds up the event loop (and the streams it relays) for long
-INLINE_BATCH = 4
+# On a SQLite file a write can run inline on the event loop (~0.3-0.5 ms each): at most
+# INLINE_BUDGET writes per INLINE_WINDOW_S; beyond that (a burst of answers starting or
+# ending together) writes go to the write thread, so the loop keeps relaying tokens.
+INLINE_BUDGET = 4
+INLINE_WINDOW_S = 0.01
 
 
 class TurnWriter:
@@ -41,6 +44,8 @@ class TurnWriter:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # a write (batch or direct) is in progress
+        self._window_start = 0.0
+        self._window_used = 0
 
     async def start(self) -> None:
         """Start the writer task."""
@@ -61,7 +66,7 @@ class TurnWriter:
         if self._task is None or self._task.done():  # not started (scripts, some tests)
             self._committed({user_id: await self.db.write(op)})
             return
-        if self.db.inline and not self._busy and self._queue.empty():
+        if not self._busy and self._queue.empty() and self._inline_budget(1):
             # nothing to batch with, and SQLite runs it inline: write now, without handing it
             # to the writer task and back (two loop iterations on a chat's first token)
             self._busy = True
@@ -94,7 +99,7 @@ class TurnWriter:
         ops = [op for _, op, _ in batch]
         try:
             seqs = await self.db.write(
-                lambda conn: [op(conn) for op in ops], small=len(ops) <= INLINE_BATCH
+                lambda conn: [op(conn) for op in ops], inline=self._inline_budget(len(ops))
             )
         except Exception as exc:
             if len(batch) == 1:
@@ -116,6 +121,18 @@ class TurnWriter:
         self._committed(newest)
         for _, _, future in batch:
             _settle(future, None)
+
+    def _inline_budget(self, writes: int) -> bool:
+        """Whether `writes` more writes may run inline now (and count them if so)."""
+        if not self.db.inline:
+            return False
+        now = time.monotonic()
+        if now - self._window_start > INLINE_WINDOW_S:
+            self._window_start, self._window_used = now, 0
+        if self._window_used + writes > INLINE_BUDGET:
+            return False
+        self._window_used += writes
+        return True
 
     def _committed(self, newest: dict[uuid.UUID, int]) -> None:
         if self.on_commit is None:

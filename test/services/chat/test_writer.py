@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.direct import DirectDb
-from app.services.chat.writer import TurnWriter
+from app.services.chat.writer import INLINE_BUDGET, TurnWriter
 
 USERS = {name: uuid.UUID(int=i + 1) for i, name in enumerate(("a", "b", "c"))}
 
@@ -126,3 +127,21 @@ async def test_a_write_without_the_writer_task_commits_alone(db: DirectDb) -> No
     with pytest.raises(Exception):  # noqa: B017 (the driver's IntegrityError)
         await writer.submit(_insert([], None, 5), user_id=USERS["b"])
     assert committed == [{USERS["b"]: 4}]
+
+
+async def test_a_burst_of_writes_leaves_the_event_loop_to_the_streams(file_db: DirectDb) -> None:
+    writer = TurnWriter(db=file_db)
+    await writer.start()
+    threads: list[int] = []
+
+    def op(conn: Connection) -> int:
+        threads.append(threading.get_ident())
+        conn.execute(text("INSERT INTO t (v) VALUES ('x')"))
+        return 0
+
+    await asyncio.gather(*(writer.submit(op, user_id=USERS["a"]) for _ in range(20)))
+    await writer.aclose()
+    inline = threads.count(threading.get_ident())
+    assert 1 <= inline <= INLINE_BUDGET  # the first few at once, the rest on the write thread
+    assert len(threads) == 20
+    assert await _values(file_db) == ["x"] * 20
