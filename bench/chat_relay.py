@@ -131,8 +131,11 @@ async def run(upstream: str, app: str, app_pid: int, quick: bool) -> dict[str, A
             ("ttft_single_stream_50ms_upstream", 50),
         ):
             await _configure(session, upstream, tokens=20, rate=0, ttft_ms=ttft_ms)
+            for _ in range(5):  # warm-up (connection pools, statement caches); not recorded
+                await stream_direct(session, upstream)
+                await stream_app(session, app, token)
             direct, through = [], []
-            for _ in range(10 if quick else 40):
+            for _ in range(10 if quick else 100):
                 direct.append(await stream_direct(session, upstream))
                 through.append(await stream_app(session, app, token))
             d_ttft = [s.ttft for s in direct]

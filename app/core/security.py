@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -19,6 +20,7 @@ ALGORITHM = "HS256"
 ALLOWED_ALGORITHMS = [ALGORITHM]  # strict: never "none", never an asymmetric confusion
 MAX_PASSWORD_BYTES = 72
 TokenType = Literal["access", "refresh"]
+VERIFIED_TOKENS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class TokenCodec:
         self._key = key
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()  # LRU of good tokens
 
     def issue(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, token_type: TokenType, jti: str
@@ -106,7 +109,26 @@ class TokenCodec:
         return jwt.encode(payload, self._key, algorithm=ALGORITHM)
 
     def decode(self, token: str, *, expected: TokenType) -> TokenClaims:
-        """Verify signature, algorithm, expiry and type; `Unauthorized` with a precise code."""
+        """Verify signature, algorithm, expiry and type; `Unauthorized` with a precise code.
+
+        Every request decodes its token, and a client reuses one access token for many
+        requests: a verified token's claims are kept (a signature's validity never changes)
+        and only its type and expiry are checked again on each use."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            self._verified[token] = claims
+            if len(self._verified) > VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)
+        else:
+            self._verified.move_to_end(token)
+        if claims.token_type != expected:
+            raise Unauthorized(f"Not an {expected} token", code="invalid_token")
+        if claims.expires_at <= datetime.now(UTC):
+            raise Unauthorized("Token has expired", code="token_expired")
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             payload = jwt.decode(
                 token,
@@ -118,14 +140,15 @@ class TokenCodec:
             raise Unauthorized("Token has expired", code="token_expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("Invalid token", code="invalid_token") from exc
-        if payload.get("typ") != expected:
-            raise Unauthorized(f"Not an {expected} token", code="invalid_token")
+        token_type = payload.get("typ")
+        if token_type not in ("access", "refresh"):
+            raise Unauthorized("Invalid token", code="invalid_token")
         try:
             return TokenClaims(
                 user_id=uuid.UUID(str(payload["sub"])),
                 session_id=uuid.UUID(str(payload["sid"])),
                 jti=str(payload["jti"]),
-                token_type=expected,
+                token_type=token_type,
                 expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
             )
         except (ValueError, TypeError) as exc:
