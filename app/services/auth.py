@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,9 +106,22 @@ class AuthService:
         if username_taken:
             raise Conflict("This username is already taken", code="username_taken")
 
-    async def login(self, *, identifier: str, password: str, client: ClientInfo) -> TokenPair:
-        """Check the password (same cost for unknown users) and open a device session."""
-        user = await self.users.get_by_login(identifier=identifier.strip().lower())
+    async def login(
+        self,
+        *,
+        identifier: str,
+        password: str,
+        client: ClientInfo,
+        account_limit: Callable[[str], Awaitable[None]] | None = None,
+    ) -> TokenPair:
+        """Check the password (same cost for unknown users) and open a device session.
+
+        `account_limit` counts the attempt against the account, one budget whether it is
+        addressed by username or by email (an unknown name is its own key)."""
+        name = identifier.strip().lower()
+        user = await self.users.get_by_login(identifier=name)
+        if account_limit is not None:
+            await account_limit(str(user.id) if user else name)
         ok = await self.hasher.verify(password, user.password_hash if user else None)
         if user is None or not ok or not user.is_active:
             logger.info("login failed")

@@ -97,6 +97,9 @@ async def test_login_is_limited_per_account_and_ip(env: dict[str, Any]) -> None:
         # over the limit even with the right password, and whatever the spelling
         assert_limited(await login(client, name, TEST_PASSWORD))
         assert_limited(await login(client, name.upper(), TEST_PASSWORD))
+        # ...and whichever name addresses it: the email shares the username's budget
+        email_login = {"username": f"{name}@example.com", "password": TEST_PASSWORD}
+        assert_limited(await client.post("/auth/login", json=email_login))
         # another account from the same address still has its own budget
         assert_error(await login(client, neighbour), 401, "invalid_credentials")
         # the same account from another address is not locked out

@@ -87,10 +87,23 @@ async def test_a_locked_database_never_blocks_the_loop(db: DirectDb, tmp_path: P
     other.close()
 
 
-async def test_inline_commits_are_checkpointed_from_the_write_thread(
-    db: DirectDb, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Checkpoint every 5 inline commits; the threads checkpoints ran on."""
+    monkeypatch.setattr(direct, "CHECKPOINT_EVERY", 5)
+    original, threads = direct._checkpoint, []
+
+    def spy(engine):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        original(engine)
+
+    monkeypatch.setattr(direct, "_checkpoint", spy)
+    return threads
+
+
+async def test_the_inline_connection_never_waits_nor_checkpoints(
+    db: DirectDb, checkpoints: list[int]
 ) -> None:
-    # the inline connection never waits and never checkpoints on commit (that syncs the file)
     pragmas = await db.read(
         lambda conn: [
             conn.exec_driver_sql(f"PRAGMA {name}").scalar()
@@ -98,35 +111,20 @@ async def test_inline_commits_are_checkpointed_from_the_write_thread(
         ]
     )
     assert pragmas == [0, 0, "wal"]
-    monkeypatch.setattr(direct, "CHECKPOINT_EVERY", 5)
-    original, threads = direct._checkpoint, []
-
-    def spy(engine):  # type: ignore[no-untyped-def]
-        threads.append(threading.get_ident())
-        original(engine)
-
-    monkeypatch.setattr(direct, "_checkpoint", spy)
     for i in range(4):
         await db.write(_insert(f"v{i}"))
     db.close()  # waits for the write thread's queue: nothing was scheduled yet
-    assert threads == []
+    assert checkpoints == []
 
 
-async def test_the_fifth_inline_commit_schedules_a_checkpoint(
-    db: DirectDb, monkeypatch: pytest.MonkeyPatch
+async def test_every_fifth_inline_commit_schedules_a_checkpoint_on_the_write_thread(
+    db: DirectDb, checkpoints: list[int]
 ) -> None:
-    monkeypatch.setattr(direct, "CHECKPOINT_EVERY", 5)
-    original, threads = direct._checkpoint, []
-
-    def spy(engine):  # type: ignore[no-untyped-def]
-        threads.append(threading.get_ident())
-        original(engine)
-
-    monkeypatch.setattr(direct, "_checkpoint", spy)
-    for i in range(5):
+    for i in range(10):
         await db.write(_insert(f"v{i}"))
     db.close()
-    assert len(threads) == 1 and threads[0] != threading.get_ident()
+    assert len(checkpoints) == 2
+    assert threading.get_ident() not in checkpoints
 
 
 async def test_postgres_and_memory_databases_use_the_async_engine() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response, status
@@ -96,15 +97,14 @@ async def login(
     """Log in with username or email and password (OAuth2 form or JSON)."""
     ip = client_ip(request)
     await limiter.hit(settings.rate_limit_login_ip, "login-ip", ip, fail_closed=True)
-    await limiter.hit(
-        settings.rate_limit_login_account,
-        "login-account",
-        ip,
-        credentials.identifier,
-        fail_closed=True,
+    account_limit = partial(
+        limiter.hit, settings.rate_limit_login_account, "login-account", ip, fail_closed=True
     )
     return await auth.login(
-        identifier=credentials.identifier, password=credentials.password, client=client
+        identifier=credentials.identifier,
+        password=credentials.password,
+        client=client,
+        account_limit=account_limit,
     )
 
 
