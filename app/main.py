@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.adapters.aclose()
             await state.models.aclose()
             await state.engine.dispose()
+            gc.unfreeze()  # collectable again (an app in a test process is not the last)
             logger.info("Vektor Backend stopped")
 
     app = FastAPI(
