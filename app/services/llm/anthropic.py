@@ -20,18 +20,13 @@ from app.services.llm.base import (
     ToolSpec,
     Usage,
 )
-from app.services.llm.sse import iter_events
 from app.services.llm.transport import (
-    STREAM_FAILURES,
     api_key,
     decode_arguments,
-    display_url,
-    error_from_exception,
-    error_from_response,
     join_url,
     object_schema,
+    open_stream,
     redact,
-    request_timeout,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -240,34 +235,24 @@ class AnthropicProvider:
         if key:
             headers["x-api-key"] = key
         emitted_tools = False
-        try:
-            async with self._session.post(
-                url,
-                data=json.dumps(body, ensure_ascii=False).encode(),
-                headers=headers,
-                timeout=request_timeout(model=model),
-            ) as response:
-                if response.status >= 300:
-                    raise await error_from_response(response, provider="anthropic", key=key)
-                reader = EventReader(key)
-                # keep reading after message_stop so the connection goes back to the pool
-                async for events in iter_events(response.content):
-                    for _event, data in events:
-                        if reader.done:
-                            continue
-                        out = reader.handle(data)
-                        if out is None:
-                            continue
-                        if isinstance(out, str):
-                            if out:
-                                yield TextDelta(out)
-                        else:
-                            emitted_tools = True
-                            yield out
-                final = reader.final_events(emitted_tools=emitted_tools)
-        except ProviderError:
-            raise
-        except STREAM_FAILURES as exc:
-            raise error_from_exception(exc, provider="anthropic", url=display_url(url)) from exc
+        reader = EventReader(key)
+        async with open_stream(
+            self._session,
+            url=url,
+            body=body,
+            headers=headers,
+            model=model,
+            provider="anthropic",
+            key=key,
+        ) as payloads:
+            async for data in payloads:
+                out = None if reader.done else reader.handle(data)
+                if isinstance(out, str):
+                    if out:
+                        yield TextDelta(out)
+                elif out is not None:
+                    emitted_tools = True
+                    yield out
+            final = reader.final_events(emitted_tools=emitted_tools)
         for event in final:
             yield event

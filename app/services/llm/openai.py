@@ -21,21 +21,16 @@ from app.services.llm.base import (
     ToolSpec,
     Usage,
 )
-from app.services.llm.sse import iter_events
 from app.services.llm.transport import (
-    STREAM_FAILURES,
     api_key,
     arguments_text,
     code_for_status,
     decode_arguments,
-    display_url,
-    error_from_exception,
-    error_from_response,
     error_text,
     join_url,
     object_schema,
+    open_stream,
     redact,
-    request_timeout,
 )
 
 _FINISH: dict[str, FinishReason] = {
@@ -247,28 +242,19 @@ class OpenAIProvider:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        try:
-            async with self._session.post(
-                url,
-                data=json.dumps(body, ensure_ascii=False).encode(),
-                headers=headers,
-                timeout=request_timeout(model=model),
-            ) as response:
-                if response.status >= 300:
-                    raise await error_from_response(response, provider="openai", key=key)
-                reader = ChunkReader(key)
-                # keep reading after [DONE] so the connection goes back to the pool
-                async for events in iter_events(response.content):
-                    for _event, data in events:
-                        if reader.done:
-                            continue
-                        text = reader.handle(data)
-                        if text:
-                            yield TextDelta(text)
-                final = reader.final_events()
-        except ProviderError:
-            raise
-        except STREAM_FAILURES as exc:
-            raise error_from_exception(exc, provider="openai", url=display_url(url)) from exc
+        reader = ChunkReader(key)
+        async with open_stream(
+            self._session,
+            url=url,
+            body=body,
+            headers=headers,
+            model=model,
+            provider="openai",
+            key=key,
+        ) as payloads:
+            async for data in payloads:
+                if not reader.done and (text := reader.handle(data)):
+                    yield TextDelta(text)
+            final = reader.final_events()
         for event in final:
             yield event

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 import yarl
 
 from app.services.llm.base import ModelConfig, ProviderError
+from app.services.llm.sse import iter_events
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_MESSAGE_CHARS = 300
@@ -131,6 +132,44 @@ def error_from_exception(exc: BaseException, *, provider: str, url: str) -> Prov
             "upstream_protocol", f"{provider} upstream sent an unreadable stream event"
         )
     return ProviderError("upstream_error", f"{provider} upstream failed: {type(exc).__name__}")
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    session: aiohttp.ClientSession,
+    *,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    model: ModelConfig,
+    provider: str,
+    key: str | None,
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """POST `body` and give the `data` of each SSE event of the response, read to its end
+    (so the connection goes back to the pool even after the stream's own end marker).
+
+    A non-2xx answer, a transport failure, and anything the caller raises while reading
+    (an unreadable event) all leave as one `ProviderError` with a useful code."""
+    try:
+        async with session.post(
+            url,
+            data=json.dumps(body, ensure_ascii=False).encode(),
+            headers=headers,
+            timeout=request_timeout(model=model),
+        ) as response:
+            if response.status >= 300:
+                raise await error_from_response(response, provider=provider, key=key)
+            yield _payloads(response.content)
+    except ProviderError:
+        raise
+    except STREAM_FAILURES as exc:
+        raise error_from_exception(exc, provider=provider, url=display_url(url)) from exc
+
+
+async def _payloads(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    async for events in iter_events(content):
+        for _event, data in events:
+            yield data
 
 
 def display_url(url: str) -> str:
