@@ -12,9 +12,11 @@ The MCP pool's own numbers are read from its snapshot by `app.core.mcp_metrics`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -231,10 +233,33 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+class WorkerFilesCollector(MultiProcessCollector):
+    """Every worker's samples, skipping files a worker is creating or removing right now.
+
+    A worker that is starting creates its file empty before it sizes it (reading it then
+    fails), and one that exited may lose its live-gauge files between listing and reading;
+    a scrape or `/api/status` must not fail for either."""
+
+    def collect(self) -> Any:
+        """Merge the readable files of the directory."""
+        try:
+            return self.merge(self._readable(), accumulate=True)
+        except FileNotFoundError:  # removed while we read: list again
+            return self.merge(self._readable(), accumulate=True)
+
+    def _readable(self) -> list[str]:
+        files = []
+        for path in Path(self._path).glob("*.db"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_size >= 8:  # sized and headed by its worker
+                    files.append(str(path))
+        return files
+
+
 def render_metrics() -> tuple[bytes, str]:
     """The Prometheus text exposition (every worker's samples in multiprocess mode)."""
     if multiprocess_dir():
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        WorkerFilesCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -14,7 +14,6 @@ from typing import Any
 import psutil
 from fastapi import FastAPI
 from loguru import logger
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.core import metrics
 from app.core.mcp_metrics import McpCounters
@@ -76,7 +75,7 @@ def cluster_totals() -> dict[str, Any] | None:
         return None
     totals = {"requests": 0.0, "server_errors": 0.0, "streams": 0.0, "generations": 0.0}
     totals["tokens"] = 0.0
-    for family in MultiProcessCollector(None, path=directory).collect():
+    for family in metrics.WorkerFilesCollector(None, path=directory).collect():
         for sample in family.samples:
             if sample.name == "vektor_http_requests_total":
                 totals["requests"] += sample.value
