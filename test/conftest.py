@@ -221,14 +221,14 @@ async def serve_app(application: Any) -> AsyncIterator[str]:
         await asyncio.wait_for(task, timeout=30)
 
 
-def redis_available(url: str) -> bool:
-    """Whether a Redis answers at `url` (tests that need one skip otherwise)."""
-    from redis import Redis
+@pytest.fixture(scope="session")
+def private_redis() -> Any:
+    """The suite's own redis-server on a free port (never the shared one on 6379)."""
+    from test.support.redis_server import REDIS_SERVER, SKIP_REASON, shared_redis
 
-    try:
-        return bool(Redis.from_url(url, socket_timeout=1).ping())
-    except Exception:
-        return False
+    if REDIS_SERVER is None:
+        pytest.skip(SKIP_REASON)
+    return shared_redis()
 
 
 @asynccontextmanager
@@ -236,11 +236,12 @@ async def two_instances_on_redis(
     *, database_url: str, log_dir: Path, config_dir: Path, redis_url: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Two app instances with their own in-process state, sharing the database and a
-    (flushed) Redis database, each on a real loopback socket."""
+    (flushed) database of the suite's private Redis, each on a real loopback socket."""
     from contextlib import AsyncExitStack
 
     from redis import Redis
 
+    assert "127.0.0.1:6379" not in redis_url, "tests use their own redis-server"
     Redis.from_url(redis_url).flushdb()
     async with AsyncExitStack() as stack:
         clients = []

@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -30,10 +29,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from test.api.chat.helpers import read_events
 from test.api.sync.test_stream import _frames, _next_event
 from test.conftest import REPO_CONFIG, TEST_PASSWORD
+from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("MULTI_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = "redis://127.0.0.1:6379/12"
 LONG = " ".join(f"word{i}" for i in range(200))
 LOGINS_PER_MINUTE = 6
 
@@ -48,10 +47,8 @@ async def _admin(sql: str) -> None:
 
 
 def _unavailable() -> str | None:
-    try:
-        Redis.from_url(REDIS_URL, socket_timeout=1).ping()
-    except Exception:
-        return "no Redis on 127.0.0.1:6379"
+    if REDIS_SERVER is None:
+        return SKIP_REASON
     try:
         asyncio.run(asyncio.wait_for(_admin("SELECT 1"), timeout=5))
     except Exception as exc:
@@ -101,7 +98,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def instances(
+    tmp_path_factory: pytest.TempPathFactory, private_redis: RedisProcess
+) -> Iterator[tuple[str, str]]:
     """Base URLs of instances A and B (A migrates a fresh database first; B does not)."""
     work = tmp_path_factory.mktemp("multi")
     config = work / "config"
@@ -114,12 +113,12 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
     (config / "mcp_servers.json").write_text(json.dumps({"servers": {}}))
     name = f"vektor_multi_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    Redis.from_url(REDIS_URL).flushdb()
+    private_redis.flush(12)
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
         "DATABASE_URL": make_url(PG_URL).set(database=name).render_as_string(hide_password=False),
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": private_redis.url(12),
         "SECRET_KEY": "multi-instance-test-key-" + "k" * 40,  # both must sign alike
         "CONFIG_DIR": str(config),
         "LOG_DIR": str(work / "logs"),
@@ -145,10 +144,10 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
 
 @pytest.fixture
 async def ab(
-    instances: tuple[str, str],
+    instances: tuple[str, str], private_redis: RedisProcess
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Clients of A and B; rate-limit counters start from zero."""
-    Redis.from_url(REDIS_URL).flushdb()
+    private_redis.flush(12)
     async with (
         httpx.AsyncClient(base_url=instances[0], timeout=10) as a,
         httpx.AsyncClient(base_url=instances[1], timeout=10) as b,

@@ -11,9 +11,6 @@ cancelled through X (mirror writer, cancel listener and sync listener reconnecte
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -30,62 +27,18 @@ from app.main import create_app
 from test.api.chat.helpers import read_events, stream_chat
 from test.api.sync.test_stream import _frames, _next_event
 from test.conftest import TEST_PASSWORD, make_settings, register_and_login, serve_app
+from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess
 
-REDIS_SERVER = shutil.which("redis-server")
 LONG = " ".join(f"word{i}" for i in range(200))
-NO_PERSISTENCE = ["--save", "", "--appendonly", "no"]
 CHANNELS = ("vektor:gen:cancel", "vektor:sync:changed")  # cancel requests, sync push
 
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-
-
-class RedisProcess:
-    """A throw-away redis-server on 127.0.0.1 that can be stopped and started again."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Where it listens."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Launch it (no persistence) and wait until it answers."""
-        assert REDIS_SERVER is not None
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if Redis.from_url(self.url, socket_timeout=0.5).ping():
-                    return
-            except Exception:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        """Terminate it and wait until it is gone."""
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason=SKIP_REASON)
 
 
 @pytest.fixture
 def redis_process() -> Iterator[RedisProcess]:
     """A running private Redis, stopped at the end whatever happened."""
-    server = RedisProcess(_free_port())
+    server = RedisProcess()
     server.start()
     try:
         yield server
@@ -105,7 +58,7 @@ async def xy(
                 database_url,
                 log_dir,
                 config_dir=config_dir,
-                redis_url=redis_process.url,
+                redis_url=redis_process.url(),
                 sse_ping_seconds=1,
             )
             application = create_app(settings)
@@ -199,7 +152,7 @@ async def test_redis_outage_degrades_then_recovers(
 
 
 async def _subscribed(server: RedisProcess, instances: int) -> bool:
-    counts = dict(Redis.from_url(server.url).pubsub_numsub(*CHANNELS))
+    counts = dict(Redis.from_url(server.url()).pubsub_numsub(*CHANNELS))
     return all(counts.get(channel.encode(), 0) >= instances for channel in CHANNELS)
 
 

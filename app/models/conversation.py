@@ -74,6 +74,12 @@ class Message(Base):
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     tool_call_id: Mapped[str | None] = mapped_column(String(200))
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the highest SSE event id sent for this answer: a rebuilt stream continues above it
+    last_event_id: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0"), nullable=False
+    )
+    # why an answer ended with status "error" (upstream_timeout, interrupted, ...)
+    error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     change_seq: Mapped[int] = mapped_column(

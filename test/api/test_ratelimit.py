@@ -21,8 +21,6 @@ from app.main import create_app
 from test.api.test_auth import assert_error
 from test.conftest import TEST_PASSWORD, make_settings
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
-
 
 @pytest.fixture
 def env(database_url: str, log_dir: Path) -> dict[str, Any]:
@@ -163,23 +161,11 @@ async def test_refresh_is_limited_per_ip(env: dict[str, Any]) -> None:
         assert ok.status_code == 200
 
 
-async def _redis_reachable() -> bool:
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        return bool(await redis.ping())
-    except Exception:
-        return False
-    finally:
-        await redis.aclose()
-
-
-async def test_redis_shares_the_counter_between_app_instances(env: dict[str, Any]) -> None:
-    if not await _redis_reachable():
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    # counters live for a minute in a shared Redis: a unique account keeps runs apart
-    limits = {"redis_url": REDIS_URL, "rate_limit_login_account": "3/minute"}
+async def test_redis_shares_the_counter_between_app_instances(
+    env: dict[str, Any], private_redis: Any
+) -> None:
+    # counters live for a minute in the suite's Redis: a unique account keeps tests apart
+    limits = {"redis_url": private_redis.url(15), "rate_limit_login_account": "3/minute"}
     async with AsyncExitStack() as stack:
         first = await stack.enter_async_context(started(env, **limits))
         second = await stack.enter_async_context(started(env, **limits))

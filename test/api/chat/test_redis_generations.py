@@ -12,22 +12,21 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from test.api.chat.helpers import read_events
-from test.conftest import redis_available, register_and_login, two_instances_on_redis
+from test.conftest import register_and_login, two_instances_on_redis
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
 LONG = " ".join(f"word{i}" for i in range(80))
-
-
-pytestmark = pytest.mark.skipif(not redis_available(REDIS_URL), reason="no Redis on 127.0.0.1:6379")
 
 
 @pytest.fixture
 async def two_instances(
-    app: Any, database_url: str, log_dir: Path, config_dir: Path
+    app: Any, database_url: str, log_dir: Path, config_dir: Path, private_redis: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Instances A and B with their own generation registries, sharing the database and Redis."""
     async with two_instances_on_redis(
-        database_url=database_url, log_dir=log_dir, config_dir=config_dir, redis_url=REDIS_URL
+        database_url=database_url,
+        log_dir=log_dir,
+        config_dir=config_dir,
+        redis_url=private_redis.url(14),
     ) as pair:
         yield pair
 

@@ -12,21 +12,19 @@ import pytest
 from test.api.chat.helpers import stream_chat
 from test.api.sync.helpers import Replica, server_state
 from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import redis_available, register_and_login, two_instances_on_redis
-
-REDIS_URL = "redis://127.0.0.1:6379/13"
-
-
-pytestmark = pytest.mark.skipif(not redis_available(REDIS_URL), reason="no Redis on 127.0.0.1:6379")
+from test.conftest import register_and_login, two_instances_on_redis
 
 
 @pytest.fixture
 async def two_instances(
-    app: Any, database_url: str, log_dir: Path, config_dir: Path
+    app: Any, database_url: str, log_dir: Path, config_dir: Path, private_redis: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Instances A and B with their own sync hubs, sharing the database and Redis."""
     async with two_instances_on_redis(
-        database_url=database_url, log_dir=log_dir, config_dir=config_dir, redis_url=REDIS_URL
+        database_url=database_url,
+        log_dir=log_dir,
+        config_dir=config_dir,
+        redis_url=private_redis.url(13),
     ) as pair:
         yield pair
 
