@@ -141,7 +141,7 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "SECRET_KEY is too weak for ENVIRONMENT=production: use a random value of at least "
                 f"{MIN_SECRET_LENGTH} characters, not a placeholder "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         if "*" in self.backend_cors_origins:
             raise ConfigError(
@@ -180,6 +180,17 @@ def _development_key(data_dir: Path) -> str:
         path,
     )
     return key
+
+
+def check_workers(workers: int, redis_url: str | None) -> None:
+    """Refuse several worker processes without Redis (their in-process state would diverge)."""
+    if workers > 1 and not redis_url:
+        raise ConfigError(
+            f"{workers} workers without REDIS_URL: without Redis, re-attach, cancel, approvals "
+            "and rate limits would break across workers (each worker keeps its own state, so a "
+            "request that lands on another worker does not find it). Set "
+            "REDIS_URL=redis://host:6379/0, or run one worker (WORKERS=1 or --workers 1)"
+        )
 
 
 @lru_cache
