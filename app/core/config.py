@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.development
-    database_url: str = "sqlite+aiosqlite:///./data/vektor.db"
+    # empty = the embedded SQLite file in DATA_DIR (filled in by `_default_database`)
+    database_url: str = ""
     db_auto_migrate: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=20, ge=0, le=500)
@@ -125,6 +126,16 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         """An empty variable in `.env` means 'not set'."""
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        """Without DATABASE_URL, the SQLite file lives in DATA_DIR (default `./data/vektor.db`)."""
+        if not self.database_url.strip():
+            path = self.data_dir / "vektor.db"
+            # three slashes then the path: `./data/...` relative, `/srv/...` absolute (four)
+            where = path.as_posix() if path.is_absolute() else f"./{path.as_posix()}"
+            self.database_url = f"sqlite+aiosqlite:///{where}"
+        return self
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
