@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from test.support.redis_server import free_port
-from test.test_logging_multiprocess import wait_for
+from test.support.server import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 WHY = "without Redis, re-attach, cancel, approvals and rate limits would break across workers"
@@ -91,30 +91,6 @@ def test_gunicorn_started_directly_with_two_workers_and_no_redis_refuses(tmp_pat
 
 def test_one_worker_without_redis_starts(tmp_path: Path) -> None:
     env = _env(tmp_path, WORKERS="1")
-    output = tmp_path / "server.out"
-    with output.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "main.py", "prod"],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{env['PORT']}"
-    try:
-
-        def live() -> bool:
-            assert proc.poll() is None, output.read_text(errors="replace")
-            try:
-                return httpx.get(f"{base}/health/live", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(live, 120, "one worker without Redis to start")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=40) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    with running_server([sys.executable, "main.py", "prod"], env) as server:
+        assert httpx.get(f"{server.base_url}/health/ready", timeout=5).status_code == 200
+        server.stop()
