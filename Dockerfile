@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # Vektor Backend image: dependencies built with uv in a builder stage, run as a non-root user
-# by `python main.py prod` (gunicorn + uvicorn workers, graceful shutdown on SIGTERM).
+# by `main.py prod` (gunicorn + uvicorn workers, graceful shutdown on SIGTERM).
 #   docker build -t vektor-backend .      (docker compose up builds it too)
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

@@ -1,10 +1,12 @@
-"""gunicorn settings for `python main.py prod`: uvicorn workers, graceful shutdown, shared metrics.
+"""gunicorn settings for `python3 main.py prod`: uvicorn workers, graceful shutdown, shared metrics.
 
-The master, before forking any worker, (1) gives Prometheus a clean multiprocess directory
-(`PROMETHEUS_MULTIPROC_DIR`: the operator's, emptied, or a fresh temporary one removed at
-exit) so `/metrics` adds up every worker, and (2) installs the loguru file sinks and opens the
-log relay: each worker sends its rendered lines to the master over a Unix datagram socket, so
-one process writes and rotates the files and a killed worker leaves no lock behind.
+The master, before forking any worker, (0) refuses several workers without `REDIS_URL` (also
+when gunicorn is started directly, not through main.py), (1) gives Prometheus a clean
+multiprocess directory (`PROMETHEUS_MULTIPROC_DIR`: the operator's, emptied, or a fresh
+temporary one removed at exit) so `/metrics` adds up every worker, and (2) installs the loguru
+file sinks and opens the log relay: each worker sends its rendered lines to the master over a
+Unix datagram socket, so one process writes and rotates the files and a killed worker leaves
+no lock behind.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ def _prepare_metrics_dir() -> None:
 
 
 def on_starting(server: Any) -> None:
-    """In the master, before the workers fork: metrics directory, then the log sinks."""
+    """In the master, before the workers fork: the Redis check, metrics directory, log sinks."""
+    from app.core.config import check_workers, get_settings
+
+    # a RuntimeError here makes gunicorn print "Error: <message>" and exit 1, no worker forked
+    check_workers(server.cfg.workers, get_settings().redis_url)
     _prepare_metrics_dir()
-    from app.core.config import get_settings
     from app.core.logging import configure_logging, start_worker_relay
 
     configure_logging(get_settings())

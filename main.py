@@ -1,4 +1,4 @@
-"""Entry point: `python main.py` (development, uvicorn) or `python main.py prod` (gunicorn)."""
+"""Entry point: `python3 main.py` (development, uvicorn) or `python3 main.py prod` (gunicorn)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="prod: override WORKERS")
     args = parser.parse_args(argv)
 
-    from app.core.config import get_settings
+    from app.core.config import ConfigError, check_workers, get_settings
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+        workers = args.workers or settings.workers
+        if args.mode == "prod":
+            check_workers(workers, settings.redis_url)
+    except ConfigError as exc:  # say what to fix, without a traceback
+        print(f"Vektor Backend cannot start: {exc}", file=sys.stderr)
+        return 1
     host = args.host or settings.host
     port = args.port or settings.port
     if args.mode == "dev":
@@ -36,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         )
         return 0
-    workers = args.workers or settings.workers
     command = [
         sys.executable,
         "-m",

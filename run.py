@@ -50,11 +50,11 @@ def install_uv() -> str:
     try:
         venv.EnvBuilder(with_pip=True, clear=True).create(target)
         python = target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "uv"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "uv"], check=True)  # noqa: S603
     except (OSError, subprocess.CalledProcessError) as exc:  # e.g. Debian without python3-venv
         print(f"private venv failed ({exc}); trying pip install --user uv", file=sys.stderr)
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--user", "uv"]
-        subprocess.run(pip, check=True)
+        subprocess.run(pip, check=True)  # noqa: S603 (our own fixed command line)
     uv = find_uv()
     if uv is None:
         raise SystemExit("could not install uv; install it yourself: python3 -m pip install uv")
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> None:
     os.chdir(ROOT)
     line = [uv, *command(argv[0], argv[1:])]
     sys.stdout.flush()
-    os.execv(uv, line)
+    os.execv(uv, line)  # noqa: S606 (replace this process with uv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from loguru import logger
 
@@ -20,7 +19,7 @@ from app.api.routers import sync as sync_routes
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import RequestContextMiddleware
+from app.core.middleware import JsonCORSMiddleware, RequestContextMiddleware
 from app.core.observability import install_observability
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
@@ -158,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sync_routes.router)
     if settings.backend_cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=settings.backend_cors_origins,
             allow_credentials="*" not in settings.backend_cors_origins,
             allow_methods=["*"],

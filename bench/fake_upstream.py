@@ -4,7 +4,7 @@ Each token carries the wall-clock time (ns) at which it was written, so the load
 can measure per-token lag through the app. Timing is set per run with `POST /config`
 `{"tokens": N, "rate": tokens_per_s, "ttft_ms": ms}`.
 
-    python bench/fake_upstream.py --port 9100
+    uv run python bench/fake_upstream.py --port 9100
 """
 
 from __future__ import annotations

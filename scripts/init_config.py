@@ -1,11 +1,14 @@
 """Write `.env` from `.env.example` with a fresh SECRET_KEY and copy example config files.
 
     uv run python scripts/init_config.py            # create what is missing
-    uv run python scripts/init_config.py --force    # overwrite .env and the config files
+    uv run python scripts/init_config.py --force    # also replace .env (a new SECRET_KEY)
 
 Example config files are `config/**/*.example.json`; each is copied to the same relative
-place under `CONFIG_DIR` without `.example` (`config/model_configs.example.json` →
-`$CONFIG_DIR/model_configs.json`). Nothing existing is overwritten without `--force`.
+place under `CONFIG_DIR` without `.example` (`config/mcp_servers.example.json` →
+`$CONFIG_DIR/mcp_servers.json`) only where that file is missing. Config files are never
+overwritten, not even with `--force`: some are shipped in the repository (`config/mcp_servers.json`
+runs mcp-server-time) and others hold the operator's edits; delete one to get the example
+again. `--force` only regenerates `.env`.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def write_env(*, example: Path, target: Path, force: bool) -> str:
     return f"{verb} {target} with a new SECRET_KEY"
 
 
-def copy_examples(*, examples_dir: Path, config_dir: Path, force: bool) -> list[str]:
-    """Copy every `*.example.json` into `config_dir`; returns one line per file."""
+def copy_examples(*, examples_dir: Path, config_dir: Path) -> list[str]:
+    """Copy every `*.example.json` into `config_dir` where missing; one line per file."""
     if not examples_dir.is_dir():
         return [f"no example config directory at {examples_dir}"]
     sources = sorted(examples_dir.rglob(f"*{EXAMPLE_SUFFIX}"))
@@ -59,20 +62,23 @@ def copy_examples(*, examples_dir: Path, config_dir: Path, force: bool) -> list[
     for source in sources:
         relative = source.relative_to(examples_dir)
         target = config_dir / relative.parent / (source.name[: -len(EXAMPLE_SUFFIX)] + ".json")
-        if target.exists() and not force:
-            lines.append(f"kept     {target} (exists)")
+        if target.exists():  # shipped or edited: never replaced (delete it to start over)
+            lines.append(f"kept     {target} (exists; delete it to copy the example again)")
             continue
-        existed = target.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-        lines.append(f"{'replaced' if existed else 'copied  '} {source} -> {target}")
+        lines.append(f"copied   {source} -> {target}")
     return lines
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing .env (new SECRET_KEY); config files are never overwritten",
+    )
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env", help="the .env to write")
     parser.add_argument("--example", type=Path, default=ROOT / ".env.example")
     parser.add_argument(
@@ -93,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     config_dir = args.config_dir or Path(os.environ.get("CONFIG_DIR") or "config")
     try:
         print(write_env(example=args.example, target=args.env_file, force=args.force))
-        for line in copy_examples(
-            examples_dir=args.examples_dir, config_dir=config_dir, force=args.force
-        ):
+        for line in copy_examples(examples_dir=args.examples_dir, config_dir=config_dir):
             print(line)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

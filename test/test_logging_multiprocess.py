@@ -1,8 +1,9 @@
 """Logging under gunicorn: the master writes every worker's lines; a killed worker stalls no one.
 
 The gunicorn tests start `python main.py prod --workers 2` on a free loopback port with its
-own LOG_DIR, database and CONFIG_DIR, and read the files after a SIGTERM. The relay tests
-exercise `app.core.log_relay` in this process.
+own LOG_DIR, database, CONFIG_DIR and a database of the suite's private Redis (several workers
+refuse to start without one), and read the files after a SIGTERM. The relay tests exercise
+`app.core.log_relay` in this process.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from loguru import logger
 from app.core.log_relay import Forwarder, LogRelay, RelayedLine
 from app.core.logging import render_line
 from app.db.migrate import upgrade_head
+from test.support.redis_server import private_redis_url
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 40
 JSON_HEADERS = {"Accept": "application/json"}
+REDIS_DB = 11
 
 
 def free_port() -> int:
@@ -86,13 +89,14 @@ def gunicorn(tmp_path: Path, **settings: str) -> Iterator[Server]:
     shutil.copy(ROOT / "config" / "model_configs.json", config / "model_configs.json")
     (config / "mcp_servers.json").write_text('{"servers": {}}', encoding="utf-8")
     port = free_port()
+    redis = private_redis_url(REDIS_DB)  # several workers refuse to start without Redis
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS", "VEKTOR"))}
     env.update(
         DATABASE_URL=url, DB_AUTO_MIGRATE="false", ENVIRONMENT="development",
         SECRET_KEY="multi-process-logging-" + "k" * 40, LOG_DIR=str(tmp_path / "logs"),
         DATA_DIR=str(tmp_path / "data"), CONFIG_DIR=str(config), LOG_LEVEL="INFO",
         LOG_FORMAT="structured", LOG_ROTATION="20 MB", HOST="127.0.0.1", PORT=str(port),
-        REDIS_URL="", RATE_LIMIT_ENABLED="false", GRACEFUL_TIMEOUT="10",
+        REDIS_URL=redis, RATE_LIMIT_ENABLED="false", GRACEFUL_TIMEOUT="10",
     )  # fmt: skip
     env.update(settings)
     output = tmp_path / "server.out"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -97,11 +98,35 @@ def test_init_config_writes_env_with_a_fresh_key(workdir: Path) -> None:
     assert (config / "model_configs.json").read_text() == '{"edited": true}'
     assert "kept" in again.stdout
 
-    # --force replaces both, with a new key
+    # --force replaces .env with a new key; config files are never overwritten
     forced = run(workdir, "init_config.py", *args, "--force")
     assert forced.returncode == 0, forced.stderr
     assert secret_of(env_file) not in ("", key)
+    assert (config / "model_configs.json").read_text() == '{"edited": true}'
+    assert "kept" in forced.stdout
+
+    # a config file that was deleted is copied from its example again
+    (config / "model_configs.json").unlink()
+    assert run(workdir, "init_config.py", *args, "--force").returncode == 0
     assert (config / "model_configs.json").read_text() == '{"models": []}'
+
+
+def test_init_config_force_never_overwrites_the_shipped_config(workdir: Path) -> None:
+    config = workdir / "config"  # a fresh clone's config directory, examples included
+    shutil.copytree(ROOT / "config", config)
+    shipped = {path: path.read_bytes() for path in config.rglob("*") if path.is_file()}
+    assert (config / "mcp_servers.example.json").read_bytes() != shipped[
+        config / "mcp_servers.json"
+    ]
+    for extra in ((), ("--force",), ("--force",)):
+        result = run(
+            workdir, "init_config.py", "--env-file", str(workdir / ".env"),
+            "--examples-dir", str(config), "--config-dir", str(config), *extra,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "kept" in result.stdout and "mcp_servers.json" in result.stdout
+    now = {path: path.read_bytes() for path in config.rglob("*") if path.is_file()}
+    assert now == shipped
 
 
 def test_init_config_key_passes_the_production_check(workdir: Path) -> None:
@@ -139,6 +164,34 @@ def test_init_config_without_examples_is_fine(workdir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (workdir / ".env").exists()
+
+
+# --- DATA_DIR holds the default database ------------------------------------------------
+
+
+def test_data_dir_moves_the_default_database_also_with_a_generated_env(workdir: Path) -> None:
+    # a new user's .env, made from .env.example; then only DATA_DIR is chosen
+    env_file = workdir / ".env"
+    none = str(workdir / "none")
+    made = run(workdir, "init_config.py", "--env-file", str(env_file), "--examples-dir", none)
+    assert made.returncode == 0, made.stderr
+    env = script_env(workdir)
+    del env["DATABASE_URL"]
+    env["DATA_DIR"] = str(workdir / "state")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "init_db.py")],
+        cwd=workdir,  # reads the generated .env
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(workdir / "state" / "vektor.db") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "users" in tables
+    assert not (workdir / "data").exists()
 
 
 # --- init_db.py ---------------------------------------------------------------------------

@@ -211,3 +211,19 @@ async def test_bcrypt_runs_in_at_most_max_threads(monkeypatch: pytest.MonkeyPatc
     results = await asyncio.gather(*(hasher.verify("password one", hashed) for _ in range(6)))
     assert results == [True] * 6
     assert peak[0] == 2
+
+
+# --- the default database follows DATA_DIR -----------------------------------------------
+
+
+def test_default_database_is_the_sqlite_file_in_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert build().database_url == "sqlite+aiosqlite:///./data/vektor.db"
+    assert build(data_dir=tmp_path).database_url == f"sqlite+aiosqlite:///{tmp_path}/vektor.db"
+    assert build(data_dir="var/state").database_url == "sqlite+aiosqlite:///./var/state/vektor.db"
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("DATABASE_URL", "")  # an empty line in .env means "not set"
+    assert build().database_url == f"sqlite+aiosqlite:///{tmp_path}/env/vektor.db"
+    other = "postgresql+asyncpg://u@127.0.0.1:5432/db"
+    assert build(data_dir=tmp_path, database_url=other).database_url == other

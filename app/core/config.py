@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.development
-    database_url: str = "sqlite+aiosqlite:///./data/vektor.db"
+    # empty = the embedded SQLite file in DATA_DIR (filled in by `_default_database`)
+    database_url: str = ""
     db_auto_migrate: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=20, ge=0, le=500)
@@ -127,6 +128,16 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        """Without DATABASE_URL, the SQLite file lives in DATA_DIR (default `./data/vektor.db`)."""
+        if not self.database_url.strip():
+            path = self.data_dir / "vektor.db"
+            # three slashes then the path: `./data/...` relative, `/srv/...` absolute (four)
+            where = path.as_posix() if path.is_absolute() else f"./{path.as_posix()}"
+            self.database_url = f"sqlite+aiosqlite:///{where}"
+        return self
+
+    @model_validator(mode="after")
     def _check_production(self) -> Settings:
         """Refuse unsafe production configurations with a message that says why."""
         if self.environment is not Environment.production:
@@ -141,7 +152,7 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "SECRET_KEY is too weak for ENVIRONMENT=production: use a random value of at least "
                 f"{MIN_SECRET_LENGTH} characters, not a placeholder "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         if "*" in self.backend_cors_origins:
             raise ConfigError(
@@ -180,6 +191,17 @@ def _development_key(data_dir: Path) -> str:
         path,
     )
     return key
+
+
+def check_workers(workers: int, redis_url: str | None) -> None:
+    """Refuse several worker processes without Redis (their in-process state would diverge)."""
+    if workers > 1 and not redis_url:
+        raise ConfigError(
+            f"{workers} workers without REDIS_URL: without Redis, re-attach, cancel, approvals "
+            "and rate limits would break across workers (each worker keeps its own state, so a "
+            "request that lands on another worker does not find it). Set "
+            "REDIS_URL=redis://host:6379/0, or run one worker (WORKERS=1 or --workers 1)"
+        )
 
 
 @lru_cache

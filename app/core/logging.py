@@ -41,6 +41,9 @@ _SECRET_PATTERNS = [
     (re.compile(r"\b(sk|sk-ant|sk-proj)-[A-Za-z0-9_-]{8,}"), "[REDACTED_KEY]"),
 ]
 API_LOGGER_PREFIXES = ("app.api", "app.services", "app.main", "api")
+# HTTP clients (httpx2 under the MCP client, httpx) log every request at INFO ("HTTP Request:
+# POST ..."): one line per MCP call and health probe. They are DEBUG lines here.
+REQUEST_LINE_LOGGERS = ("httpx", "httpx2")
 _INTERNAL_EXTRA = frozenset({"_line", "_relayed", "channel"})
 
 
@@ -179,8 +182,28 @@ def _intercept_stdlib(level: str) -> None:
         std.propagate = False
         std.setLevel(threshold)
     logging.getLogger("uvicorn.access").disabled = True  # our own access line replaces it
-    for noisy in ("sqlalchemy.engine", "httpx", "httpcore", "aiosqlite", "asyncio", "mcp"):
+    for noisy in ("sqlalchemy.engine", "httpcore", "httpcore2", "aiosqlite", "asyncio", "mcp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in REQUEST_LINE_LOGGERS:
+        std = logging.getLogger(name)
+        std.setLevel(threshold)
+        std.filters = [f for f in std.filters if not isinstance(f, DemoteToDebug)]
+        std.addFilter(DemoteToDebug(threshold))
+
+
+class DemoteToDebug(logging.Filter):
+    """Log a library's INFO lines at DEBUG (kept only when LOG_LEVEL is DEBUG or lower)."""
+
+    def __init__(self, threshold: int) -> None:
+        """Drop what ends up below `threshold` (LOG_LEVEL) before it reaches loguru."""
+        super().__init__()
+        self.threshold = threshold
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote INFO to DEBUG; keep the record only if LOG_LEVEL still wants it."""
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self.threshold
 
 
 def _install_sinks(settings: Settings, *, enqueue: bool) -> None:

@@ -31,6 +31,7 @@ from app.db.migrate import upgrade_head
 from app.main import create_app
 from app.models import User
 from test.conftest import make_settings, register_and_login
+from test.support.redis_server import private_redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "static-metrics-token-for-tests-0123456789"
@@ -284,7 +285,8 @@ def test_totals_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
         DATABASE_URL=url, DB_AUTO_MIGRATE="false", ENVIRONMENT="development",
         SECRET_KEY="multi-worker-test-" + "k" * 40, METRICS_TOKEN=METRICS_TOKEN,
         LOG_DIR=str(tmp_path / "logs"), DATA_DIR=str(tmp_path / "data"), LOG_LEVEL="INFO",
-        HOST="127.0.0.1", PORT=str(port), REDIS_URL="", RATE_LIMIT_ENABLED="false",
+        HOST="127.0.0.1", PORT=str(port), REDIS_URL=private_redis_url(10),
+        RATE_LIMIT_ENABLED="false",
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), GRACEFUL_TIMEOUT="10",
         CONFIG_DIR=str(offline_config(tmp_path / "config")),
     )  # fmt: skip

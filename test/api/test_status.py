@@ -322,3 +322,34 @@ async def test_cors_preflight(observed: tuple[FastAPI, httpx.AsyncClient]) -> No
     )
     assert denied.status_code == 400
     assert "access-control-allow-origin" not in denied.headers
+
+
+@pytest.mark.parametrize(
+    ("origin", "extra", "failed"),
+    [
+        ("https://evil.example.com", {}, "origin"),
+        ("null", {}, "origin"),
+        (ALLOWED_ORIGIN, {"Access-Control-Request-Private-Network": "true"}, "private-network"),
+    ],
+)
+async def test_a_rejected_cors_preflight_answers_json(
+    observed: tuple[FastAPI, httpx.AsyncClient], origin: str, extra: dict[str, str], failed: str
+) -> None:
+    _, client = observed
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST", **extra}
+    denied = await client.options("/chat/stream", headers=preflight)
+    assert denied.status_code == 400
+    assert denied.headers["content-type"] == "application/json"
+    body = denied.json()
+    assert set(body) == {"detail", "code"} and body["code"] == "cors_rejected"
+    assert failed in body["detail"] and "BACKEND_CORS_ORIGINS" in body["detail"]
+    assert int(denied.headers["content-length"]) == len(denied.content)
+    if failed == "origin":
+        assert "access-control-allow-origin" not in denied.headers
+    assert denied.headers["x-request-id"]
+    # an allowed preflight is unchanged: 200, Starlette's "OK", the CORS headers
+    ok = await client.options(
+        "/chat/stream", headers={"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
+    assert (ok.status_code, ok.text) == (200, "OK")
+    assert ok.headers["access-control-allow-origin"] == ALLOWED_ORIGIN

@@ -14,6 +14,7 @@ its real HTTP client, SSE parsing, timeouts and connection pooling against it. U
             Reply.error(429),                                # JSON error body + Retry-After
             Reply(tokens=["a", "b", "c"], fail_after=2),     # TCP connection dropped after 2
             Reply(hang=True),                                # never answers
+            Reply(raw_body='{"id": "msg_1"}', content_type="application/json"),  # no stream
         )
         # model configs: {"provider": "openai", "base_url": fake.openai_base_url, ...}
         #             or {"provider": "anthropic", "base_url": fake.anthropic_base_url, ...}
@@ -84,6 +85,8 @@ class Reply:
     garbage: list[str] = field(default_factory=list)  # raw lines before the first event
     fragment: bool = False  # write every event in two pieces (reads split mid-event)
     hang: bool = False  # never answer (until the client gives up or the fake closes)
+    content_type: str = "text/event-stream"  # of the 200 answer (stream or raw_body)
+    raw_body: str | None = None  # a 200 answer with this body instead of an event stream
 
     @classmethod
     def text(cls, text: str, **fields: Any) -> Reply:
@@ -328,7 +331,10 @@ class FakeUpstream:
                 status=reply.status,
                 headers={"Retry-After": "1"} if reply.status == 429 else None,
             )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        if reply.raw_body is not None:  # e.g. a server that ignores "stream": true
+            headers = {"Content-Type": reply.content_type}
+            return web.Response(body=reply.raw_body.encode(), headers=headers)
+        response = web.StreamResponse(headers={"Content-Type": reply.content_type})
         await response.prepare(request)
         self.in_flight += 1
         try:

@@ -96,3 +96,14 @@ def shared_redis() -> RedisProcess:
         atexit.register(server.stop)
         _shared = server
     return _shared
+
+
+def private_redis_url(db: int) -> str:
+    """Database `db` of the private server, flushed (the test is skipped without redis-server)."""
+    import pytest
+
+    if REDIS_SERVER is None:
+        pytest.skip(SKIP_REASON)
+    server = shared_redis()
+    server.flush(db)
+    return server.url(db)

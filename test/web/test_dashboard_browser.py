@@ -1,7 +1,9 @@
 """The dashboard in a real headless Chromium, driven over the DevTools protocol.
 
 Needs the Debian `chromium` package (or CHROMIUM_BIN); skips when no browser exists.
-`UPDATE_SCREENSHOT=1` also writes the screenshot to docs/dashboard.png.
+Screenshots (the dashboard at 1280 px, and with long names at 1280 px and on a 390 px phone)
+are written to DASHBOARD_SCREENSHOTS_DIR (CI: artifacts/screenshots), else to the test's
+tmp_path. `UPDATE_SCREENSHOT=1` also writes the first one to docs/dashboard.png.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +101,49 @@ def demo_traffic(app: Any) -> None:
         window.clock = real_clock
 
 
-@pytest.fixture
-def server(database_url: str, log_dir: Path, tmp_path: Path) -> Iterator[str]:
+LONG_NAME = "enterprise-knowledge-base-search-for-the-whole-organisation-eu-central"
+LONG_URL = (
+    "https://user:secret@mcp-gateway.internal.example-corporation.com:8443/v1/tenants/"
+    "acme-international-holdings/servers/knowledge-base-search/mcp?region=eu-central-1"
+)
+LONG_ROUTE = (
+    "/v1/organisations/{organisation_id}/knowledge-bases/{knowledge_base_id}/documents/"
+    "{document_id}/chunks/{chunk_id}/embeddings"
+)
+
+
+class LongStubParts(StubParts):
+    """The same states, plus the long names, URLs and errors real deployments have."""
+
+    def status(self) -> list[dict[str, Any]]:
+        long_error = "httpx.ConnectError:" + "x" * 120 + " (all connection attempts failed)"
+        replica = {"target": LONG_URL, "healthy": False, "in_flight": 12, "last_error": long_error,
+                   "latency_ms": 12345.0}  # fmt: skip
+        endpoints = [replica, {**replica, "healthy": True}]
+        server = {"name": LONG_NAME, "transport": "streamable_http", "status": "degraded",
+                  "tools_count": 1234, "endpoints": endpoints}  # fmt: skip
+        return [*super().status(), server]
+
+    def describe(self) -> list[dict[str, Any]]:
+        name = "A model with a very long display name that goes on and on (preview, 2026-11-01)"
+        model = {"id": "openrouter/" + LONG_NAME, "name": name, "provider": "openai",
+                 "context_window": 2_000_000, "supports_tools": True,
+                 "available": True}  # fmt: skip
+        return [*super().describe(), model]
+
+
+def long_routes(app: Any) -> None:
+    """Routes with long templates in the table (and big counts)."""
+    window = get_observability(app).window
+    for i in range(30):
+        window.observe("DELETE", LONG_ROUTE, 503 if i % 3 else 200, 12.5 + i)
+        window.observe("GET", "/x/" + "segment" * 12, 200, 0.001)
+
+
+@contextmanager
+def serve_dashboard(
+    database_url: str, log_dir: Path, tmp_path: Path, parts: StubParts
+) -> Iterator[tuple[str, Any]]:
     """The app on a loopback port (uvicorn in a thread) with stub MCP servers and models."""
     config = offline_config(tmp_path / "config")
     app = create_app(make_settings(database_url, log_dir, config_dir=config))
@@ -111,13 +155,36 @@ def server(database_url: str, log_dir: Path, tmp_path: Path) -> Iterator[str]:
         wait_for(lambda: uv_server.started, 60, "uvicorn to start")
         state = app.state.vektor
         saved = state.mcp, state.models
-        state.mcp = state.models = StubParts()
+        state.mcp = state.models = parts
         demo_traffic(app)
-        yield f"http://127.0.0.1:{config.port}"
+        yield f"http://127.0.0.1:{config.port}", app
         state.mcp, state.models = saved  # the lifespan closes the real ones
     finally:
         uv_server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture
+def server(database_url: str, log_dir: Path, tmp_path: Path) -> Iterator[str]:
+    """The dashboard with stub parts in every state."""
+    with serve_dashboard(database_url, log_dir, tmp_path, StubParts()) as (url, _app):
+        yield url
+
+
+@pytest.fixture
+def long_server(database_url: str, log_dir: Path, tmp_path: Path) -> Iterator[str]:
+    """The dashboard with long server names, URLs, errors, model names and routes."""
+    with serve_dashboard(database_url, log_dir, tmp_path, LongStubParts()) as (url, app):
+        long_routes(app)
+        yield url
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where screenshots are kept: DASHBOARD_SCREENSHOTS_DIR (CI artifacts), else tmp_path."""
+    directory = Path(os.environ.get("DASHBOARD_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 class DevTools:
@@ -196,15 +263,31 @@ READ_PAGE = """(() => { try { return JSON.stringify({
 }) } catch (e) { return null } })()"""  # null while the page is still loading
 
 
-def test_dashboard_renders_and_updates(server: str, browser: DevTools, tmp_path: Path) -> None:
+def read_page(browser: DevTools) -> dict[str, Any]:
+    """What the page shows now (`{"updates": 0}` while it is loading)."""
+    raw = browser.evaluate(READ_PAGE)
+    value: dict[str, Any] = json.loads(raw) if raw else {"updates": 0}
+    return value
+
+
+def full_page_screenshot(browser: DevTools, width: int, *, mobile: bool, scale: int = 1) -> bytes:
+    """Grow the viewport to the page's height, let it redraw, and capture it as PNG."""
+    height = browser.call("Page.getLayoutMetrics")["cssContentSize"]["height"]
+    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=int(height) + 8,
+                 deviceScaleFactor=scale, mobile=mobile)  # fmt: skip
+    time.sleep(1.2)  # one refresh at the new size
+    shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
+    assert shot.startswith(b"\x89PNG")
+    return shot
+
+
+def test_dashboard_renders_and_updates(server: str, browser: DevTools, screenshots: Path) -> None:
     browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900,
                  deviceScaleFactor=1, mobile=False)  # fmt: skip
     browser.call("Page.navigate", url=f"{server}/?refresh=1")
 
     def read() -> dict[str, Any]:
-        raw = browser.evaluate(READ_PAGE)
-        value: dict[str, Any] = json.loads(raw) if raw else {"updates": 0}
-        return value
+        return read_page(browser)
 
     wait_for(lambda: read()["updates"] >= 1, 30, "the first refresh")
     first = read()
@@ -230,12 +313,42 @@ def test_dashboard_renders_and_updates(server: str, browser: DevTools, tmp_path:
     ]  # fmt: skip
     assert not problems, problems  # no script errors, no CSP violations
 
-    height = browser.call("Page.getLayoutMetrics")["cssContentSize"]["height"]
-    browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=int(height) + 8,
-                 deviceScaleFactor=1, mobile=False)  # fmt: skip
-    time.sleep(1.2)  # one refresh at the new size
-    shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
-    assert shot.startswith(b"\x89PNG")
-    (tmp_path / "dashboard.png").write_bytes(shot)
+    shot = full_page_screenshot(browser, 1280, mobile=False)
+    (screenshots / "dashboard.png").write_bytes(shot)
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         (ROOT / "docs" / "dashboard.png").write_bytes(shot)
+
+
+MEASURE = """JSON.stringify({
+  inner: window.innerWidth,
+  scroll: document.documentElement.scrollWidth,
+  body: document.body.scrollWidth,
+  text: document.body.innerText
+    + [...document.querySelectorAll('[title]')].map(e => e.title).join(' '),
+  wide: [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+    .map(e => e.tagName.toLowerCase() + (e.className ? '.' + String(e.className) : ''))
+    .slice(0, 12),
+})"""
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "mobile"), [(1280, 900, False), (390, 844, True)], ids=["1280px", "390px"]
+)
+def test_dashboard_never_scrolls_sideways(
+    long_server: str, browser: DevTools, screenshots: Path, width: int, height: int, mobile: bool
+) -> None:
+    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                 deviceScaleFactor=1, mobile=mobile)  # fmt: skip
+    browser.call("Page.navigate", url=f"{long_server}/?refresh=1")
+    wait_for(lambda: read_page(browser)["updates"] >= 1, 30, "the first refresh")
+
+    layout = json.loads(browser.evaluate(MEASURE))
+    assert LONG_NAME in layout["text"] and "/embeddings" in layout["text"]  # the long data is in
+    assert layout["inner"] == width  # the page did not widen the (mobile) layout viewport
+    assert layout["scroll"] <= width and layout["body"] <= width, layout["wide"]
+
+    shot = full_page_screenshot(browser, width, mobile=mobile, scale=2 if mobile else 1)
+    layout = json.loads(browser.evaluate(MEASURE))  # still fits at full height, after a redraw
+    assert layout["scroll"] <= width, layout["wide"]
+    (screenshots / f"dashboard-{width}px.png").write_bytes(shot)

@@ -16,6 +16,7 @@ import aiohttp
 from app.services.llm.base import ProviderError
 
 MAX_PENDING_BYTES = 8 * 1024 * 1024  # one event larger than this is not a sane model stream
+HEAD_BYTES = 4096  # what is kept of a body that turns out not to be an event stream
 
 SSEEvent = tuple[str, bytes]
 
@@ -94,13 +95,20 @@ class SSEParser:
             self._event = value.strip().decode("utf-8", "replace")
 
 
-async def iter_events(content: aiohttp.StreamReader) -> AsyncIterator[list[SSEEvent]]:
-    """The events of a response body, one batch per network read, then the flushed tail."""
+async def iter_events(
+    content: aiohttp.StreamReader, head: bytearray | None = None
+) -> AsyncIterator[list[SSEEvent]]:
+    """The events of a response body, one batch per network read, then the flushed tail.
+
+    `head` collects the first `HEAD_BYTES` of reads that completed no event, so a body that
+    was not an event stream at all can be quoted in the error."""
     parser = SSEParser()
     async for chunk in content.iter_any():
         events = parser.feed(chunk)
         if events:
             yield events
+        elif head is not None and len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
     tail = parser.close()
     if tail:
         yield tail

@@ -16,6 +16,7 @@ from app.services.llm.sse import iter_events
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_MESSAGE_CHARS = 300
+NOT_A_STREAM_CHARS = 200  # quoted from a 2xx body that was not an event stream
 # what reading a stream can raise besides ProviderError; parse errors mean a garbled stream
 STREAM_FAILURES = (
     aiohttp.ClientError,
@@ -159,17 +160,39 @@ async def open_stream(
         ) as response:
             if response.status >= 300:
                 raise await error_from_response(response, provider=provider, key=key)
-            yield _payloads(response.content)
+            yield _payloads(response, provider=provider, key=key)
     except ProviderError:
         raise
     except STREAM_FAILURES as exc:
         raise error_from_exception(exc, provider=provider, url=display_url(url)) from exc
 
 
-async def _payloads(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    async for events in iter_events(content):
+async def _payloads(
+    response: aiohttp.ClientResponse, *, provider: str, key: str | None
+) -> AsyncIterator[bytes]:
+    """The `data` of every event; a body without a single event says what came instead."""
+    head = bytearray()
+    streamed = False
+    async for events in iter_events(response.content, head):
+        streamed = True
         for _event, data in events:
             yield data
+    if not streamed:
+        raise not_a_stream(response.content_type, bytes(head), provider=provider, key=key)
+
+
+def not_a_stream(
+    content_type: str, head: bytes, *, provider: str, key: str | None
+) -> ProviderError:
+    """A 2xx answer that was not an event stream (e.g. a server that ignored `stream: true`)."""
+    text = redact(head.decode("utf-8", "replace"), key=key)  # keys out before cutting
+    if len(text) > NOT_A_STREAM_CHARS:
+        text = text[:NOT_A_STREAM_CHARS] + "..."
+    return ProviderError(
+        "upstream_protocol",
+        f"{provider} upstream: expected an event stream, got {content_type or 'no content type'}"
+        f": {text or '(empty body)'}",
+    )
 
 
 def display_url(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from dataclasses import replace
@@ -179,6 +180,57 @@ async def test_non_sse_lines_and_comments_are_skipped(
     fake.script(Reply.text("still fine", garbage=["hello there", ": keep-alive", "retry: 10"]))
     events, error = await collect(provider, model, user("hi"))
     assert error is None and text_of(events) == "still fine"
+
+
+# what a server that ignores "stream": true answers instead (the non-streaming API response)
+PLAIN_ANSWER = {
+    "openai": '{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, '
+    '"message": {"role": "assistant", "content": "Hi there"}, "finish_reason": "stop"}]}',
+    "anthropic": '{"id": "msg_1", "type": "message", "role": "assistant", "content": '
+    '[{"type": "text", "text": "Hi there"}], "stop_reason": "end_turn"}',
+}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("application/json", None, "got application/json: {"),
+        ("text/html; charset=utf-8", "<html><h1>502 Bad Gateway</h1></html>", "got text/html: <"),
+        ("text/event-stream", "", "got text/event-stream: (empty body)"),
+    ],
+    ids=["plain-json", "html", "empty"],
+)
+async def test_an_answer_that_is_not_an_event_stream_says_what_came_back(
+    provider: Provider,
+    model: ModelConfig,
+    fake: FakeUpstream,
+    kind: str,
+    content_type: str,
+    body: str | None,
+    expected: str,
+) -> None:
+    raw = PLAIN_ANSWER[kind] if body is None else body
+    fake.script(Reply(raw_body=raw, content_type=content_type))
+    events, error = await collect(provider, model, user("hi"))
+    assert events == []
+    assert error is not None and error.code == "upstream_protocol"
+    assert error.message.startswith(f"{kind} upstream: expected an event stream, {expected}")
+    assert raw[:40] in error.message  # the start of what came back, verbatim
+    assert "ended before the answer finished" not in error.message
+
+
+async def test_a_quoted_non_stream_body_is_short_and_keyless(
+    provider: Provider, model: ModelConfig, fake: FakeUpstream
+) -> None:
+    echoed = {"x-api-key": API_KEY, "authorization": f"Bearer {API_KEY}"}
+    raw = json.dumps({"echo": echoed, "pad": "z" * 5000})
+    fake.script(Reply(raw_body=raw, content_type="application/json"))
+    _events, error = await collect(provider, model, user("hi"))
+    assert error is not None and error.code == "upstream_protocol"
+    assert API_KEY not in error.message and API_KEY[:12] not in error.message
+    assert '{"echo": {"x-api-key": "[REDACTED]"' in error.message
+    quoted = error.message.split("application/json: ", 1)[1]
+    assert len(quoted) <= 203 and quoted.endswith("...")
 
 
 async def test_undecodable_data_is_a_protocol_error(

@@ -49,7 +49,10 @@ def test_shipped_config_without_keys_defaults_to_echo() -> None:
     assert registry.default_id == "vektor-echo"
     ids = [m.id for m in registry.list()]
     assert {"gpt-4o-mini", "gpt-4o", "claude-haiku", "claude-sonnet", "vektor-echo"} <= set(ids)
-    assert [m.id for m in registry.list() if registry.is_available(m.id)] == ["vektor-echo"]
+    offline = ["vektor-echo", "vektor-echo-slow"]  # the slow one for the README's cancel demo
+    assert [m.id for m in registry.list() if registry.is_available(m.id)] == offline
+    slow = registry.get("vektor-echo-slow")
+    assert slow is not None and slow.provider == "echo" and slow.delay_ms == 500
     haiku = registry.get("claude-haiku")
     assert haiku is not None and haiku.model == "claude-haiku-4-5"
     mini = registry.get("gpt-4o-mini")
