@@ -94,3 +94,20 @@ def test_one_worker_without_redis_starts(tmp_path: Path) -> None:
     with running_server([sys.executable, "main.py", "prod"], env) as server:
         assert httpx.get(f"{server.base_url}/health/ready", timeout=5).status_code == 200
         server.stop()
+
+
+def test_the_default_worker_count_is_one_without_redis() -> None:
+    from app.core.config import Settings
+
+    assert Settings(_env_file=None, redis_url=None).workers == 1
+    with_redis = Settings(_env_file=None, redis_url="redis://127.0.0.1:1/0")
+    assert with_redis.workers == min(2 * (os.cpu_count() or 1) + 1, 9)
+    assert Settings(_env_file=None, redis_url=None, workers=3).workers == 3  # then refused
+
+
+def test_main_prod_without_workers_or_redis_starts_one_worker(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    env.pop("WORKERS", None)
+    with running_server([sys.executable, "main.py", "prod"], env) as server:
+        assert httpx.get(f"{server.base_url}/health/ready", timeout=5).status_code == 200
+        server.stop()

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _one_worker_without_redis(self) -> Settings:
+        """Unless WORKERS is set, run one worker without Redis (several need shared state)."""
+        if "workers" not in self.model_fields_set and not self.redis_url:
+            self.workers = 1
+        return self
+
+    @model_validator(mode="after")
     def _check_production(self) -> Settings:
         """Refuse unsafe production configurations with a message that says why."""
         if self.environment is not Environment.production:
