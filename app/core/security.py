@@ -15,12 +15,14 @@ import jwt
 from anyio import CapacityLimiter, to_thread
 
 from app.core.errors import Unauthorized
+from app.core.text import unstorable
 
 ALGORITHM = "HS256"
 ALLOWED_ALGORITHMS = [ALGORITHM]  # strict: never "none", never an asymmetric confusion
 MAX_PASSWORD_BYTES = 72
 TokenType = Literal["access", "refresh"]
 VERIFIED_TOKENS_KEPT = 4096
+MAX_JTI_CHARS = 64
 MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 
 
@@ -151,6 +153,9 @@ class TokenCodec:
         now = int(datetime.now(UTC).timestamp())
         exp, iat = _numeric_date(payload, "exp"), _numeric_date(payload, "iat")
         nbf = _numeric_date(payload, "nbf") if "nbf" in payload else None
+        jti = payload["jti"]
+        if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_CHARS or unstorable(jti):
+            raise Unauthorized("Invalid token", code="invalid_token")  # it is queried
         if iat > now or (nbf is not None and nbf > now):  # not valid yet
             raise Unauthorized("Invalid token", code="invalid_token")
         if exp <= now:
@@ -159,7 +164,7 @@ class TokenCodec:
             return TokenClaims(
                 user_id=uuid.UUID(str(payload["sub"])),
                 session_id=uuid.UUID(str(payload["sid"])),
-                jti=str(payload["jti"]),
+                jti=jti,
                 token_type=token_type,
                 expires_at=datetime.fromtimestamp(exp, UTC),
             )

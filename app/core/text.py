@@ -8,6 +8,7 @@ Input from clients is refused (`app.schemas.common.Text`); text that arrives fro
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -28,11 +29,15 @@ def storable(text: str) -> str:
 
 
 def _leaf(value: Any) -> Any:
-    return storable(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN/Infinity: not JSON, no JSON column or response takes them
+    return value
 
 
 def storable_tree(value: Any) -> Any:
-    """A copy of a decoded JSON value with every string (keys too) made `storable`.
+    """A copy of a decoded JSON value: strings (keys too) `storable`, NaN/Infinity null.
 
     Iterative: a deeply nested value from an upstream cannot exhaust the stack."""
     if not isinstance(value, dict | list):

@@ -9,6 +9,7 @@ validation (422) before any query runs, on every database alike.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ T = TypeVar("T")
 
 MAX_JSON_DEPTH = 32  # objects/arrays inside a JSON field of a request (preferences `extra`)
 TEXT_RULE = "Text must not contain U+0000 (NUL) or unpaired surrogate code points"
+NUMBER_RULE = "Numbers must be finite (no NaN or Infinity)"
 # scheme, host[:port], then anything without whitespace (the JSON schema states the same)
 HTTP_URL_PATTERN = r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\s\u0000]*)?"
 _HTTP_URL = re.compile(HTTP_URL_PATTERN)
@@ -44,7 +46,8 @@ def check_text(value: str) -> str:
 
 
 def find_json_problem(value: Any, *, max_depth: int) -> tuple[list[int | str], str] | None:
-    """The path and description of the first unstorable string or over-deep container.
+    """The path and description of the first unstorable string, non-finite number or
+    over-deep container.
 
     Walks without recursion, so no input can exhaust the stack."""
     stack: list[tuple[Any, list[int | str]]] = [(value, [])]
@@ -54,6 +57,8 @@ def find_json_problem(value: Any, *, max_depth: int) -> tuple[list[int | str], s
             if unstorable(item):
                 return path, TEXT_RULE
             continue
+        if isinstance(item, float) and not math.isfinite(item):
+            return path, NUMBER_RULE  # NaN/Infinity: Python's JSON parser takes them
         if not isinstance(item, dict | list):
             continue
         if len(path) >= max_depth:
@@ -70,7 +75,7 @@ def find_json_problem(value: Any, *, max_depth: int) -> tuple[list[int | str], s
 
 
 def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
-    """Refuse a JSON object with unstorable text (keys included) or nested too deep."""
+    """Refuse a JSON object with unstorable text (keys too), NaN/Infinity, or too deep."""
     problem = find_json_problem(value, max_depth=MAX_JSON_DEPTH)
     if problem is not None:
         path, reason = problem

@@ -265,6 +265,15 @@ DEEP_BACKUP = (
     b'{"format": "vektor-backup", "version": 1, "exported_at": "' + NOW.encode() + b'", '
     b'"conversations": [], "user": {"a": ' + DEEP + b"}}"
 )
+
+
+def raw_backup(old: str, new: str, **conversation: Any) -> bytes:
+    """`backup(**conversation)` as JSON text with `old` replaced by `new` (not JSON itself)."""
+    return json.dumps(backup(**conversation)).replace(old, new, 1).encode()
+
+
+NAN_BACKUP = raw_backup('"n": 0', '"n": NaN', messages=message_with(tool_calls=tool_call({"n": 0})))
+DIGITS_BACKUP = raw_backup('"version": 1', '"version": 1' + "0" * 5000)
 MSG = "conversations[0].messages[0]"
 ARGS = f"{MSG}.tool_calls[0].arguments"
 PREFS = "/users/preferences"
@@ -317,6 +326,8 @@ CASES = [
     schema("prefs-surrogate-extra", put(PREFS, {"extra": {"a": [{"b": SURROGATE}]}})),
     schema("prefs-deep-extra", prefs_raw(deep(200))),
     Case("prefs-very-deep-json", prefs_raw(DEEP), 400, "bad_request"),  # guard
+    schema("prefs-nan-extra", prefs_raw(b"NaN")),
+    schema("prefs-infinite-extra", prefs_raw(b"[1e400]")),
     # --- chat and history -----------------------------------------------------------------
     schema("chat-nul-message", chat(message=NUL)),
     schema("chat-surrogate-message", chat(message=SURROGATE)),  # guard
@@ -365,6 +376,8 @@ CASES = [
         importing_message(tool_calls=tool_call({"a": json.loads(deep(300))})),
         f"{ARGS}.a",
     ),
+    invalid_backup("import-nan-argument", importing(raw=NAN_BACKUP), f"{ARGS}.n"),
+    invalid_backup("import-huge-number", importing(raw=DIGITS_BACKUP), "too many digits"),
     invalid_backup(
         "import-time-too-early", importing(created_at=TOO_EARLY), "conversations[0].created_at"
     ),
@@ -381,6 +394,8 @@ CASES = [
     invalid_token("jwt-iat-huge", access(iat=10**20)),  # guard
     invalid_token("jwt-nbf-string", access(nbf="1700000000")),
     invalid_token("refresh-exp-huge", refresh_with(exp=10**20)),
+    invalid_token("refresh-jti-nul", refresh_with(jti=NUL)),
+    invalid_token("jwt-jti-object", access(jti={"a": 1})),  # guard
     invalid_token("refresh-sub-of-another-user", refresh_as_bob()),
 ]
 

@@ -71,6 +71,8 @@ def parse_document(raw: bytes) -> BackupDocument:
         raise _invalid(f"Not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
     except UnicodeDecodeError as exc:
         raise _invalid("Not valid UTF-8 JSON") from exc
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise _invalid("Not valid JSON: a number has too many digits") from exc
     problem = find_json_problem(data, max_depth=MAX_BACKUP_DEPTH)
     if problem is not None:
         path, reason = problem

@@ -1,4 +1,4 @@
-"""Text an upstream sends that no database can store (U+0000, unpaired surrogates) is cleaned.
+"""What an upstream sends that no database can store (U+0000, lone surrogates, NaN) is cleaned.
 
 Before, a model or tool answer holding them failed the generation on PostgreSQL, or was
 stored in a JSON column and broke every later read of the conversation (history, sync).
@@ -34,7 +34,7 @@ async def test_unstorable_upstream_text_is_cleaned_and_the_answer_kept(
     live: httpx.AsyncClient, alice: dict[str, Any], upstream: Any, dirty_tools: StubTools
 ) -> None:
     h = alice["headers"]
-    arguments = {"a": "x\x00y", "b\ud800": ["\ud800"]}
+    arguments = {"a": "x\x00y", "b\ud800": ["\ud800"], "n": float("nan")}
     upstream.script(
         Reply(tool_calls=[FakeToolCall("stub__fail", arguments, id="call\x00-1")]),
         Reply(tokens=["a\x00b ", "c\ud800d"]),
@@ -49,7 +49,7 @@ async def test_unstorable_upstream_text_is_cleaned_and_the_answer_kept(
     assert answer["content"] == "ab c\ufffdd" and answer["status"] == "complete"
     call = answer["tool_calls"][0]
     assert call["id"] == "call-1"
-    assert call["arguments"] == {"a": "xy", "b\ufffd": ["\ufffd"]}
+    assert call["arguments"] == {"a": "xy", "b\ufffd": ["\ufffd"], "n": None}
     assert call["result"] == "bad \ufffd result"
     for path in ("/chat/history", "/sync/changes", "/sync/export"):
         assert (await live.get(path, headers=h)).status_code == 200, path
