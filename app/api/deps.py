@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from app.services.users import UserService
 from app.state import AppState
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 async def get_state(request: Request) -> AppState:
@@ -112,9 +114,10 @@ AdminUser = Annotated[User, Depends(get_admin_user)]
 
 
 async def get_client_info(request: Request) -> ClientInfo:
-    """User agent and socket address of the caller."""
+    """User agent (without control characters: it is stored) and socket address."""
+    user_agent = request.headers.get("user-agent")
     return ClientInfo(
-        user_agent=request.headers.get("user-agent"),
+        user_agent=_CONTROL.sub("", user_agent) if user_agent else None,
         ip=request.client.host if request.client else None,
     )
 

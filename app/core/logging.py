@@ -26,6 +26,7 @@ from loguru import logger
 
 from app.core.config import LogFormat, Settings
 from app.core.log_relay import LogRelay, RelayedLine
+from app.core.redact import redact_urls
 
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[REDACTED]"),
@@ -34,6 +35,7 @@ _SECRET_PATTERNS = [
         re.compile(
             r"(?i)([\"']?(?:password|new_password|current_password|refresh_token|access_token|"
             r"api[_-]?key|secret(?:_key)?|authorization|token)[\"']?\s*[:=]\s*)"
+            r"(?!\*\*\*(?:[\s,&}\"']|$))"  # a URL's display form already masked it
             r"(\"[^\"]*\"|'[^']*'|[^\s,&}]+)"
         ),
         r"\1[REDACTED]",
@@ -63,7 +65,8 @@ _FORWARDING = False  # this process is a worker: its one sink relays to the mast
 
 
 def redact(text: str) -> str:
-    """Remove tokens, passwords and keys from a log message."""
+    """Remove tokens, passwords and keys from a log message (and credentials from URLs)."""
+    text = redact_urls(text)
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

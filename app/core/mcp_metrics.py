@@ -20,6 +20,7 @@ from app.core.metrics import (
     MCP_TIMED,
     MCP_TIMEOUTS,
 )
+from app.core.redact import display_url
 
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 
@@ -57,7 +58,8 @@ class McpCounters:
                 MCP_CIRCUIT.labels(server).set(level)
             for replica, state in _replicas(entry):
                 if (replica_level := circuit_level(state)) is not None:
-                    MCP_REPLICA_CIRCUIT.labels(server, replica).set(replica_level)
+                    # a label is public to every scraper: never a URL's credentials
+                    MCP_REPLICA_CIRCUIT.labels(server, display_url(replica)).set(replica_level)
 
 
 def _servers(snapshot: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:

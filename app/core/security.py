@@ -8,19 +8,22 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import bcrypt
 import jwt
 from anyio import CapacityLimiter, to_thread
 
 from app.core.errors import Unauthorized
+from app.core.text import unstorable
 
 ALGORITHM = "HS256"
 ALLOWED_ALGORITHMS = [ALGORITHM]  # strict: never "none", never an asymmetric confusion
 MAX_PASSWORD_BYTES = 72
 TokenType = Literal["access", "refresh"]
 VERIFIED_TOKENS_KEPT = 4096
+MAX_JTI_CHARS = 64
+MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,29 +133,51 @@ class TokenCodec:
 
     def _verify(self, token: str) -> TokenClaims:
         try:
+            # the time claims are checked below: PyJWT takes "123" for 123 and has no range
             payload = jwt.decode(
                 token,
                 self._key,
                 algorithms=ALLOWED_ALGORITHMS,
-                options={"require": ["exp", "iat", "sub", "sid", "jti", "typ"]},
+                options={
+                    "require": ["exp", "iat", "sub", "sid", "jti", "typ"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("Token has expired", code="token_expired") from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not UTF-8
             raise Unauthorized("Invalid token", code="invalid_token") from exc
         token_type = payload.get("typ")
         if token_type not in ("access", "refresh"):
             raise Unauthorized("Invalid token", code="invalid_token")
+        now = int(datetime.now(UTC).timestamp())
+        exp, iat = _numeric_date(payload, "exp"), _numeric_date(payload, "iat")
+        nbf = _numeric_date(payload, "nbf") if "nbf" in payload else None
+        jti = payload["jti"]
+        if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_CHARS or unstorable(jti):
+            raise Unauthorized("Invalid token", code="invalid_token")  # it is queried
+        if iat > now or (nbf is not None and nbf > now):  # not valid yet
+            raise Unauthorized("Invalid token", code="invalid_token")
+        if exp <= now:
+            raise Unauthorized("Token has expired", code="token_expired")
         try:
             return TokenClaims(
                 user_id=uuid.UUID(str(payload["sub"])),
                 session_id=uuid.UUID(str(payload["sid"])),
-                jti=str(payload["jti"]),
+                jti=jti,
                 token_type=token_type,
-                expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+                expires_at=datetime.fromtimestamp(exp, UTC),
             )
         except (ValueError, TypeError) as exc:
             raise Unauthorized("Invalid token", code="invalid_token") from exc
+
+
+def _numeric_date(payload: dict[str, Any], claim: str) -> int:
+    """A time claim: an integer number of seconds within what a datetime can hold."""
+    value = payload.get(claim)
+    if type(value) is not int or not 0 <= value <= MAX_NUMERIC_DATE:
+        raise Unauthorized("Invalid token", code="invalid_token")
+    return value
 
 
 def new_jti() -> str:

@@ -39,13 +39,20 @@ class AuthSessionRepository:
         return (row[0], row[1]) if row is not None else None
 
     async def rotate(
-        self, *, session_id: uuid.UUID, old_jti: str, new_jti: str, now: datetime
+        self,
+        *,
+        session_id: uuid.UUID,
+        user_id: uuid.UUID,
+        old_jti: str,
+        new_jti: str,
+        now: datetime,
     ) -> bool:
-        """Swap the live refresh token id only if `old_jti` is still the live one."""
+        """Swap the live refresh token id only if `old_jti` is still the live one of the user."""
         stmt = (
             update(AuthSession)
             .where(
                 AuthSession.id == session_id,
+                AuthSession.user_id == user_id,
                 AuthSession.refresh_jti == old_jti,
                 AuthSession.revoked_at.is_(None),
                 AuthSession.expires_at > now,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
 
 from app.core.security import password_too_long
-from app.schemas.common import InputModel, ReadModel
+from app.schemas.common import InputModel, ReadModel, Text
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
@@ -20,7 +20,7 @@ def _check_password(value: str) -> str:
     return value
 
 
-NewPassword = Annotated[str, Field(min_length=8, max_length=200), AfterValidator(_check_password)]
+NewPassword = Annotated[Text, Field(min_length=8, max_length=200), AfterValidator(_check_password)]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 
 
@@ -30,15 +30,15 @@ class RegisterRequest(InputModel):
     email: EmailStr
     username: Username
     password: NewPassword
-    full_name: Annotated[str, Field(max_length=200)] | None = None
+    full_name: Annotated[Text, Field(max_length=200)] | None = None
 
 
 class LoginRequest(InputModel):
     """JSON login: `username` (which may hold the email) or `email`, and the password."""
 
-    username: Annotated[str, Field(min_length=1, max_length=320)] | None = None
-    email: Annotated[str, Field(min_length=1, max_length=320)] | None = None
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    username: Annotated[Text, Field(min_length=1, max_length=320)] | None = None
+    email: Annotated[Text, Field(min_length=1, max_length=320)] | None = None
+    password: Annotated[Text, Field(min_length=1, max_length=1024)]
 
     @model_validator(mode="after")
     def _one_identifier(self) -> LoginRequest:
@@ -55,7 +55,7 @@ class LoginRequest(InputModel):
 class RefreshRequest(InputModel):
     """`POST /auth/refresh`."""
 
-    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+    refresh_token: Annotated[Text, Field(min_length=1, max_length=4096)]
 
 
 class LogoutRequest(InputModel):

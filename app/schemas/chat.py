@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import InputModel, ReadModel
+from app.schemas.common import InputModel, ReadModel, Text
 
 MAX_MESSAGE_CHARS = 32000
 
@@ -16,13 +16,13 @@ MAX_MESSAGE_CHARS = 32000
 class ChatStreamRequest(InputModel):
     """`POST /chat/stream`."""
 
-    message: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    message: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
     conversation_id: uuid.UUID | None = None
-    model: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    system_prompt: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)] | None = None
+    model: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    system_prompt: Annotated[Text, Field(max_length=MAX_MESSAGE_CHARS)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    tools: bool | list[Annotated[str, Field(max_length=200)]] = True
+    tools: bool | list[Annotated[Text, Field(max_length=200)]] = True
 
 
 class ModelRead(BaseModel):
@@ -99,7 +99,7 @@ class ConversationRead(ConversationSummary):
 class ConversationUpdate(InputModel):
     """`PATCH /chat/history/{id}`."""
 
-    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    title: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
     pinned: bool | None = None
     archived: bool | None = None
 

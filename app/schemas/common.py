@@ -1,12 +1,141 @@
-"""Shared schema pieces: pagination, error body, strict input base."""
+"""Shared schema pieces: pagination, error body, strict input base, and the input text rules.
+
+Every string a client sends that may reach the database is `Text` (or lives in a
+`JsonObject`): it never holds U+0000 (PostgreSQL text cannot store it) or an unpaired
+surrogate (not encodable as UTF-8, so no database and no JSON response can carry it). JSON a
+client sends nests at most `MAX_JSON_DEPTH` levels. Violations are refused by request
+validation (422) before any query runs, on every database alike.
+"""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    GetJsonSchemaHandler,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
+
+from app.core.json_input import json_path
+from app.core.text import unstorable
 
 T = TypeVar("T")
+
+MAX_JSON_DEPTH = 32  # objects/arrays inside a JSON field of a request (preferences `extra`)
+TEXT_RULE = "Text must not contain U+0000 (NUL) or unpaired surrogate code points"
+NUMBER_RULE = "Numbers must be finite (no NaN or Infinity)"
+# scheme, host[:port], then anything without whitespace (the JSON schema states the same)
+HTTP_URL_PATTERN = r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\s\u0000]*)?"
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+
+
+def check_text(value: str) -> str:
+    """Refuse text with U+0000 or an unpaired surrogate."""
+    if unstorable(value):
+        raise PydanticCustomError("text_unstorable", TEXT_RULE)
+    return value
+
+
+def find_json_problem(value: Any, *, max_depth: int) -> tuple[list[int | str], str] | None:
+    """The path and description of the first unstorable string, non-finite number or
+    over-deep container.
+
+    Walks without recursion, so no input can exhaust the stack."""
+    stack: list[tuple[Any, list[int | str]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if unstorable(item):
+                return path, TEXT_RULE
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            return path, NUMBER_RULE  # NaN/Infinity: Python's JSON parser takes them
+        if not isinstance(item, dict | list):
+            continue
+        if len(path) >= max_depth:
+            return path, f"nested deeper than {max_depth} levels"
+        children: list[tuple[int | str, Any]]
+        if isinstance(item, list):
+            children = list(enumerate(item))
+        else:
+            if any(isinstance(key, str) and unstorable(key) for key in item):
+                return path, f"a key: {TEXT_RULE}"
+            children = list(item.items())
+        stack.extend((child, [*path, key]) for key, child in reversed(children))
+    return None
+
+
+def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a JSON object with unstorable text (keys too), NaN/Infinity, or too deep."""
+    problem = find_json_problem(value, max_depth=MAX_JSON_DEPTH)
+    if problem is not None:
+        path, reason = problem
+        raise PydanticCustomError(
+            "json_unstorable", "{path}: {reason}", {"path": json_path(path), "reason": reason}
+        )
+    return value
+
+
+def check_http_url(value: str) -> str:
+    """Refuse anything but an absolute http(s) URL with a host (no `javascript:`, `data:`)."""
+    if _HTTP_URL.fullmatch(value) is None:
+        raise PydanticCustomError("url_not_http", "Must be an absolute http:// or https:// URL")
+    return value
+
+
+def to_utc(value: datetime) -> datetime:
+    """An aware time in UTC; refuse one that leaves the years 1..9999 once in UTC."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_out_of_range", "Time must lie between the years 1 and 9999 in UTC"
+        ) from None
+
+
+@dataclass(frozen=True)
+class _Documented:
+    """Adds keywords to a type's JSON schema (the rule is enforced by its validator)."""
+
+    keywords: tuple[tuple[str, Any], ...]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The wrapped type's schema plus the keywords."""
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+_NO_NUL = _Documented((("pattern", "^[^\\u0000]*$"),))
+
+# Text a client sends: never U+0000 or an unpaired surrogate.
+Text = Annotated[str, AfterValidator(check_text), _NO_NUL]
+# An http(s) URL with a host (avatars and other links shown to people).
+HttpUrlText = Annotated[
+    str,
+    AfterValidator(check_text),
+    AfterValidator(check_http_url),
+    _Documented((("format", "uri"), ("pattern", f"^{HTTP_URL_PATTERN}$"))),
+]
+# A free-form JSON object: text rules for every key and string, at most MAX_JSON_DEPTH deep.
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(check_json_object),
+    _Documented((("description", f"any JSON object, at most {MAX_JSON_DEPTH} levels deep"),)),
+]
+# A stored timestamp: with a time zone, normalised to UTC.
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
 
 
 class InputModel(BaseModel):

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.chat import ConversationSummary, MessageRead
+from app.schemas.common import UtcDateTime
 from app.schemas.user import Preferences
 
 BACKUP_FORMAT = "vektor-backup"
@@ -83,7 +84,7 @@ class BackupMessage(_Strict):
     tool_calls: list[BackupToolCall] | None = None
     tool_call_id: Annotated[str, Field(max_length=200)] | None = None
     usage: BackupUsage | None = None
-    created_at: AwareDatetime
+    created_at: UtcDateTime
 
 
 class BackupConversation(_Strict):
@@ -94,8 +95,8 @@ class BackupConversation(_Strict):
     model: Annotated[str, Field(max_length=200)] | None = None
     pinned: bool = False
     archived: bool = False
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     message_count: int | None = Field(default=None, description="ignored: recounted")
     last_message_preview: Annotated[str, Field(max_length=200)] | None = None
     messages: list[BackupMessage]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, EmailStr, Field
 
 from app.schemas.auth import NewPassword, Username
-from app.schemas.common import InputModel, ReadModel
+from app.schemas.common import HttpUrlText, InputModel, JsonObject, ReadModel, Text
 
 
 class UserRead(ReadModel):
@@ -30,21 +30,21 @@ class UserUpdate(InputModel):
 
     email: EmailStr | None = None
     username: Username | None = None
-    full_name: Annotated[str, Field(max_length=200)] | None = None
-    avatar_url: Annotated[str, Field(max_length=2048)] | None = None
+    full_name: Annotated[Text, Field(max_length=200)] | None = None
+    avatar_url: Annotated[HttpUrlText, Field(max_length=2048)] | None = None
 
 
 class PasswordChange(InputModel):
     """`POST /users/change-password`."""
 
-    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    current_password: Annotated[Text, Field(min_length=1, max_length=1024)]
     new_password: NewPassword
 
 
 class AccountDelete(InputModel):
     """`DELETE /users/me` needs the password."""
 
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Annotated[Text, Field(min_length=1, max_length=1024)]
 
 
 class NotificationPrefs(BaseModel):
@@ -77,9 +77,9 @@ class PreferencesUpdate(InputModel):
     """`PUT /users/preferences`: fields sent replace the stored ones; `notifications` merges."""
 
     theme: Literal["system", "light", "dark"] | None = None
-    language: Annotated[str, Field(min_length=2, max_length=35)] | None = None
+    language: Annotated[Text, Field(min_length=2, max_length=35)] | None = None
     notifications: NotificationPrefsUpdate | None = None
-    default_model: Annotated[str, Field(max_length=200)] | None = None
-    system_prompt: Annotated[str, Field(max_length=32000)] | None = None
-    enabled_mcp_servers: list[Annotated[str, Field(max_length=200)]] | None = None
-    extra: dict[str, Any] | None = None
+    default_model: Annotated[Text, Field(max_length=200)] | None = None
+    system_prompt: Annotated[Text, Field(max_length=32000)] | None = None
+    enabled_mcp_servers: list[Annotated[Text, Field(max_length=200)]] | None = None
+    extra: JsonObject | None = None

@@ -165,15 +165,21 @@ class AuthService:
         now = utcnow()
         next_jti = new_jti()
         if await self.sessions.rotate(
-            session_id=claims.session_id, old_jti=claims.jti, new_jti=next_jti, now=now
+            session_id=claims.session_id,
+            user_id=claims.user_id,
+            old_jti=claims.jti,
+            new_jti=next_jti,
+            now=now,
         ):
             await self.session.commit()
             return self._pair(
                 user_id=claims.user_id, session_id=claims.session_id, refresh_jti=next_jti
             )
         row = await self.sessions.get(session_id=claims.session_id)
-        if row is None or row.user_id != claims.user_id:
+        if row is None:
             raise Unauthorized("Session no longer exists", code="token_revoked")
+        if row.user_id != claims.user_id:  # signed with our key, yet not this session's user
+            raise Unauthorized("Invalid token", code="invalid_token")
         if row.revoked_at is not None:
             raise Unauthorized("Session has been revoked", code="token_revoked")
         if row.expires_at <= now:

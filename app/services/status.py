@@ -12,6 +12,7 @@ from loguru import logger
 
 from app.core import metrics
 from app.core.observability import Observability, cluster_totals, maybe_await
+from app.core.redact import redact_tree
 from app.services import system
 from app.state import AppState
 
@@ -60,7 +61,8 @@ async def build_status(
     """Everything the dashboard shows, as one JSON document."""
     _, health = await system.health(state)
     checks: dict[str, Any] = health["checks"]
-    mcp = await _describe(state.mcp, "status", "mcp")
+    # anonymous readers: endpoint URLs and errors only ever in their display form
+    mcp = redact_tree(await _describe(state.mcp, "status", "mcp"))
     models = await _describe(state.models, "describe", "models")
     database = {**checks["database"], "pool": metrics.pool_usage(state.engine)}
     cluster = cluster_totals()

@@ -73,3 +73,47 @@ def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for token in tokens:
         codec.decode(token, expected="access")
     assert list(codec._verified) == tokens[-3:]
+
+
+def _signed(**claims: object) -> str:
+    now = int(time.time())
+    payload = {"sub": str(uuid.uuid4()), "sid": str(uuid.uuid4()), "jti": "j", "typ": "access"}
+    return jwt.encode({**payload, "iat": now, "exp": now + 60, **claims}, KEY, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 10**20},
+        {"exp": "9999999999"},
+        {"exp": 9999999999.5},
+        {"exp": True},
+        {"exp": -(10**20)},
+        {"exp": None},
+        {"iat": "1700000000"},
+        {"iat": 10**20},
+        {"iat": -1},
+        {"nbf": "1"},
+        {"nbf": 10**20},
+        {"nbf": int(time.time()) + 3600},
+        {"iat": int(time.time()) + 3600},
+    ],
+)
+def test_time_claims_must_be_integers_in_range(claims: dict[str, object]) -> None:
+    with pytest.raises(Unauthorized) as err:
+        _codec().decode(_signed(**claims), expected="access")
+    assert err.value.code == "invalid_token"
+
+
+def test_a_token_that_is_not_text_is_invalid() -> None:
+    with pytest.raises(Unauthorized) as err:
+        _codec().decode("abc\ud800def", expected="access")
+    assert err.value.code == "invalid_token"
+
+
+def test_an_expired_token_is_still_token_expired_and_a_good_one_passes() -> None:
+    now = int(time.time())
+    with pytest.raises(Unauthorized) as err:
+        _codec().decode(_signed(iat=now - 120, exp=now - 60), expected="access")
+    assert err.value.code == "token_expired"
+    assert _codec().decode(_signed(nbf=now - 1), expected="access").token_type == "access"

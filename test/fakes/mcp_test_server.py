@@ -4,7 +4,8 @@ Run: `python test/fakes/mcp_test_server.py --transport stdio|streamable-http|sse
 [--port N] [--name REPLICA]`. Tools: echo, add, whoami, slow (progress; counts
 cancellations), stats, flaky, big, fail (is_error), crash, garbage (a reply that is not
 valid JSON; kills a stdio server), noise (a non-JSON line on stdout), mixed
-(image/resource/control characters), add_tool (list_changed).
+(image/resource/control characters), add_tool (list_changed), request_info (the query string
+and Authorization header of the HTTP request that carried the call).
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ def build_server(name: str) -> MCPServer:
         if calls["flaky"] % every == 0:
             raise ToolError(f"flaky failure #{calls['flaky']}")
         return f"ok #{calls['flaky']}"
+
+    @server.tool()
+    def request_info(ctx: Context) -> dict[str, str]:
+        """The query string and Authorization header the call arrived with (HTTP transports)."""
+        request = ctx.request_context.request
+        if request is None:
+            return {"transport": "stdio"}
+        return {
+            "query": str(request.url.query),
+            "authorization": request.headers.get("authorization", ""),
+        }
 
     @server.tool()
     def big(size: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from functools import partial
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.core.errors import InvalidInput
+from app.core.json_input import loads_bounded
 from app.core.ratelimit import client_ip
 from app.schemas.auth import (
     LoginRequest,
@@ -27,6 +27,7 @@ from app.schemas.auth import (
     SessionRead,
     TokenPair,
 )
+from app.schemas.common import MAX_JSON_DEPTH
 from app.schemas.user import UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -62,7 +63,7 @@ async def read_login(request: Request) -> LoginRequest:
                 if isinstance(form.get(key), str)
             }
         else:
-            data = json.loads(await request.body() or b"null")
+            data = loads_bounded(await request.body() or b"null", max_depth=MAX_JSON_DEPTH)
         return LoginRequest.model_validate(data)
     except (ValidationError, ValueError) as exc:
         raise InvalidInput(

@@ -27,6 +27,7 @@ from app.schemas.chat import (
     ConversationUpdate,
     ModelList,
 )
+from app.schemas.common import Text
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -105,8 +106,8 @@ async def list_history(
     user: CurrentUser,
     history: HistoryServiceDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="search titles and text")] = None,
+    cursor: Annotated[Text | None, Query(max_length=512)] = None,
+    q: Annotated[Text | None, Query(max_length=200, description="search titles and text")] = None,
     archived: Annotated[
         bool | None, Query(description="true: only archived; false: only active; unset: all")
     ] = None,

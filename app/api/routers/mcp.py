@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from app.api.deps import AdminUser
 from app.core.errors import NotFound, ServiceUnavailable
+from app.core.redact import redact_tree
 from app.services.mcp import McpPool
 
 
@@ -60,7 +61,7 @@ router = APIRouter(prefix="/mcp", tags=["mcp"])
 @router.get("/servers", response_model=list[McpServerRead])
 async def list_servers(_admin: AdminUser, pool: McpPoolDep) -> Any:
     """Every configured MCP server with the health of each replica."""
-    return pool.status()
+    return redact_tree(pool.status())  # endpoint URLs may carry credentials
 
 
 @router.get("/tools", response_model=list[McpToolRead])

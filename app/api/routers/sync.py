@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import CurrentPrincipal, CurrentUser, SyncServiceDep
-from app.schemas.common import ErrorBody
+from app.schemas.common import ErrorBody, Text
 from app.schemas.sync import ImportResult, SyncChanges
 
 router = APIRouter(prefix="/sync", tags=["sync"])
@@ -46,7 +46,7 @@ async def read_changes(
     user: CurrentUser,
     sync: SyncServiceDep,
     since: Annotated[
-        str | None, Query(max_length=128, description="the `cursor` of the previous page")
+        Text | None, Query(max_length=128, description="the `cursor` of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="items per page")] = 200,
 ) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from app.core import metrics
+from app.core.text import storable
 from app.db.base import utcnow
 from app.services.chat.registry import Generation, GenerationRegistry
 from app.services.chat.store import TurnIds, TurnStore, make_title
@@ -31,6 +32,7 @@ from app.services.llm import (
     ToolCallRequest,
     ToolSpec,
     Usage,
+    storable_event,
 )
 
 CHECKPOINT_EVERY_S = 5.0
@@ -283,7 +285,7 @@ class AgentRun:
                     if not produced:
                         produced = True
                         metrics.observe_llm_first_token(model.id, time.monotonic() - started)
-                    yield event
+                    yield storable_event(event)
                 metrics.observe_llm(model.id, time.monotonic() - started)
                 self.state.model_id = model.id
                 return
@@ -355,19 +357,18 @@ class AgentRun:
             )
 
         outcome = await self.tools.call(call.name, call.arguments, on_progress=progress)
+        content = storable(outcome.content)  # every tool source, not only MCP, cleans its text
         self._emit(
             "tool_result",
             {
                 "call_id": call.id,
                 "status": outcome.status,
-                "content": outcome.content,
+                "content": content,
                 "duration_ms": outcome.duration_ms,
             },
         )
-        record.update(
-            status=outcome.status, result=outcome.content, duration_ms=outcome.duration_ms
-        )
-        return outcome.content
+        record.update(status=outcome.status, result=content, duration_ms=outcome.duration_ms)
+        return content
 
 
 def _outcome_of(work: asyncio.Task[StopTurn]) -> StopTurn:

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,8 +31,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(stamp), uuid.UUID(ident)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        moment = datetime.fromisoformat(stamp)
+        # a forged time that leaves the datetime range in UTC must fail here, not in the query
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment, uuid.UUID(ident)
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
         raise BadRequest("Invalid cursor; start again without one", code="invalid_cursor") from exc
 
 

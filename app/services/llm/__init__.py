@@ -24,6 +24,7 @@ from app.services.llm.base import (
     ToolCallRequest,
     ToolSpec,
     Usage,
+    storable_event,
 )
 from app.services.llm.context import estimate_tokens, fit_to_context
 from app.services.llm.registry import ECHO_MODEL_ID, ModelRegistry
@@ -46,4 +47,5 @@ __all__ = [
     "Usage",
     "estimate_tokens",
     "fit_to_context",
+    "storable_event",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from app.core.config import ConfigError
+from app.core.text import storable, storable_tree, unstorable
 
 FinishReason = Literal["stop", "length", "tool_calls"]
 Role = Literal["system", "user", "assistant", "tool"]
@@ -64,6 +65,22 @@ class Finish:
 
 
 LLMEvent = TextDelta | ToolCallRequest | Usage | Finish
+
+
+def storable_event(event: LLMEvent) -> LLMEvent:
+    """An upstream's text and tool call without what no database or response can carry.
+
+    U+0000 and unpaired surrogates (`"\\ud800"` in the upstream's JSON): stored in a JSON
+    column, one would break every later read of the conversation."""
+    if type(event) is TextDelta:
+        return TextDelta(storable(event.content)) if unstorable(event.content) else event
+    if type(event) is ToolCallRequest:
+        return ToolCallRequest(
+            id=storable(event.id),
+            name=storable(event.name),
+            arguments=storable_tree(event.arguments),
+        )
+    return event
 
 
 @dataclass(slots=True)

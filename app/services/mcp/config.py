@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.core.redact import display_url
+
 CONFIG_FILE = "mcp_servers.json"
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -77,7 +79,8 @@ class ServerConfig(BaseModel):
         for index, url in enumerate(self.endpoints):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"field 'endpoints[{index}]': {url!r} is not an http(s) URL")
+                shown = display_url(url)  # the URL may carry credentials
+                raise ValueError(f"field 'endpoints[{index}]': {shown!r} is not an http(s) URL")
         if len(set(self.endpoints)) != len(self.endpoints):
             raise ValueError("field 'endpoints': the same URL is listed twice")
         return self
@@ -89,10 +92,18 @@ class ServerConfig(BaseModel):
 
     @property
     def targets(self) -> list[str]:
-        """One label per replica (URLs, or `stdio:<command>#<n>`)."""
+        """One label per replica: `stdio:<command>#<n>`, or the URL's display form.
+
+        Labels are what status pages, metrics and logs show; only the connection itself
+        uses `endpoints` (which may carry credentials)."""
         if self.transport == "stdio":
             return [f"stdio:{self.command}#{index}" for index in range(self.replicas)]
-        return list(self.endpoints)
+        labels = [display_url(url) for url in self.endpoints]
+        # two URLs that differ only in their credentials would share a label
+        return [
+            f"{label} [{index}]" if labels.count(label) > 1 else label
+            for index, label in enumerate(labels)
+        ]
 
 
 class McpConfig(BaseModel):
@@ -136,16 +147,32 @@ def _error_message(source: str, name: str, exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _expand_endpoints(raw: dict[str, Any], environ: Mapping[str, str], *, where: str) -> Any:
+    """`${VAR}` expanded in each endpoint URL (anything that is not a string list stays)."""
+    endpoints = raw.get("endpoints")
+    if not isinstance(endpoints, list) or raw.get("enabled", True) is False:
+        return endpoints  # a disabled server may name variables that are not set
+    return [
+        expand_vars(url, environ, where=f"{where}: field 'endpoints[{index}]'")
+        if isinstance(url, str)
+        else url
+        for index, url in enumerate(endpoints)
+    ]
+
+
 def parse_server(name: str, raw: Any, *, source: str, environ: Mapping[str, str]) -> ServerConfig:
-    """Validate one server entry and expand `${VAR}` in its headers and env."""
+    """Validate one server entry and expand `${VAR}` in its endpoints, headers and env."""
     if not SERVER_NAME.match(name):
         raise McpConfigError(
             f"{source}: server '{name}': the name must be 1-40 letters, digits, '_' or '-'"
         )
     if not isinstance(raw, dict):
         raise McpConfigError(f"{source}: server '{name}': must be a JSON object")
+    data = {**raw, "name": name}
+    if "endpoints" in raw:
+        data["endpoints"] = _expand_endpoints(raw, environ, where=f"{source}: server '{name}'")
     try:
-        server = ServerConfig.model_validate({**raw, "name": name})
+        server = ServerConfig.model_validate(data)
     except ValidationError as exc:
         raise McpConfigError(_error_message(source, name, exc)) from None
     if not server.enabled:

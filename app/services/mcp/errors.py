@@ -10,6 +10,7 @@ from mcp import MCPError
 from mcp_types import CONNECTION_CLOSED, INVALID_REQUEST, PARSE_ERROR, REQUEST_TIMEOUT
 from pydantic import ValidationError
 
+from app.core.redact import redact_urls
 from app.services.mcp.transport import LOST, NOT_SENT
 from app.services.mcp.types import Attempt
 
@@ -26,7 +27,7 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 def describe(exc: BaseException) -> str:
-    """A short, log-safe description of what went wrong."""
+    """A short, log-safe description of what went wrong (URLs in their display form)."""
     leaves = [e for e in _leaves(exc) if not isinstance(e, asyncio.CancelledError)] or [exc]
     first = leaves[0]
     text = str(first) or type(first).__name__
@@ -34,7 +35,8 @@ def describe(exc: BaseException) -> str:
         text = first.error.message or text
     elif not text.startswith(type(first).__name__):
         text = f"{type(first).__name__}: {text}"
-    return text[:MAX_ERROR_TEXT]
+    # HTTP libraries name the URL they failed on, credentials included
+    return redact_urls(text)[:MAX_ERROR_TEXT]
 
 
 def classify(exc: Exception, *, closed_before: bool) -> Attempt:

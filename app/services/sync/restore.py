@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,14 +26,17 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InvalidInput, PayloadTooLarge
+from app.core.json_input import JsonTooDeep, json_path, loads_bounded
 from app.db.base import utcnow
 from app.repositories.backups import BackupRepository
 from app.repositories.changes import ChangeRepository
+from app.schemas.common import find_json_problem
 from app.schemas.sync import BackupConversation, BackupDocument, BackupMessage, ImportResult
 
 REMAP_NAMESPACE = uuid.UUID("5b0c4f8e-6a47-4c1e-9d0a-2f6f1b8e7a11")
 MAX_REMAP_ROUNDS = 4
 ONE_MICROSECOND = timedelta(microseconds=1)
+MAX_BACKUP_DEPTH = 100  # the format needs 8 levels; tool arguments and preferences the rest
 
 
 async def read_limited(body: AsyncIterator[bytes], *, limit: int, declared: str | None) -> bytes:
@@ -50,30 +53,35 @@ async def read_limited(body: AsyncIterator[bytes], *, limit: int, declared: str 
     return b"".join(chunks)
 
 
-def _path(loc: Sequence[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(document)"
-
-
 def _invalid(detail: str) -> InvalidInput:
     return InvalidInput(detail, code="invalid_backup")
 
 
 def parse_document(raw: bytes) -> BackupDocument:
-    """Parse and validate a backup (CPU-bound: call from a thread)."""
+    """Parse and validate a backup (CPU-bound: call from a thread).
+
+    Before anything is stored: the depth is bounded before parsing, and every string (keys
+    included) must be storable text (no U+0000, no unpaired surrogate); the first problem is
+    named by its path."""
     try:
-        data = json.loads(raw)
+        data = loads_bounded(raw, max_depth=MAX_BACKUP_DEPTH)
+    except JsonTooDeep as exc:
+        raise _invalid(str(exc)) from exc
     except json.JSONDecodeError as exc:
         raise _invalid(f"Not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
     except UnicodeDecodeError as exc:
         raise _invalid("Not valid UTF-8 JSON") from exc
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise _invalid("Not valid JSON: a number has too many digits") from exc
+    problem = find_json_problem(data, max_depth=MAX_BACKUP_DEPTH)
+    if problem is not None:
+        path, reason = problem
+        raise _invalid(f"{json_path(path)}: {reason}")
     try:
         doc = BackupDocument.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise _invalid(f"{_path(error['loc'])}: {error['msg']}") from exc
+        raise _invalid(f"{json_path(error['loc'])}: {error['msg']}") from exc
     seen: set[uuid.UUID] = set()
     for i, conversation in enumerate(doc.conversations):
         if conversation.id in seen:

@@ -139,3 +139,50 @@ def test_broken_json_and_wrong_shape(tmp_path: Path) -> None:
         load_mcp_config(write(tmp_path, {"servers": []}))
     with pytest.raises(McpConfigError, match="unknown top-level field"):
         load_mcp_config(write(tmp_path, {"servers": {}, "sever": {}}))
+
+
+def test_endpoint_urls_expand_variables_and_are_labelled_without_credentials(
+    tmp_path: Path,
+) -> None:
+    endpoints = [
+        "https://${MCP_USER}:${MCP_PASSWORD}@search.example/mcp?api_key=${MCP_KEY}&q=1",
+        "${MCP_SECOND_URL}",
+        "https://other:pw2@search.example/mcp?api_key=k3&q=1",
+    ]
+    environ = {
+        "MCP_USER": "svc",
+        "MCP_PASSWORD": "pw1",
+        "MCP_KEY": "k1",
+        "MCP_SECOND_URL": "http://10.0.0.6:8000/mcp?token=k2",
+    }
+    server = {"transport": "streamable_http", "endpoints": endpoints}
+    config = load_mcp_config(write(tmp_path, {"servers": {"search": server}}), environ=environ)
+    search = config.servers["search"]
+    # the connection uses the expanded URLs, every label only their display form
+    assert search.endpoints == [
+        "https://svc:pw1@search.example/mcp?api_key=k1&q=1",
+        "http://10.0.0.6:8000/mcp?token=k2",
+        "https://other:pw2@search.example/mcp?api_key=k3&q=1",
+    ]
+    assert search.targets == [
+        "https://search.example/mcp?api_key=***&q=1 [0]",
+        "http://10.0.0.6:8000/mcp?token=***",
+        "https://search.example/mcp?api_key=***&q=1 [2]",
+    ]
+
+
+def test_a_bad_endpoint_is_reported_without_its_credentials(tmp_path: Path) -> None:
+    server = {"transport": "sse", "endpoints": ["ftp://user:hunter2@files.example/?key=k9"]}
+    with pytest.raises(McpConfigError) as error:
+        load_mcp_config(write(tmp_path, {"servers": {"files": server}}), environ={})
+    message = str(error.value)
+    assert "endpoints[0]" in message and "ftp://files.example/?key=***" in message
+    assert "hunter2" not in message and "k9" not in message
+
+
+def test_an_unset_variable_in_an_endpoint_names_the_field(tmp_path: Path) -> None:
+    server = {"transport": "sse", "endpoints": ["http://h/sse?key=${NOT_SET_ANYWHERE}"]}
+    with pytest.raises(McpConfigError, match=r"endpoints\[0\].*NOT_SET_ANYWHERE"):
+        load_mcp_config(write(tmp_path, {"servers": {"files": server}}), environ={})
+    off = {**server, "enabled": False}  # a disabled server may name unset variables
+    assert not load_mcp_config(write(tmp_path, {"servers": {"files": off}}), environ={}).enabled
