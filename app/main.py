@@ -15,6 +15,8 @@ from fastapi.routing import APIRoute
 from loguru import logger
 
 from app import __version__
+from app.api.docs import install_docs
+from app.api.openapi import install_openapi
 from app.api.routers import auth, chat, dashboard, mcp, system, users
 from app.api.routers import sync as sync_routes
 from app.core.config import Settings, get_settings
@@ -140,10 +142,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # install_docs serves both pages with local assets
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     for router in (
         auth.router,
         users.router,
@@ -156,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     use_docstring_summaries(sync_routes.router)
     app.include_router(sync_routes.router)
+    install_openapi(app)
     if settings.backend_cors_origins:
         app.add_middleware(
             CORSMiddleware,
