@@ -2,15 +2,16 @@
 
     uv run python scripts/schemathesis_run.py [--max-examples N] [--database-url URL] [-- st args]
 
-Starts `main.py` on a free loopback port with a fresh database (a SQLite file in a temporary
-directory unless `--database-url` names another), the offline models and the stdio time MCP
-server (nothing outside the machine), `ENVIRONMENT=test` and rate limits off (so a 429 never
-hides another answer; 429 is still documented). Two users log in through `/auth/login` (a Web
-Fuzzing Commons auth file, so schemathesis logs in again after a test revoked the session):
-`alice`, an admin, and `bob`, peers for the object-level authorization check (see
-test/schemathesis.toml). The run covers the examples, coverage, fuzzing and stateful phases
-with `--checks all`; the exit code is schemathesis' own (0 = no failure). The streaming routes
-(SSE) are left out: schemathesis cannot judge an endless stream.
+Starts `main.py` on a free loopback port with a private database (a SQLite file; with
+`--database-url` or `TEST_DATABASE_URL` a fresh database on that PostgreSQL server, dropped
+afterwards), the offline models and the stdio time MCP server (nothing outside the machine),
+`ENVIRONMENT=test` and rate limits off (so a 429 never hides another answer; 429 is still
+documented). Two users, `alice` (an admin) and `bob`, are peers for the object-level
+authorization check; they log in through test/support/account_broker.py, which repairs an
+account that a test renamed, re-passworded or deleted. Settings: test/schemathesis.toml.
+The run covers the examples, coverage, fuzzing and stateful phases with `--checks all`; the
+exit code is schemathesis' own (0 = no failure). The streaming routes (SSE) are left out:
+schemathesis cannot judge an endless stream.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,21 +29,20 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from test.support.account_broker import AccountBroker  # noqa: E402
+from test.support.databases import private_database  # noqa: E402
+from test.support.redis_server import free_port  # noqa: E402
+
 CONFIG = ROOT / "test" / "schemathesis.toml"  # the two users as peers; per-operation notes
 STREAMING = r"^/(chat/stream(/\{message_id\})?|sync/stream)$"
-STREAMING_METHODS = r"^GET|POST$"
 PASSWORD = "correct-horse-battery"
 USERS = {"alice": True, "bob": False}  # name → admin
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def server_env(workdir: Path, database_url: str | None) -> dict[str, str]:
+def server_env(workdir: Path, database_url: str) -> dict[str, str]:
     """The environment of the server under test (offline, isolated, rate limits off)."""
     config = workdir / "config"
     config.mkdir()
@@ -52,7 +51,7 @@ def server_env(workdir: Path, database_url: str | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         ENVIRONMENT="test",
-        DATABASE_URL=database_url or f"sqlite+aiosqlite:///{workdir / 'vektor.db'}",
+        DATABASE_URL=database_url,
         CONFIG_DIR=str(config),
         DATA_DIR=str(workdir / "data"),
         LOG_DIR=str(workdir / "logs"),
@@ -64,16 +63,6 @@ def server_env(workdir: Path, database_url: str | None) -> dict[str, str]:
         BACKEND_CORS_ORIGINS="",
     )
     return env
-
-
-def create_users(env: dict[str, str], workdir: Path) -> None:
-    """Create the two accounts (before the server starts; the script migrates the database)."""
-    for name, admin in USERS.items():
-        command = [sys.executable, str(ROOT / "scripts" / "startup.py"), "--user"]
-        command += ["--email", f"{name}@example.com", "--username", name, "--password", PASSWORD]
-        subprocess.run(
-            [*command, *(["--admin"] if admin else [])], env=env, cwd=workdir, check=True
-        )
 
 
 def wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
@@ -92,28 +81,22 @@ def wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float 
     raise SystemExit(f"the server was not ready within {timeout_s:.0f} s")
 
 
-def auth_file(workdir: Path) -> Path:
-    """A Web Fuzzing Commons auth document: each user logs in through JSON `/auth/login`."""
+def auth_file(workdir: Path, broker: AccountBroker) -> Path:
+    """A Web Fuzzing Commons auth document: each user logs in through the account broker."""
+    token = {
+        "extractFrom": "body",
+        "extractSelector": "/access_token",
+        "sendIn": "header",
+        "sendName": "Authorization",
+        "sendTemplate": "Bearer {token}",
+    }
     entries = [
         {
             "name": name,
             "loginEndpointAuth": {
-                "endpoint": "/auth/login",
+                "externalEndpointURL": broker.login_url(name),
                 "verb": "POST",
-                "contentType": "application/json",
-                "payloadUserPwd": {
-                    "username": name,
-                    "password": PASSWORD,
-                    "usernameField": "username",
-                    "passwordField": "password",
-                },
-                "token": {
-                    "extractFrom": "body",
-                    "extractSelector": "/access_token",
-                    "sendIn": "header",
-                    "sendName": "Authorization",
-                    "sendTemplate": "Bearer {token}",
-                },
+                "token": token,
             },
         }
         for name in USERS
@@ -141,7 +124,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=None, help="per operation and phase")
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server to make a private database on (default: TEST_DATABASE_URL, "
+        "else a fresh SQLite file)",
+    )
     parser.add_argument("--workers", default="1")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -149,12 +137,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the server, run schemathesis against it, stop the server; schemathesis' exit code."""
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="vektor-schemathesis-"))
-    env = server_env(workdir, args.database_url)
-    create_users(env, workdir)
+def run(args: argparse.Namespace, workdir: Path, database_url: str) -> int:
+    """Start the server and the account broker, run schemathesis; its exit code."""
+    env = server_env(workdir, database_url)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -162,18 +147,37 @@ def main(argv: list[str] | None = None) -> int:
         env=env,
         cwd=workdir,
     )
+    broker = AccountBroker(
+        app_url=base_url, database_url=database_url, password=PASSWORD, accounts=USERS
+    )
     try:
         wait_ready(base_url, server)
-        env["SCHEMATHESIS_WFC_AUTH"] = str(auth_file(workdir))
+        broker.ensure_accounts()
+        broker.start()
+        env["SCHEMATHESIS_WFC_AUTH"] = str(auth_file(workdir, broker))
         command = st_command(base_url, CONFIG, args)
         print("$", " ".join(command), flush=True)
-        return subprocess.run(command, cwd=workdir, env=env, check=False).returncode
+        code = subprocess.run(command, cwd=workdir, env=env, check=False).returncode
+        print(f"accounts repaired between logins: {broker.restored}")
+        return code
     finally:
+        broker.stop()
         server.terminate()
         try:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A work directory and a private database around one run."""
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="vektor-schemathesis-"))
+    try:
+        base = args.database_url or os.environ.get("TEST_DATABASE_URL", "")
+        with private_database(base, workdir, prefix="vektor_schemathesis") as database_url:
+            return run(args, workdir, database_url)
+    finally:
         if args.keep:
             print(f"work directory kept: {workdir}")
         else:
