@@ -65,6 +65,7 @@ def answers(*statuses: int) -> Callable[[F], F]:
     """Mark a dependency: every route that uses it can answer these error statuses."""
 
     def mark(dependency: F) -> F:
+        """Record the statuses on the dependency itself."""
         dependency.openapi_errors = statuses  # type: ignore[attr-defined]
         return dependency
 
@@ -125,10 +126,12 @@ def route_errors(route: Any) -> set[int]:
 
 
 def _has_path_params(dependant: Dependant) -> bool:
+    """Whether the route or one of its dependencies reads a path parameter."""
     return bool(dependant.path_params) or any(_has_path_params(d) for d in dependant.dependencies)
 
 
 def _error_content(*shapes: str) -> dict[str, Any]:
+    """A JSON body of one of these component schemas."""
     refs = [{"$ref": f"{REF}{name}"} for name in shapes]
     return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"anyOf": refs}}}
 
@@ -150,7 +153,8 @@ def _complete_operation(operation: dict[str, Any], route: Any) -> None:
             responses["422"]["description"] = ERROR_DESCRIPTIONS[422]
     for code, entry in responses.items():
         headers = entry.setdefault("headers", {})
-        for name in ("X-Request-ID", *STATUS_HEADERS.get(int(code), ())):
+        status = int(code) if code.isdigit() else 0  # "4XX" or "default" name no status
+        for name in ("X-Request-ID", *STATUS_HEADERS.get(status, ())):
             headers[name] = {"$ref": HEADER_REF + name}
     operation["responses"] = dict(sorted(responses.items()))
 
@@ -183,6 +187,7 @@ def install_openapi(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
+        """FastAPI's document, completed."""
         if app.openapi_schema is None:
             app.openapi_schema = complete_document(generate(), app.routes)
         return app.openapi_schema

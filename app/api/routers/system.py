@@ -30,6 +30,7 @@ class ReadyReport(BaseModel):
 
 
 def _unhealthy(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The 503 of a health route: the same report, with `status: error`."""
     return {503: {"model": model, "description": "`status: error`: the database is unreachable"}}
 
 
