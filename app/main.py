@@ -14,6 +14,8 @@ from fastapi.routing import APIRoute
 from loguru import logger
 
 from app import __version__
+from app.api.docs import install_docs
+from app.api.openapi import install_openapi
 from app.api.routers import auth, chat, dashboard, mcp, system, users
 from app.api.routers import sync as sync_routes
 from app.core.config import Settings, get_settings
@@ -139,10 +141,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # install_docs serves both pages with local assets
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     for router in (
         auth.router,
         users.router,
@@ -155,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     use_docstring_summaries(sync_routes.router)
     app.include_router(sync_routes.router)
+    install_openapi(app)
     if settings.backend_cors_origins:
         app.add_middleware(
             JsonCORSMiddleware,

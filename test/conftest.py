@@ -8,7 +8,6 @@ made by the real Alembic migrations. Each test starts from empty tables.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,46 +16,22 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import Settings
 from app.db.base import Base
 from app.main import create_app
 from app.state import AppState
+from test.support.databases import private_database
 
 TEST_PASSWORD = "correct horse battery"
-
-
-def _admin_url(url: str) -> str:
-    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh database for this test session."""
     base = os.environ.get("TEST_DATABASE_URL", "").strip()
-    if not base or base.startswith("sqlite"):
-        path = tmp_path_factory.mktemp("db") / "test.db"
-        yield f"sqlite+aiosqlite:///{path}"
-        return
-    import asyncio
-
-    name = f"vektor_test_{uuid.uuid4().hex[:12]}"
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-
-    async def _admin(sql: str) -> None:
-        engine = create_async_engine(_admin_url(base), isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-        await engine.dispose()
-
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
+    with private_database(base, tmp_path_factory.mktemp("db")) as url:
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

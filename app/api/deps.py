@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.openapi import answers
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.core.ratelimit import RateLimiter
@@ -43,6 +44,7 @@ async def get_settings_dep(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
+@answers(503)  # database_unavailable
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     """One session per request, closed as soon as the route returns (even for streams)."""
     async with state.session_factory() as session:
@@ -54,6 +56,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+@answers(429, 503)  # rate_limited, rate_limit_unavailable
 async def get_limiter(state: StateDep) -> RateLimiter:
     """The shared rate limiter."""
     return state.limiter
@@ -78,6 +81,7 @@ async def get_user_service(state: StateDep, session: SessionDep) -> UserService:
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 
+@answers(401, 503)  # the token's session is looked up in the database
 async def get_principal(
     request: Request,
     state: StateDep,
@@ -103,6 +107,7 @@ async def get_current_user(principal: CurrentPrincipal) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+@answers(403)
 async def get_admin_user(user: CurrentUser) -> User:
     """The authenticated user, who must be an admin."""
     if not user.is_admin:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class AppError(Exception):
@@ -136,13 +137,26 @@ async def _app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path.
+
+    Starlette's 405 names only the methods of the first route that matched the path, so
+    `OPTIONS /users/me` said `Allow: GET` although PUT and DELETE are served there too."""
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        headers["Allow"] = ", ".join(methods)
     return JSONResponse(
-        error_body(str(exc.detail), code),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        error_body(str(exc.detail), code), status_code=exc.status_code, headers=headers
     )
 
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 from app.core.security import password_too_long
 from app.schemas.common import InputModel, ReadModel, Text
@@ -20,7 +28,17 @@ def _check_password(value: str) -> str:
     return value
 
 
-NewPassword = Annotated[Text, Field(min_length=8, max_length=200), AfterValidator(_check_password)]
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
+NewPassword = Annotated[
+    Text,
+    # JSON Schema counts characters: 72 of them can still be more than 72 bytes
+    Field(
+        min_length=8,
+        max_length=MAX_PASSWORD_BYTES,
+        description=f"8 characters or more, at most {MAX_PASSWORD_BYTES} bytes in UTF-8",
+    ),
+    AfterValidator(_check_password),
+]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 
 
@@ -33,8 +51,19 @@ class RegisterRequest(InputModel):
     full_name: Annotated[Text, Field(max_length=200)] | None = None
 
 
+# the username (which may hold the email) or the email must be a string; the other may be absent
+IDENTIFIER_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("username", "email")
+    ]
+}
+
+
 class LoginRequest(InputModel):
     """JSON login: `username` (which may hold the email) or `email`, and the password."""
+
+    model_config = ConfigDict(json_schema_extra=IDENTIFIER_SCHEMA)
 
     username: Annotated[Text, Field(min_length=1, max_length=320)] | None = None
     email: Annotated[Text, Field(min_length=1, max_length=320)] | None = None
@@ -61,7 +90,7 @@ class RefreshRequest(InputModel):
 class LogoutRequest(InputModel):
     """`POST /auth/logout` (body optional)."""
 
-    all_devices: bool = False
+    all_devices: StrictBool = False
 
 
 class TokenPair(ReadModel):

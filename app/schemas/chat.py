@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from app.schemas.common import InputModel, ReadModel, Text
 
@@ -100,8 +100,8 @@ class ConversationUpdate(InputModel):
     """`PATCH /chat/history/{id}`."""
 
     title: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
-    pinned: bool | None = None
-    archived: bool | None = None
+    pinned: StrictBool | None = None
+    archived: StrictBool | None = None
 
 
 class ConversationPage(BaseModel):

@@ -13,16 +13,18 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    Field,
     GetJsonSchemaHandler,
 )
-from pydantic.json_schema import JsonSchemaValue
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from app.core.json_input import json_path
@@ -134,8 +136,42 @@ JsonObject = Annotated[
     AfterValidator(check_json_object),
     _Documented((("description", f"any JSON object, at most {MAX_JSON_DEPTH} levels deep"),)),
 ]
-# A stored timestamp: with a time zone, normalised to UTC.
-UtcDateTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+
+# "may be left out, but never null": the schema shows only the type; a null that is sent
+# anyway passes validation and the service answers 422 for it
+Unset = SkipJsonSchema[None]
+
+
+def _no_bool_or_text(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a JSON integer")
+    return value
+
+
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("Input should be an RFC 3339 date-time string")
+    return value
+
+
+# JSON types as the schema states them: pydantic's lax mode would also take `false` or "3" for
+# an integer and a number of seconds for a date-time (StrictInt would refuse 3.0, which JSON
+# Schema counts as an integer). Put them after any Field(...) constraint in an Annotated.
+NoBoolOrText = BeforeValidator(_no_bool_or_text)
+TextOnly = BeforeValidator(_text_only)
+JsonDatetime = Annotated[AwareDatetime, TextOnly]
+# A stored timestamp: an RFC 3339 string with a time zone, normalised to UTC.
+UtcDateTime = Annotated[AwareDatetime, TextOnly, AfterValidator(to_utc)]
+Count = Annotated[int, Field(ge=0), NoBoolOrText]
+
+
+def _drop_null_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omitted() -> Any:
+    """The default of an `X | Unset` field: None, without a `default: null` in the schema."""
+    return Field(default=None, json_schema_extra=_drop_null_default)
 
 
 class InputModel(BaseModel):
@@ -155,6 +191,23 @@ class ErrorBody(BaseModel):
 
     detail: str
     code: str
+
+
+class ValidationErrorItem(BaseModel):
+    """One field that failed validation."""
+
+    type: str = Field(description="pydantic's error type, e.g. `missing`, `string_too_long`")
+    loc: list[str | int] = Field(
+        description="where: `body`, `query`, `path` or `header`, then the field"
+    )
+    msg: str
+
+
+class ValidationErrorBody(BaseModel):
+    """A request that failed schema validation: the list of field errors."""
+
+    detail: list[ValidationErrorItem]
+    code: Literal["validation_error"]
 
 
 class Page(BaseModel, Generic[T]):

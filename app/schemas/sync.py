@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.schemas.chat import ConversationSummary, MessageRead
-from app.schemas.common import UtcDateTime
+from app.schemas.common import Count, NoBoolOrText, TextOnly, UtcDateTime
 from app.schemas.user import Preferences
 
 BACKUP_FORMAT = "vektor-backup"
@@ -62,15 +62,15 @@ class BackupToolCall(_Strict):
     arguments: dict[str, Any]
     status: Literal["ok", "error"]
     result: str | None
-    duration_ms: Annotated[int, Field(ge=0)]
-    round: Annotated[int, Field(ge=0)] | None = None
+    duration_ms: Count
+    round: Count | None = None
 
 
 class BackupUsage(_Strict):
     """Token counts."""
 
-    input_tokens: Annotated[int, Field(ge=0)]
-    output_tokens: Annotated[int, Field(ge=0)]
+    input_tokens: Count
+    output_tokens: Count
 
 
 class BackupMessage(_Strict):
@@ -93,11 +93,13 @@ class BackupConversation(_Strict):
     id: uuid.UUID
     title: Annotated[str, Field(max_length=200)] | None = None
     model: Annotated[str, Field(max_length=200)] | None = None
-    pinned: bool = False
-    archived: bool = False
+    pinned: StrictBool = False
+    archived: StrictBool = False
     created_at: UtcDateTime
     updated_at: UtcDateTime
-    message_count: int | None = Field(default=None, description="ignored: recounted")
+    message_count: Annotated[int, NoBoolOrText] | None = Field(
+        default=None, description="ignored: recounted"
+    )
     last_message_preview: Annotated[str, Field(max_length=200)] | None = None
     messages: list[BackupMessage]
 
@@ -106,8 +108,8 @@ class BackupDocument(_Strict):
     """The whole account as exported by `GET /sync/export`."""
 
     format: Literal["vektor-backup"]
-    version: Literal[1]
-    exported_at: datetime
+    version: Annotated[Literal[1], NoBoolOrText]
+    exported_at: Annotated[datetime, TextOnly]
     user: dict[str, Any] | None = Field(default=None, description="informational; not imported")
     preferences: Preferences | None = None
     conversations: list[BackupConversation]

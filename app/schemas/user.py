@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, StrictBool
 
 from app.schemas.auth import NewPassword, Username
-from app.schemas.common import HttpUrlText, InputModel, JsonObject, ReadModel, Text
+from app.schemas.common import HttpUrlText, InputModel, JsonObject, ReadModel, Text, Unset, omitted
 
 
 class UserRead(ReadModel):
@@ -28,8 +28,8 @@ class UserRead(ReadModel):
 class UserUpdate(InputModel):
     """`PUT /users/me`: any subset of the editable fields."""
 
-    email: EmailStr | None = None
-    username: Username | None = None
+    email: EmailStr | Unset = omitted()
+    username: Username | Unset = omitted()
     full_name: Annotated[Text, Field(max_length=200)] | None = None
     avatar_url: Annotated[HttpUrlText, Field(max_length=2048)] | None = None
 
@@ -50,15 +50,15 @@ class AccountDelete(InputModel):
 class NotificationPrefs(BaseModel):
     """Notification switches."""
 
-    email: bool = True
-    push: bool = True
+    email: StrictBool = True
+    push: StrictBool = True
 
 
 class NotificationPrefsUpdate(InputModel):
     """Partial notification switches (merged into the stored ones)."""
 
-    email: bool | None = None
-    push: bool | None = None
+    email: StrictBool | None = None
+    push: StrictBool | None = None
 
 
 class Preferences(BaseModel):
@@ -76,9 +76,9 @@ class Preferences(BaseModel):
 class PreferencesUpdate(InputModel):
     """`PUT /users/preferences`: fields sent replace the stored ones; `notifications` merges."""
 
-    theme: Literal["system", "light", "dark"] | None = None
-    language: Annotated[Text, Field(min_length=2, max_length=35)] | None = None
-    notifications: NotificationPrefsUpdate | None = None
+    theme: Literal["system", "light", "dark"] | Unset = omitted()
+    language: Annotated[Text, Field(min_length=2, max_length=35)] | Unset = omitted()
+    notifications: NotificationPrefsUpdate | Unset = omitted()
     default_model: Annotated[Text, Field(max_length=200)] | None = None
     system_prompt: Annotated[Text, Field(max_length=32000)] | None = None
     enabled_mcp_servers: list[Annotated[Text, Field(max_length=200)]] | None = None

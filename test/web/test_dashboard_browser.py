@@ -215,13 +215,12 @@ class DevTools:
         return result["result"].get("value")
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[DevTools]:
+@contextmanager
+def devtools_session(profile: Path, *extra_flags: str) -> Iterator[DevTools]:
     """A fresh headless Chromium (own profile) and a DevTools session on its page."""
     assert BROWSER is not None
-    profile = tmp_path / "profile"
     proc = subprocess.Popen(
-        [BROWSER, *BROWSER_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        [BROWSER, *BROWSER_FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -244,6 +243,13 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[DevTools]:
+    """A fresh headless Chromium and a DevTools session on its page."""
+    with devtools_session(tmp_path / "profile") as devtools:
+        yield devtools
 
 
 READ_PAGE = """(() => { try { return JSON.stringify({

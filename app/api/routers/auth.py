@@ -16,10 +16,12 @@ from app.api.deps import (
     LimiterDep,
     SettingsDep,
 )
+from app.api.openapi import errors, schema_ref
 from app.core.errors import InvalidInput
 from app.core.json_input import loads_bounded
 from app.core.ratelimit import client_ip
 from app.schemas.auth import (
+    IDENTIFIER_SCHEMA,
     LoginRequest,
     LogoutRequest,
     RefreshRequest,
@@ -32,23 +34,38 @@ from app.schemas.user import UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
+_FORM_FIELD = {"type": "string", "minLength": 1, "maxLength": 320}
 _LOGIN_BODY: dict[str, Any] = {
     "required": True,
     "content": {
         "application/x-www-form-urlencoded": {
             "schema": {
                 "type": "object",
-                "required": ["username", "password"],
+                "required": ["password"],
                 "properties": {
-                    "grant_type": {"type": "string", "enum": ["password"]},
-                    "username": {"type": "string", "description": "username or email"},
-                    "password": {"type": "string", "format": "password"},
+                    "grant_type": {"type": "string", "description": "`password` (ignored)"},
+                    "username": {**_FORM_FIELD, "description": "username or email"},
+                    "email": _FORM_FIELD,
+                    "password": {**_FORM_FIELD, "maxLength": 1024, "format": "password"},
                 },
+                **IDENTIFIER_SCHEMA,
             }
         },
-        "application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}},
+        "application/json": {"schema": schema_ref(LoginRequest)},
     },
 }
+_LOGIN_ERRORS = errors(
+    (400, "`bad_request`: a form that cannot be parsed"),
+    (401, "`invalid_credentials`: the same answer whether the account exists or not"),
+    (422, "`validation_error`: neither a username (or email) and password form nor JSON"),
+)
+_TOKEN_ERRORS = errors(
+    (
+        401,
+        "`invalid_token`, `token_expired`, `token_revoked`; `token_reused`: a spent refresh "
+        "token was presented again, and its whole session is now revoked",
+    )
+)
 
 
 async def read_login(request: Request) -> LoginRequest:
@@ -71,7 +88,12 @@ async def read_login(request: Request) -> LoginRequest:
         ) from exc
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=errors((409, "`email_taken` or `username_taken`")),
+)
 async def register(
     request: Request,
     body: RegisterRequest,
@@ -86,7 +108,12 @@ async def register(
     return await auth.register(data=body)
 
 
-@router.post("/login", response_model=TokenPair, openapi_extra={"requestBody": _LOGIN_BODY})
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    openapi_extra={"requestBody": _LOGIN_BODY},
+    responses=_LOGIN_ERRORS,
+)
 async def login(
     request: Request,
     credentials: Annotated[LoginRequest, Depends(read_login)],
@@ -109,7 +136,7 @@ async def login(
     )
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, responses=_TOKEN_ERRORS)
 async def refresh(
     request: Request,
     body: RefreshRequest,

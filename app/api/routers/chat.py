@@ -17,6 +17,7 @@ from app.api.deps import (
     HistoryServiceDep,
     StateDep,
 )
+from app.api.openapi import errors
 from app.core import metrics
 from app.core.errors import InvalidInput
 from app.schemas.chat import (
@@ -61,7 +62,18 @@ async def list_models(state: StateDep, _user: CurrentUser) -> Any:
     return {"items": state.models.describe()}
 
 
-@router.post("/stream", response_class=StreamingResponse, responses=_SSE_DOC)
+@router.post(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        **_SSE_DOC,
+        **errors(
+            (400, "`model_unavailable`; `bad_request`: a body that cannot be read"),
+            (404, "`not_found`: no such conversation, or another user's"),
+            (429, "`rate_limited`: too many messages, or too many answers running at once"),
+        ),
+    },
+)
 async def stream_answer(
     _admitted: ChatAdmission,
     body: ChatStreamRequest,
@@ -74,14 +86,23 @@ async def stream_answer(
     return _sse(state.generations.follow(message_id=message_id, last_event_id=0))
 
 
-@router.post("/stream/{message_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/stream/{message_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_class=Response
+)
 async def cancel_answer(message_id: uuid.UUID, user: CurrentUser, chat: ChatServiceDep) -> Response:
     """Stop a running answer (from any device of the same user)."""
     await chat.cancel(user=user, message_id=message_id)
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.get("/stream/{message_id}", response_class=StreamingResponse, responses=_SSE_DOC)
+@router.get(
+    "/stream/{message_id}",
+    response_class=StreamingResponse,
+    responses={
+        **_SSE_DOC,
+        **errors((422, "`validation_error`: a `Last-Event-ID` that is not an integer")),
+    },
+)
 async def reattach_answer(
     message_id: uuid.UUID,
     user: CurrentUser,
@@ -101,7 +122,11 @@ async def reattach_answer(
     return _sse(await chat.attach(user=user, message_id=message_id, last_event_id=after))
 
 
-@router.get("/history", response_model=ConversationPage)
+@router.get(
+    "/history",
+    response_model=ConversationPage,
+    responses=errors((400, "`invalid_cursor`: start again without `cursor`")),
+)
 async def list_history(
     user: CurrentUser,
     history: HistoryServiceDep,

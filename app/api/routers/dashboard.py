@@ -7,11 +7,12 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.api.deps import StateDep, get_admin_user, get_principal, oauth2_scheme
+from app.api.openapi import answers
 from app.core import metrics
 from app.core.observability import Observability, get_observability
 from app.services import status as status_service
@@ -28,6 +29,7 @@ async def observability_dep(request: Request) -> Observability:
 ObservabilityDep = Annotated[Observability, Depends(observability_dep)]
 
 
+@answers(401, 403, 503)
 async def require_metrics_reader(
     request: Request,
     state: StateDep,
@@ -95,7 +97,11 @@ async def dashboard() -> HTMLResponse:
     return dashboard_response()
 
 
-@router.get("/metrics", responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text format"}},
+)
 async def prometheus_metrics(
     state: StateDep, observability: ObservabilityDep, _reader: MetricsReader
 ) -> Response:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel
 
 from app.api.deps import AdminUser
+from app.api.openapi import answers
 from app.core.errors import NotFound, ServiceUnavailable
 from app.core.redact import redact_tree
 from app.services.mcp import McpPool
@@ -45,6 +46,7 @@ class McpToolRead(BaseModel):
     kind: str
 
 
+@answers(503)
 async def get_mcp_pool(request: Request) -> McpPool:
     """The lifespan-owned MCP pool."""
     pool: McpPool | None = getattr(request.app.state.vektor, "mcp", None)
@@ -71,7 +73,9 @@ async def list_tools(_admin: AdminUser, pool: McpPoolDep, request: Request) -> A
     return [*pool.tools(include_unavailable=True), *(adapters.tools_info() if adapters else [])]
 
 
-@router.post("/servers/{name}/reconnect", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/servers/{name}/reconnect", status_code=status.HTTP_202_ACCEPTED, response_class=Response
+)
 async def reconnect_server(name: str, _admin: AdminUser, pool: McpPoolDep) -> Response:
     """Drop and reopen every connection of one server (runs in the background)."""
     if not await pool.reconnect(name):

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import CurrentPrincipal, CurrentUser, SyncServiceDep
-from app.schemas.common import ErrorBody, Text
-from app.schemas.sync import ImportResult, SyncChanges
+from app.api.openapi import errors, schema_ref
+from app.schemas.common import Text
+from app.schemas.sync import BackupDocument, ImportResult, SyncChanges
 
 router = APIRouter(prefix="/sync", tags=["sync"])
 
@@ -26,13 +27,20 @@ _EXPORT_DOC: dict[int | str, dict[str, Any]] = {
         "description": "The backup document `{format: 'vektor-backup', version: 1, exported_at, "
         "user, preferences, conversations: [Conversation]}`",
         "content": {"application/json": {"schema": {"type": "object"}}},
+        "headers": {
+            "Content-Disposition": {
+                "description": '`attachment; filename="vektor-backup.json"`',
+                "schema": {"type": "string"},
+                "required": True,
+            }
+        },
     }
 }
 _IMPORT_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "A document from GET /sync/export",
-        "content": {"application/json": {"schema": {"type": "object"}}},
+        "content": {"application/json": {"schema": schema_ref(BackupDocument)}},
     }
 }
 
@@ -40,7 +48,7 @@ _IMPORT_DOC: dict[str, Any] = {
 @router.get(
     "/changes",
     response_model=SyncChanges,
-    responses={410: {"model": ErrorBody, "description": "`resync_required`"}},
+    responses=errors((410, "`resync_required`: drop the local copy and sync without `since`")),
 )
 async def read_changes(
     user: CurrentUser,
@@ -76,10 +84,11 @@ async def export_backup(user: CurrentUser, sync: SyncServiceDep) -> StreamingRes
     "/import",
     response_model=ImportResult,
     openapi_extra=_IMPORT_DOC,
-    responses={
-        413: {"model": ErrorBody, "description": "`payload_too_large`"},
-        422: {"model": ErrorBody, "description": "`invalid_backup`: the path of the bad field"},
-    },
+    responses=errors(
+        (409, "`import_conflict`: a concurrent change collided; try again"),
+        413,
+        (422, "`invalid_backup`: the path of the bad field"),
+    ),
 )
 async def import_backup(
     request: Request,

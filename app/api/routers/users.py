@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import CurrentPrincipal, CurrentUser, UserServiceDep
+from app.api.openapi import errors
 from app.schemas.user import (
     AccountDelete,
     PasswordChange,
@@ -25,7 +26,14 @@ async def read_me(user: CurrentUser) -> Any:
     return user
 
 
-@router.put("/me", response_model=UserRead)
+@router.put(
+    "/me",
+    response_model=UserRead,
+    responses=errors(
+        (409, "`email_taken` or `username_taken`"),
+        (422, "`validation_error`: `email` or `username` sent as null"),
+    ),
+)
 async def update_me(body: UserUpdate, user: CurrentUser, users: UserServiceDep) -> Any:
     """Update email, username, full name or avatar URL."""
     return await users.update_profile(user=user, data=body)
@@ -58,7 +66,16 @@ async def read_preferences(user: CurrentUser, users: UserServiceDep) -> Any:
     return await users.get_preferences(user=user)
 
 
-@router.put("/preferences", response_model=Preferences)
+@router.put(
+    "/preferences",
+    response_model=Preferences,
+    responses=errors(
+        (
+            422,
+            "`validation_error`: a field sent as null that needs a value, `extra` too large",
+        )
+    ),
+)
 async def update_preferences(
     body: PreferencesUpdate, user: CurrentUser, users: UserServiceDep
 ) -> Any:
