@@ -36,6 +36,7 @@ from app.services.llm import ModelRegistry
 from app.services.mcp import McpPool, load_mcp_config
 from app.services.pushbus import PushBus
 from app.services.revocations import SessionRevocations
+from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncRuntime
 from app.state import AppState
 
@@ -90,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.bus = PushBus(redis_url=settings.redis_url)
         state.revocations = SessionRevocations(bus=state.bus)
         state.revocations.install(state.session_factory)
+        state.stream_tickets = StreamTickets(
+            db=state.db, tokens=state.tokens, redis_url=settings.redis_url
+        )
         state.sync = SyncRuntime(session_factory=state.session_factory, bus=state.bus)
         await state.sync.start()
         await state.bus.start()
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await to_thread.run_sync(state.db.close)
             await state.sync.aclose()
             await state.bus.aclose()
+            await state.stream_tickets.aclose()
             await state.mcp.aclose()
             await state.adapters.aclose()
             await state.models.aclose()

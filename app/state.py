@@ -36,6 +36,7 @@ class AppState:
     sync: Any = None  # app.services.sync.SyncRuntime (push hub, tombstone pruner)
     bus: Any = None  # app.services.pushbus.PushBus (the worker's one Redis pub/sub connection)
     revocations: Any = None  # app.services.revocations.SessionRevocations
+    stream_tickets: Any = None  # app.services.stream_tickets.StreamTickets
     # chat requests in their start-up work at once (app/api/deps.py: admit_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)

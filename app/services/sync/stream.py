@@ -37,9 +37,10 @@ REVOKED_FRAME = (
 
 
 def changed_frame(*, user_id: uuid.UUID, seq: int) -> bytes:
-    """One `changed` event."""
+    """One `changed` event; its id (the change number) lets a browser's EventSource resume
+    with a stream ticket (it reconnects with `Last-Event-ID`, see stream_tickets.py)."""
     data = json.dumps({"cursor": encode_cursor(user_id=user_id, seq=seq)})
-    return f"event: changed\ndata: {data}\n\n".encode()
+    return f"event: changed\nid: {seq}\ndata: {data}\n\n".encode()
 
 
 async def _head_if_signed_in(
