@@ -35,6 +35,9 @@ from app.services.chat.registry import GenerationRegistry
 from app.services.chat.writer import TurnWriter
 from app.services.llm import ModelRegistry
 from app.services.mcp import McpPool, load_mcp_config
+from app.services.pushbus import PushBus
+from app.services.revocations import SessionRevocations
+from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncRuntime
 from app.state import AppState
 
@@ -86,10 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.db_auto_migrate:
             await to_thread.run_sync(upgrade_head, settings.database_url)
         state = build_state(settings)
-        state.sync = SyncRuntime(
-            session_factory=state.session_factory, redis_url=settings.redis_url
+        state.bus = PushBus(redis_url=settings.redis_url)
+        state.revocations = SessionRevocations(bus=state.bus)
+        state.revocations.install(state.session_factory)
+        state.stream_tickets = StreamTickets(
+            db=state.db, tokens=state.tokens, redis_url=settings.redis_url
         )
+        state.sync = SyncRuntime(session_factory=state.session_factory, bus=state.bus)
         await state.sync.start()
+        await state.bus.start()
         state.capabilities += ["sync", "sync_stream", "backup"]
         state.turn_writer = TurnWriter(db=state.db, on_commit=state.sync.hub.committed)
         await state.turn_writer.start()
@@ -129,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.turn_writer.aclose()
             await to_thread.run_sync(state.db.close)
             await state.sync.aclose()
+            await state.bus.aclose()
+            await state.stream_tickets.aclose()
             await state.mcp.aclose()
             await state.adapters.aclose()
             await state.models.aclose()

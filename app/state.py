@@ -34,6 +34,9 @@ class AppState:
     adapters: Any = None  # app.services.adapters.AdapterTools (config/app/*.json)
     turn_writer: Any = None  # app.services.chat.writer.TurnWriter (group commit)
     sync: Any = None  # app.services.sync.SyncRuntime (push hub, tombstone pruner)
+    bus: Any = None  # app.services.pushbus.PushBus (the worker's one Redis pub/sub connection)
+    revocations: Any = None  # app.services.revocations.SessionRevocations
+    stream_tickets: Any = None  # app.services.stream_tickets.StreamTickets
     # chat requests in their start-up work at once (app/api/deps.py: admit_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)

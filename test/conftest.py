@@ -171,7 +171,7 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def serve_app(application: Any) -> AsyncIterator[str]:
+async def serve_app(application: Any, *, access_log: bool = False) -> AsyncIterator[str]:
     """Serve an already-started app with a real uvicorn on a loopback port (true streaming,
     real disconnects; httpx's ASGITransport buffers whole responses)."""
     import asyncio
@@ -182,7 +182,7 @@ async def serve_app(application: Any) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(application, lifespan="off", log_config=None, access_log=False)
+    config = uvicorn.Config(application, lifespan="off", log_config=None, access_log=access_log)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):
@@ -231,6 +231,20 @@ async def two_instances_on_redis(
                 await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30))
             )
         yield clients[0], clients[1]
+
+
+@pytest.fixture
+async def two_instances(
+    app: Any, database_url: str, log_dir: Path, config_dir: Path, private_redis: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Instances A and B (`two_instances_on_redis`) on database 13 of the private Redis."""
+    async with two_instances_on_redis(
+        database_url=database_url,
+        log_dir=log_dir,
+        config_dir=config_dir,
+        redis_url=private_redis.url(13),
+    ) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="session")

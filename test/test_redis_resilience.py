@@ -30,7 +30,8 @@ from test.conftest import TEST_PASSWORD, make_settings, register_and_login, serv
 from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess
 
 LONG = " ".join(f"word{i}" for i in range(200))
-CHANNELS = ("vektor:gen:cancel", "vektor:sync:changed")  # cancel requests, sync push
+# cancel requests, sync push, session revocations
+CHANNELS = ("vektor:gen:cancel", "vektor:sync:changed", "vektor:auth:revoked")
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason=SKIP_REASON)
 

@@ -7,18 +7,19 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.openapi import answers
 from app.core.config import Settings
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.ratelimit import RateLimiter
 from app.models import User
 from app.services.auth import AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
+from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
 from app.services.users import UserService
 from app.state import AppState
@@ -99,6 +100,52 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
+@answers(401, 503)  # a token or a ticket; its session (and the ticket ledger) is looked up
+async def get_stream_principal(
+    request: Request,
+    state: StateDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    ticket: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description="a stream ticket from POST /auth/stream-ticket, for clients that "
+            "cannot send an Authorization header (EventSource)",
+        ),
+    ] = None,
+) -> AsyncIterator[Principal]:
+    """The caller of a stream: bearer token, else a stream ticket held for the connection.
+
+    With a ticket, a stream the ticket's user cannot see is 401 (the ticket does not open
+    it), so missing and foreign ids stay indistinguishable."""
+    if token or not ticket:
+        yield await get_principal(request, state, token)
+        return
+    tickets: StreamTickets = state.stream_tickets
+    redeemed = await tickets.redeem(
+        ticket=ticket, path=request.url.path, resume="last-event-id" in request.headers
+    )
+    request.state.user_id = str(redeemed.principal.user.id)
+    try:
+        yield redeemed.principal
+    except NotFound as exc:
+        raise Unauthorized("This ticket does not open this stream", code="invalid_token") from exc
+    finally:
+        await redeemed.release()  # after the response: the stream has ended
+
+
+# for the two GET stream routes; the connection holds its ticket until the stream ends
+StreamPrincipal = Annotated[Principal, Depends(get_stream_principal)]
+
+
+async def get_stream_user(principal: StreamPrincipal) -> User:
+    """The authenticated user of a stream (bearer token or stream ticket)."""
+    return principal.user
+
+
+StreamUser = Annotated[User, Depends(get_stream_user)]
+
+
 async def get_current_user(principal: CurrentPrincipal) -> User:
     """The authenticated user."""
     return principal.user
@@ -160,6 +207,15 @@ async def get_history_service(session: SessionDep) -> HistoryService:
 
 
 HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
+
+
+async def get_stream_tickets(state: StateDep) -> StreamTickets:
+    """Issues and redeems stream tickets (browser EventSource clients)."""
+    tickets: StreamTickets = state.stream_tickets
+    return tickets
+
+
+StreamTicketsDep = Annotated[StreamTickets, Depends(get_stream_tickets)]
 
 
 async def get_sync_service(state: StateDep, session: SessionDep) -> SyncService:

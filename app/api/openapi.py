@@ -106,9 +106,15 @@ def api_routes(routes: list[BaseRoute]) -> Iterator[Any]:
 
 def validates_input(route: Any) -> bool:
     """Whether FastAPI validates parameters or a body of this route (a 422 with a list)."""
-    params = route.dependant
-    checked = [*params.path_params, *params.query_params, *params.header_params]
-    return route.body_field is not None or bool(checked or params.cookie_params)
+    return route.body_field is not None or _has_params(route.dependant)
+
+
+def _has_params(dependant: Dependant) -> bool:
+    """Whether the route or one of its dependencies reads a parameter FastAPI validates."""
+    own = [*dependant.path_params, *dependant.query_params, *dependant.header_params]
+    return bool(own or dependant.cookie_params) or any(
+        _has_params(d) for d in dependant.dependencies
+    )
 
 
 def route_errors(route: Any) -> set[int]:

@@ -34,7 +34,7 @@ _SECRET_PATTERNS = [
     (
         re.compile(
             r"(?i)([\"']?(?:password|new_password|current_password|refresh_token|access_token|"
-            r"api[_-]?key|secret(?:_key)?|authorization|token)[\"']?\s*[:=]\s*)"
+            r"api[_-]?key|secret(?:_key)?|authorization|token|ticket)[\"']?\s*[:=]\s*)"
             r"(?!\*\*\*(?:[\s,&}\"']|$))"  # a URL's display form already masked it
             r"(\"[^\"]*\"|'[^']*'|[^\s,&}]+)"
         ),

@@ -20,7 +20,9 @@ from app.core.text import unstorable
 ALGORITHM = "HS256"
 ALLOWED_ALGORITHMS = [ALGORITHM]  # strict: never "none", never an asymmetric confusion
 MAX_PASSWORD_BYTES = 72
-TokenType = Literal["access", "refresh"]
+TokenType = Literal["access", "refresh", "stream"]
+TOKEN_TYPES: tuple[TokenType, ...] = ("access", "refresh", "stream")
+STREAM_TICKET_TTL = timedelta(seconds=60)  # API.md v1.1: a stream ticket is valid for 60 s
 VERIFIED_TOKENS_KEPT = 4096
 MAX_JTI_CHARS = 64
 MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
@@ -87,7 +89,10 @@ class PasswordHasher:
 
 
 class TokenCodec:
-    """Issues and verifies HS256 JWTs with a `typ` claim and a session id (`sid`)."""
+    """Issues and verifies HS256 JWTs with a `typ` claim and a session id (`sid`).
+
+    Three types, never accepted for one another: `access`, `refresh`, and `stream` (a
+    short-lived ticket that opens one SSE stream, see app/services/stream_tickets.py)."""
 
     def __init__(self, *, key: str, access_ttl: timedelta, refresh_ttl: timedelta) -> None:
         self._key = key
@@ -100,7 +105,9 @@ class TokenCodec:
     ) -> str:
         """Sign a token of the given type."""
         now = datetime.now(UTC)
-        ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
+        ttl = {"access": self.access_ttl, "refresh": self.refresh_ttl}.get(
+            token_type, STREAM_TICKET_TTL
+        )
         payload = {
             "sub": str(user_id),
             "sid": str(session_id),
@@ -126,7 +133,7 @@ class TokenCodec:
         else:
             self._verified.move_to_end(token)
         if claims.token_type != expected:
-            raise Unauthorized(f"Not an {expected} token", code="invalid_token")
+            raise Unauthorized(f"Not a valid {expected} token", code="invalid_token")
         if claims.expires_at <= datetime.now(UTC):
             raise Unauthorized("Token has expired", code="token_expired")
         return claims
@@ -148,7 +155,7 @@ class TokenCodec:
         except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not UTF-8
             raise Unauthorized("Invalid token", code="invalid_token") from exc
         token_type = payload.get("typ")
-        if token_type not in ("access", "refresh"):
+        if token_type not in TOKEN_TYPES:
             raise Unauthorized("Invalid token", code="invalid_token")
         now = int(datetime.now(UTC).timestamp())
         exp, iat = _numeric_date(payload, "exp"), _numeric_date(payload, "iat")

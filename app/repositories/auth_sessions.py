@@ -1,8 +1,14 @@
-"""Device-session queries: rotation is a single conditional UPDATE (no lost races)."""
+"""Device-session queries: rotation is a single conditional UPDATE (no lost races).
+
+Every revocation is also noted in the session's `info` (`note_revocation`); the session
+revocation notifier (`app/services/revocations.py`) announces it once the transaction has
+committed, so open streams of a revoked session end at once on every worker.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -10,6 +16,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.models import AuthSession, User
+
+PENDING_REVOCATIONS_KEY = "vektor.auth.revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Sessions a transaction revoked: one (`session_id`), or all of `user_id` except `keep`."""
+
+    session_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    keep: uuid.UUID | None = None
+
+    def covers(self, *, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        """Whether the session `session_id` of `user_id` is among the revoked ones."""
+        if self.session_id is not None:
+            return self.session_id == session_id
+        return self.user_id == user_id and self.keep != session_id
+
+
+def note_revocation(session: AsyncSession, revocation: Revocation) -> None:
+    """Remember a revocation of this transaction; it is announced only after the commit."""
+    pending: list[Revocation] = session.info.setdefault(PENDING_REVOCATIONS_KEY, [])
+    pending.append(revocation)
 
 
 class AuthSessionRepository:
@@ -70,6 +99,7 @@ class AuthSessionRepository:
     async def revoke(self, *, session_id: uuid.UUID, reason: str) -> None:
         """Revoke one session (idempotent)."""
         await self._revoke_where(AuthSession.id == session_id, reason=reason)
+        note_revocation(self.session, Revocation(session_id=session_id))
 
     async def revoke_for_user(
         self, *, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None
@@ -79,6 +109,7 @@ class AuthSessionRepository:
         if keep is not None:
             conditions.append(AuthSession.id != keep)
         await self._revoke_where(*conditions, reason=reason)
+        note_revocation(self.session, Revocation(user_id=user_id, keep=keep))
 
     async def _revoke_where(self, *conditions: object, reason: str) -> None:
         stmt = (

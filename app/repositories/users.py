@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.models import User, UserPreferences
+from app.repositories.auth_sessions import Revocation, note_revocation
 
 
 class UserRepository:
@@ -52,8 +53,9 @@ class UserRepository:
         self.session.add(user)
 
     async def delete(self, *, user_id: uuid.UUID) -> None:
-        """Delete a user; foreign keys cascade to everything the user owns."""
+        """Delete a user; foreign keys cascade to everything the user owns, sessions included."""
         await self.session.execute(delete(User).where(User.id == user_id))
+        note_revocation(self.session, Revocation(user_id=user_id))
 
     async def get_preferences(self, *, user_id: uuid.UUID) -> UserPreferences | None:
         """The stored preference row, if any."""

@@ -103,6 +103,13 @@ class TokenPair(ReadModel):
     refresh_expires_in: int
 
 
+class StreamTicketRead(ReadModel):
+    """A single-use ticket that opens one SSE stream without an `Authorization` header."""
+
+    ticket: str = Field(description="pass as `?ticket=` to GET /chat/stream/{id} or /sync/stream")
+    expires_in: int = Field(description="seconds the ticket stays valid (60)")
+
+
 class SessionRead(ReadModel):
     """One device session."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound, Unauthorized
-from app.core.security import PasswordHasher, TokenCodec, new_jti
+from app.core.security import PasswordHasher, TokenClaims, TokenCodec, new_jti
 from app.db.base import utcnow
 from app.db.direct import DirectDb
 from app.models import AuthSession, User
@@ -40,7 +40,10 @@ class TokenAuthenticator:
 
     async def authenticate(self, *, access_token: str) -> Principal:
         """The token's caller, rejecting revoked sessions and disabled users at once."""
-        claims = self.tokens.decode(access_token, expected="access")
+        return await self.resolve(self.tokens.decode(access_token, expected="access"))
+
+    async def resolve(self, claims: TokenClaims) -> Principal:
+        """The caller behind verified claims, if their session is still live."""
         found = await self.db.read(
             lambda conn: PrincipalRepository(conn).get(
                 session_id=claims.session_id, user_id=claims.user_id

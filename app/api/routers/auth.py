@@ -15,6 +15,7 @@ from app.api.deps import (
     CurrentPrincipal,
     LimiterDep,
     SettingsDep,
+    StreamTicketsDep,
 )
 from app.api.openapi import errors, schema_ref
 from app.core.errors import InvalidInput
@@ -27,6 +28,7 @@ from app.schemas.auth import (
     RefreshRequest,
     RegisterRequest,
     SessionRead,
+    StreamTicketRead,
     TokenPair,
 )
 from app.schemas.common import MAX_JSON_DEPTH
@@ -158,6 +160,12 @@ async def logout(
     """Revoke this session, or every session with `all_devices`."""
     await auth.logout(principal=principal, all_devices=bool(body and body.all_devices))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/stream-ticket", response_model=StreamTicketRead)
+async def create_stream_ticket(principal: CurrentPrincipal, tickets: StreamTicketsDep) -> Any:
+    """A single-use ticket (60 s) to open an SSE stream without an Authorization header."""
+    return tickets.issue(principal=principal)
 
 
 @router.get("/sessions", response_model=list[SessionRead])

@@ -16,6 +16,7 @@ from app.api.deps import (
     CurrentUser,
     HistoryServiceDep,
     StateDep,
+    StreamUser,
 )
 from app.api.openapi import errors
 from app.core import metrics
@@ -105,7 +106,7 @@ async def cancel_answer(message_id: uuid.UUID, user: CurrentUser, chat: ChatServ
 )
 async def reattach_answer(
     message_id: uuid.UUID,
-    user: CurrentUser,
+    user: StreamUser,
     chat: ChatServiceDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[int | None, Query(ge=0)] = None,

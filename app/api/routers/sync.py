@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import CurrentPrincipal, CurrentUser, SyncServiceDep
+from app.api.deps import CurrentUser, StreamPrincipal, SyncServiceDep
 from app.api.openapi import errors, schema_ref
 from app.schemas.common import Text
 from app.schemas.sync import BackupDocument, ImportResult, SyncChanges
@@ -18,7 +18,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "Server-Sent Events: `changed` with `{cursor}` (first one at once), "
-        "`: ping` keep-alives",
+        "`: ping` keep-alives; `error` `{code: 'token_revoked'}` last when the session is "
+        "revoked",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
@@ -63,7 +64,7 @@ async def read_changes(
 
 
 @router.get("/stream", response_class=StreamingResponse, responses=_STREAM_DOC)
-async def stream_changes(principal: CurrentPrincipal, sync: SyncServiceDep) -> StreamingResponse:
+async def stream_changes(principal: StreamPrincipal, sync: SyncServiceDep) -> StreamingResponse:
     """Live `changed` events whenever the user's data changes on any device or worker."""
     return StreamingResponse(
         sync.stream(principal=principal), media_type="text/event-stream", headers=SSE_HEADERS

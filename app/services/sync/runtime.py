@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.base import utcnow
 from app.repositories.changes import ChangeRepository
+from app.services.pushbus import PushBus
 from app.services.sync.hub import SyncHub
 
 TOMBSTONE_RETENTION = timedelta(days=30)
@@ -22,26 +23,22 @@ PRUNE_USERS_PER_PASS = 1000
 class SyncRuntime:
     """Starts and stops the hub and prunes tombstones older than the retention period."""
 
-    def __init__(
-        self, *, session_factory: async_sessionmaker[AsyncSession], redis_url: str | None
-    ) -> None:
+    def __init__(self, *, session_factory: async_sessionmaker[AsyncSession], bus: PushBus) -> None:
         self.factory = session_factory
-        self.hub = SyncHub(redis_url=redis_url)
+        self.hub = SyncHub(bus=bus)
         self.hub.install(session_factory)
         self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start the hub and the periodic pruning."""
-        await self.hub.start()
+        """Start the periodic pruning (the hub rides on the lifespan's push bus)."""
         self._pruner = asyncio.create_task(self._prune_loop(), name="sync-tombstone-pruner")
 
     async def aclose(self) -> None:
-        """Stop pruning and the hub."""
+        """Stop pruning."""
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
-        await self.hub.aclose()
 
     async def prune(self, *, now: datetime | None = None) -> int:
         """Forget tombstones older than the retention period; returns how many users had some.

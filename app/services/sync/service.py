@@ -41,6 +41,7 @@ class SyncService:
         """`changed` events for the caller until the client disconnects or signs out."""
         return change_stream(
             hub=self.runtime.hub,
+            revocations=self.state.revocations,
             factory=self.state.session_factory,
             user_id=principal.user.id,
             session_id=principal.session_id,

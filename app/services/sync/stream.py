@@ -3,9 +3,14 @@
 The first event is sent at once with the current cursor, so a client that (re)connects
 learns right away whether it missed something. The event's cursor only says how far the
 server is; the client still fetches `/sync/changes?since=<its own cursor>`.
-Every `REVALIDATE_S` (and whenever the hub asks, e.g. after a Redis outage) the stream
-re-reads the head from the database (a missed push is caught up there) and checks the
-session, so a signed-out device's stream ends.
+When the stream's session is revoked (logout, all devices, one device, password change,
+account deletion, a replayed refresh token, an admin action) the revocation notifier fires
+and the stream ends at once, on whichever worker it runs, with a last event
+`error` `{code: "token_revoked", message}` so the client knows why and does not reconnect
+with the same credentials. As a safety net (a revocation published while Redis was down is
+lost) the stream also re-reads the head from the database every `REVALIDATE_S` (and
+whenever the hub asks, e.g. after a Redis outage): a missed push is caught up there and the
+session is checked again.
 """
 
 from __future__ import annotations
@@ -19,18 +24,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
+from app.services.revocations import SessionRevocations
 from app.services.sync.cursor import encode_cursor
 from app.services.sync.hub import SyncHub
 
 REVALIDATE_S = 30.0
 PING_FRAME = b": ping\n\n"
 RETRY_FRAME = b"retry: 3000\n\n"
+REVOKED_FRAME = (
+    b'event: error\ndata: {"code": "token_revoked", "message": "Session has been revoked"}\n\n'
+)
 
 
 def changed_frame(*, user_id: uuid.UUID, seq: int) -> bytes:
-    """One `changed` event."""
+    """One `changed` event; its id (the change number) lets a browser's EventSource resume
+    with a stream ticket (it reconnects with `Last-Event-ID`, see stream_tickets.py)."""
     data = json.dumps({"cursor": encode_cursor(user_id=user_id, seq=seq)})
-    return f"event: changed\ndata: {data}\n\n".encode()
+    return f"event: changed\nid: {seq}\ndata: {data}\n\n".encode()
 
 
 async def _head_if_signed_in(
@@ -50,27 +60,37 @@ async def _head_if_signed_in(
 async def change_stream(
     *,
     hub: SyncHub,
+    revocations: SessionRevocations,
     factory: async_sessionmaker[AsyncSession],
     user_id: uuid.UUID,
     session_id: uuid.UUID,
     ping_s: float,
 ) -> AsyncIterator[bytes]:
-    """`changed` events for one user, with keep-alives, until the client goes away."""
+    """`changed` events for one user, with keep-alives, until the client goes away or the
+    session is revoked."""
     sub = hub.subscribe(user_id)  # before reading the head: nothing falls in between
+    watch = revocations.watch(
+        user_id=user_id, session_id=session_id, on_revoked=lambda: sub.notify(None)
+    )
     try:
         head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
-        if head is None:
+        if head is None or watch.revoked:
+            yield REVOKED_FRAME
             return
         sent = max(head, sub.latest)
         yield RETRY_FRAME + changed_frame(user_id=user_id, seq=sent)
         next_check = time.monotonic() + REVALIDATE_S
         while True:
             woke = await sub.wait(seconds=ping_s)
+            if watch.revoked:
+                yield REVOKED_FRAME
+                return
             if sub.recheck or time.monotonic() >= next_check:
                 sub.recheck = False
                 next_check = time.monotonic() + REVALIDATE_S
                 head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
                 if head is None:
+                    yield REVOKED_FRAME
                     return
                 sub.latest = max(sub.latest, head)
             if sub.latest > sent:
@@ -79,4 +99,5 @@ async def change_stream(
             elif not woke:
                 yield PING_FRAME
     finally:
+        revocations.unwatch(watch)
         hub.unsubscribe(sub)

@@ -3,32 +3,13 @@ re-attached and cancelled through B."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import httpx
-import pytest
 from httpx_sse import aconnect_sse
 
 from test.api.chat.helpers import read_events
-from test.conftest import register_and_login, two_instances_on_redis
+from test.conftest import register_and_login
 
 LONG = " ".join(f"word{i}" for i in range(80))
-
-
-@pytest.fixture
-async def two_instances(
-    app: Any, database_url: str, log_dir: Path, config_dir: Path, private_redis: Any
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Instances A and B with their own generation registries, sharing the database and Redis."""
-    async with two_instances_on_redis(
-        database_url=database_url,
-        log_dir=log_dir,
-        config_dir=config_dir,
-        redis_url=private_redis.url(14),
-    ) as pair:
-        yield pair
 
 
 async def test_reattach_and_cancel_through_another_instance(

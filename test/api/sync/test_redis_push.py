@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import httpx
-import pytest
 
 from test.api.chat.helpers import stream_chat
 from test.api.sync.helpers import Replica, server_state
 from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import register_and_login, two_instances_on_redis
-
-
-@pytest.fixture
-async def two_instances(
-    app: Any, database_url: str, log_dir: Path, config_dir: Path, private_redis: Any
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Instances A and B with their own sync hubs, sharing the database and Redis."""
-    async with two_instances_on_redis(
-        database_url=database_url,
-        log_dir=log_dir,
-        config_dir=config_dir,
-        redis_url=private_redis.url(13),
-    ) as pair:
-        yield pair
+from test.conftest import register_and_login
 
 
 async def test_a_change_on_one_instance_reaches_a_stream_on_the_other(

@@ -91,5 +91,7 @@ async def test_stream_needs_a_token_and_ends_after_sign_out(
         assert (await _next_event(frames))[0] == "changed"
         await live.put("/users/preferences", json={"theme": "dark"}, headers=bob["headers"])
         assert (await live.post("/auth/logout", headers=h)).status_code == 204
-        # bob's change is not alice's business; her stream just ends after the sign-out
+        # bob's change is not alice's business; her stream ends after the sign-out, saying why
+        name, data = await _next_event(frames, timeout=5)
+        assert (name, data["code"]) == ("error", "token_revoked")
         assert await _next_event(frames, timeout=5) == ("eof", None)
