@@ -293,7 +293,7 @@ def test_rotation_by_one_writer_loses_no_line(tmp_path: Path) -> None:
 
 
 KILL_WHILE_LOGGING = """
-import os, signal, sys, time
+import os, select, signal, sys, time
 from pathlib import Path
 from loguru import logger
 from app.core.config import Settings
@@ -302,10 +302,19 @@ from app.core.logging import configure_logging, start_worker_relay, stop_worker_
 configure_logging(Settings(_env_file=None, log_dir=Path(sys.argv[1]), log_level="INFO"))
 start_worker_relay()
 for round_ in range(int(sys.argv[2])):
+    started, logging_ = os.pipe()
     pid = os.fork()
     if pid == 0:  # a worker that does nothing but log, until it is killed
+        os.close(started)
         for n in range(10**9):
             logger.bind(channel="api").info("child {} line {}", round_, n)
+            if n == 0:  # its first line is out: the master may kill it from now on
+                os.write(logging_, b"x")
+                os.close(logging_)
+    os.close(logging_)
+    # wait until the child logs (however loaded the machine), then kill it mid-stream
+    select.select([started], [], [], 20)
+    os.close(started)
     time.sleep(0.02 + 0.01 * (round_ % 5))
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
