@@ -17,7 +17,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "Server-Sent Events: `changed` with `{cursor}` (first one at once), "
-        "`: ping` keep-alives",
+        "`: ping` keep-alives; on server shutdown `error` `{code: 'server_shutdown'}` and the "
+        "stream ends (reconnect)",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }

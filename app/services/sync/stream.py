@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.shutdown import SHUTDOWN_ERROR
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
 from app.services.sync.cursor import encode_cursor
@@ -25,6 +26,11 @@ from app.services.sync.hub import SyncHub
 REVALIDATE_S = 30.0
 PING_FRAME = b": ping\n\n"
 RETRY_FRAME = b"retry: 3000\n\n"
+
+
+def shutdown_frame(_last_chunk: bytes | None) -> bytes:
+    """`error` `server_shutdown`: the server stops; reconnect (sync events carry no id)."""
+    return f"event: error\ndata: {json.dumps(SHUTDOWN_ERROR)}\n\n".encode()
 
 
 def changed_frame(*, user_id: uuid.UUID, seq: int) -> bytes:
