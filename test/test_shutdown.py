@@ -21,6 +21,7 @@ from httpx_sse import aconnect_sse
 
 from app.core.shutdown import SHUTDOWN_ERROR
 from test.api.chat.helpers import Event, read_events
+from test.api.chat.test_shutdown_streams import after_changes
 from test.api.sync.test_stream import _frames, _next_event
 from test.conftest import REPO_CONFIG
 
@@ -150,7 +151,7 @@ async def test_sigterm_ends_every_stream_with_server_shutdown_then_reattach_work
                 events = await read_events(chat, 5)
                 proc.send_signal(signal.SIGTERM)
                 # each stream gets its terminal event, then ends cleanly (no cut connection)
-                assert await _next_event(sync_frames) == ("error", SHUTDOWN_ERROR)
+                assert await after_changes(sync_frames, timeout=5) == ("error", SHUTDOWN_ERROR)
                 assert await _next_event(sync_frames) == ("eof", None)
                 events += await asyncio.wait_for(read_events(chat), 10)
         assert events[-1] == Event("error", events[-2].id, SHUTDOWN_ERROR)
