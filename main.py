@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             reload=args.reload,
             log_config=None,
             proxy_headers=True,
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
         )
         return 0
     command = [

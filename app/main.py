@@ -25,6 +25,7 @@ from app.core.middleware import JsonCORSMiddleware, RequestContextMiddleware
 from app.core.observability import install_observability
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
+from app.core.shutdown import StreamShutdown
 from app.db.direct import DirectDb
 from app.db.migrate import upgrade_head
 from app.db.session import create_engine, create_session_factory
@@ -65,6 +66,7 @@ def build_state(settings: Settings) -> AppState:
             refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
         ),
         limiter=RateLimiter(redis_url=settings.redis_url, enabled=settings.rate_limit_enabled),
+        shutdown=StreamShutdown(grace_s=settings.shutdown_grace_seconds),
     )
 
 
@@ -128,12 +130,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.engine.dialect.name,
             settings.environment.value,
         )
+        # the server's SIGTERM/SIGINT handlers also start ending open streams with an event
+        restore_signals = state.shutdown.install_signal_handlers()
         try:
             yield
         finally:
-            # uvicorn already waited SHUTDOWN_GRACE_SECONDS for open streams; what still runs
-            # is cancelled now and saves its partial answer
-            await state.generations.aclose(grace_s=SAVE_GRACE_S)
+            restore_signals()
+            state.shutdown.close_all()  # any stream still open (e.g. no signal was seen)
+            # answers still running get the rest of SHUTDOWN_GRACE_SECONDS (at least a
+            # moment), then are cancelled and save their partial text
+            await state.generations.aclose(grace_s=max(SAVE_GRACE_S, state.shutdown.remaining()))
             await state.turn_writer.aclose()
             await to_thread.run_sync(state.db.close)
             await state.sync.aclose()

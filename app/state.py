@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
+from app.core.shutdown import StreamShutdown
 from app.db.direct import DirectDb
 
 
@@ -44,3 +45,5 @@ class AppState:
     # optional parts (MCP pool, Redis, ...) register a probe; failing ones make health "degraded"
     health_probes: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    # ends open streams with a terminal event when the server shuts down (app/core/shutdown.py)
+    shutdown: StreamShutdown = field(default_factory=StreamShutdown)

@@ -1,7 +1,11 @@
-"""`python main.py prod` (gunicorn + uvicorn workers): SIGTERM during a stream saves the reply."""
+"""A real server process (`python main.py prod`: gunicorn + uvicorn workers, and `python
+main.py`: uvicorn) gets SIGTERM mid-stream: the reply is saved, every open stream ends with
+`error` `server_shutdown` before its connection closes, and after a restart a re-attach gets
+the saved answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 
+from app.core.shutdown import SHUTDOWN_ERROR
+from test.api.chat.helpers import Event, read_events
+from test.api.chat.test_shutdown_streams import after_changes
+from test.api.sync.test_stream import _frames, _next_event
 from test.conftest import REPO_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,17 +36,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def prod_server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """One gunicorn worker on a temp SQLite database, with a slow echo model."""
+def _launch(tmp_path: Path, *mode: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`python main.py <mode>` on a temp SQLite database with a slow echo model, started."""
     config = tmp_path / "config"
-    config.mkdir()
-    models = json.loads((REPO_CONFIG / "model_configs.json").read_text())
-    models["models"].append(
-        {"id": "echo-slow", "provider": "echo", "supports_tools": True, "delay_ms": 50}
-    )
-    (config / "model_configs.json").write_text(json.dumps(models))
-    (config / "mcp_servers.json").write_text(json.dumps({"servers": {}}))
+    if not config.exists():
+        config.mkdir()
+        models = json.loads((REPO_CONFIG / "model_configs.json").read_text())
+        models["models"].append(
+            {"id": "echo-slow", "provider": "echo", "supports_tools": True, "delay_ms": 50}
+        )
+        (config / "model_configs.json").write_text(json.dumps(models))
+        (config / "mcp_servers.json").write_text(json.dumps({"servers": {}}))
     port = _free_port()
     env = {
         **os.environ,
@@ -51,23 +60,28 @@ def prod_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
-        [sys.executable, "main.py", "prod", "--workers", "1", "--port", str(port)],
+        [sys.executable, "main.py", *mode, "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a cold start on a loaded 2-core machine took ~70 s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                break
+                return proc, base
         except httpx.HTTPError:
             time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("gunicorn did not start")
+    proc.kill()
+    pytest.fail(f"main.py {' '.join(mode)} did not start")
+
+
+@pytest.fixture
+def prod_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """One gunicorn worker on a temp SQLite database, with a slow echo model."""
+    proc, base = _launch(tmp_path, "prod", "--workers", "1")
     yield proc, base, tmp_path / "prod.db"
     if proc.poll() is None:
         proc.kill()
@@ -107,3 +121,71 @@ def test_sigterm_during_a_stream_saves_the_partial_reply(prod_server) -> None:  
         ).fetchone()
     assert status == "cancelled"
     assert received <= len(content.split()) < 600
+
+
+async def _login(client: httpx.AsyncClient, name: str) -> dict[str, str]:
+    password = f"password-{name}"
+    body = {"email": f"{name}@example.com", "username": name, "password": password}
+    (await client.post("/auth/register", json=body)).raise_for_status()
+    login = await client.post("/auth/login", json={"username": name, "password": password})
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+@pytest.mark.parametrize(
+    "mode", [("prod", "--workers", "1"), ("dev",)], ids=["gunicorn", "uvicorn"]
+)
+async def test_sigterm_ends_every_stream_with_server_shutdown_then_reattach_works(
+    tmp_path: Path, mode: tuple[str, ...]
+) -> None:
+    proc, base = _launch(tmp_path, *mode)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            h = await _login(client, "zed")
+            body = {"message": " ".join(f"w{i}" for i in range(600)), "model": "echo-slow"}
+            async with (
+                client.stream("GET", "/sync/stream", headers=h) as sync,
+                aconnect_sse(client, "POST", "/chat/stream", json=body, headers=h) as chat,
+            ):
+                sync_frames = _frames(sync)
+                assert (await _next_event(sync_frames))[0] == "changed"
+                events = await read_events(chat, 5)
+                proc.send_signal(signal.SIGTERM)
+                # each stream gets its terminal event, then ends cleanly (no cut connection)
+                assert await after_changes(sync_frames, timeout=5) == ("error", SHUTDOWN_ERROR)
+                assert await _next_event(sync_frames) == ("eof", None)
+                events += await asyncio.wait_for(read_events(chat), 10)
+        assert events[-1] == Event("error", events[-2].id, SHUTDOWN_ERROR)
+        assert {e.name for e in events[1:-1]} == {"delta"}
+        # uvicorn re-raises the signal it handled once it has shut down (-15)
+        assert await asyncio.to_thread(proc.wait, 60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    message_id, last_id = events[0].data["message_id"], int(events[-1].id)
+
+    proc, base = _launch(tmp_path, *mode)  # the same database
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            h = await _login_again(client, "zed")
+            headers = {**h, "Last-Event-ID": str(last_id)}
+            path = f"/chat/stream/{message_id}"
+            async with aconnect_sse(client, "GET", path, headers=headers) as source:
+                rest = await read_events(source)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    with sqlite3.connect(tmp_path / "prod.db") as db:
+        status, content = db.execute(
+            "SELECT status, content FROM messages WHERE role = 'assistant'"
+        ).fetchone()
+    assert status == "cancelled"
+    assert [e.name for e in rest] == ["snapshot", "done"]
+    assert int(rest[0].id) > last_id and int(rest[1].id) == int(rest[0].id) + 1
+    assert rest[0].data["content"] == content and rest[1].data["finish_reason"] == "cancelled"
+    assert content.startswith("".join(e.data["content"] for e in events if e.name == "delta"))
+
+
+async def _login_again(client: httpx.AsyncClient, name: str) -> dict[str, str]:
+    body = {"username": name, "password": f"password-{name}"}
+    login = await client.post("/auth/login", json=body)
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}

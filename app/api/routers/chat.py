@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -30,14 +31,20 @@ from app.schemas.chat import (
     ModelList,
 )
 from app.schemas.common import Text
+from app.services.chat.events import shutdown_frame
+from app.state import AppState
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
-        "description": "Server-Sent Events: start, delta, tool_call, tool_progress, "
-        "tool_result, usage, title, done | error",
+        "description": "Server-Sent Events: start, model (a fallback model answers), delta, "
+        "tool_call, tool_progress, tool_result, usage, title, done | error. A re-attach that "
+        "cannot replay exactly from Last-Event-ID sends snapshot `{message_id, content, "
+        "reasoning, tool_calls, status}` (replace the message with it) and goes on; ids never "
+        "restart. On server shutdown the stream ends with error `server_shutdown` whose id is "
+        "the last one sent: re-attach with it.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
@@ -53,8 +60,10 @@ async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         metrics.streams_active.dec()
 
 
-def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(_tracked(body), media_type="text/event-stream", headers=SSE_HEADERS)
+def _sse(state: AppState, body: AsyncIterator[bytes], *, after: int) -> StreamingResponse:
+    """A chat stream that ends with `error` `server_shutdown` if the server stops first."""
+    guarded = state.shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
+    return StreamingResponse(_tracked(guarded), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/models", response_model=ModelList)
@@ -84,7 +93,7 @@ async def stream_answer(
 ) -> StreamingResponse:
     """Send a message and stream the answer as Server-Sent Events."""
     message_id = await chat.start(user=principal.user, preferences=principal.preferences, body=body)
-    return _sse(state.generations.follow(message_id=message_id, last_event_id=0))
+    return _sse(state, state.generations.follow(message_id=message_id, last_event_id=0), after=0)
 
 
 @router.post(
@@ -108,10 +117,11 @@ async def reattach_answer(
     message_id: uuid.UUID,
     user: StreamUser,
     chat: ChatServiceDep,
+    state: StateDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[int | None, Query(ge=0)] = None,
 ) -> StreamingResponse:
-    """Re-attach to an answer: replay what was missed after Last-Event-ID, then follow it."""
+    """Re-attach to an answer: what was missed after Last-Event-ID (or a snapshot), then live."""
     after = last_event_id or 0
     if last_event_id_header:
         try:
@@ -120,7 +130,8 @@ async def reattach_answer(
             raise InvalidInput("Last-Event-ID must be an integer") from exc
         if after < 0:
             raise InvalidInput("Last-Event-ID must not be negative")
-    return _sse(await chat.attach(user=user, message_id=message_id, last_event_id=after))
+    body = await chat.attach(user=user, message_id=message_id, last_event_id=after)
+    return _sse(state, body, after=after)
 
 
 @router.get(

@@ -19,7 +19,8 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "Server-Sent Events: `changed` with `{cursor}` (first one at once), "
         "`: ping` keep-alives; `error` `{code: 'token_revoked'}` last when the session is "
-        "revoked",
+        "revoked; on server shutdown `error` `{code: 'server_shutdown'}` and the stream ends "
+        "(reconnect)",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }

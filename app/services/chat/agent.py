@@ -196,6 +196,8 @@ class AgentRun:
             if self.state.saw_usage
             else None
         )
+        # saved before the closing events are sent: store the id the terminal one will get
+        terminal_id = self.gen.log.next_id + (usage is not None) + bool(title)
         await self.store.finish(
             ids=self.req.ids,
             content=self.state.text,
@@ -205,6 +207,8 @@ class AgentRun:
             tool_calls=self.state.tool_calls,
             title=title,
             now=utcnow(),
+            error_code=(outcome.code or "error") if status == "error" else None,
+            last_event_id=terminal_id,
         )
         if usage is not None:
             self._emit("usage", usage)
@@ -285,6 +289,8 @@ class AgentRun:
                     if not produced:
                         produced = True
                         metrics.observe_llm_first_token(model.id, time.monotonic() - started)
+                        if index:  # a fallback answers: say which (`start` named the request's)
+                            await self._announce_model(model)
                     yield storable_event(event)
                 metrics.observe_llm(model.id, time.monotonic() - started)
                 self.state.model_id = model.id
@@ -301,6 +307,11 @@ class AgentRun:
                 )
                 self.state.model_id = candidates[index + 1].id
 
+    async def _announce_model(self, model: ModelConfig) -> None:
+        """The `model` event: from now on this model answers (and is saved on the message)."""
+        await self._ensure_started()
+        self._emit("model", {"message_id": str(self.req.ids.message_id), "model": model.id})
+
     def _current_model(self) -> ModelConfig:
         return self.models.get(self.state.model_id) or self.req.model
 
@@ -312,6 +323,7 @@ class AgentRun:
                     user_id=self.req.ids.user_id,
                     message_id=self.req.ids.message_id,
                     content=self.state.text,
+                    last_event_id=self.gen.log.next_id - 1,  # the text is that of this event
                 )
             )
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.shutdown import SHUTDOWN_ERROR
+
 TERMINAL_EVENTS = frozenset({"done", "error"})
 PING_FRAME = b": ping\n\n"
 
@@ -40,3 +42,20 @@ def decode_frame(frame: bytes) -> tuple[str, dict[str, Any]]:
             data = line[6:]
     parsed: dict[str, Any] = json.loads(data)
     return name, parsed
+
+
+def last_id_of(chunk: bytes | None, default: int) -> int:
+    """The id of the last event in a chunk of frames (`default` when it holds none)."""
+    if chunk is None:
+        return default
+    at = chunk.rfind(b"\nid: ")
+    if at < 0:
+        return default
+    end = chunk.index(b"\n", at + 5)
+    return int(chunk[at + 5 : end])
+
+
+def shutdown_frame(last_chunk: bytes | None, *, after: int) -> bytes:
+    """`error` `server_shutdown`, with the id of the last event the client got (or `after`,
+    the id it re-attached with), so a re-attach with it resumes exactly."""
+    return encode_frame(last_id_of(last_chunk, after), "error", SHUTDOWN_ERROR)

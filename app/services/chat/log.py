@@ -1,7 +1,9 @@
 """In-process event log of one generation: append is O(1), readers wait on an event.
 
-Bounded: beyond `max_events` the oldest events are dropped; a reader asking for an id that
-was dropped gets a `replay_unavailable` error event instead of a silent gap.
+Bounded: beyond `max_events` the oldest events are dropped. The log also keeps the message
+its content events add up to (text parts and tool calls: a list append per token), so a
+reader asking for an id that was dropped, or for one the log never sent, gets a `snapshot`
+of it and goes on from there: never a silent gap.
 
 Only the encoded frames are kept (ids are implied by position): bytes are not tracked by
 the garbage collector, so thousands of retained events add nothing to a collection pass.
@@ -16,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from app.services.chat.events import LoggedEvent, encode_frame
+from app.services.chat.snapshot import CONTENT_EVENTS, SnapshotState
 
 DEFAULT_MAX_EVENTS = 100_000
 
@@ -33,6 +36,8 @@ class EventLog:
         self.first_id = 1  # the id of frames[0]
         self.next_id = 1
         self.finished_at: float | None = None
+        self.state = SnapshotState()  # what the content events so far add up to
+        self.content_id = 0  # the id of the newest content event
         self._changed = asyncio.Event()
 
     @property
@@ -45,6 +50,9 @@ class EventLog:
         event = LoggedEvent(self.next_id, name, encode_frame(self.next_id, name, data))
         self.next_id += 1
         self.frames.append(event.frame)
+        if name in CONTENT_EVENTS:
+            self.state.apply(name, data)
+            self.content_id = event.id
         if len(self.frames) > self.max_events:  # drop the oldest half at once (amortised O(1))
             dropped = len(self.frames) - self.max_events // 2
             del self.frames[:dropped]
@@ -59,17 +67,19 @@ class EventLog:
         """The oldest id still held (ids before it were dropped)."""
         return self.first_id
 
+    def resync(self) -> tuple[bytes, int]:
+        """A snapshot of the message and the id it stands for (read on after that id).
+
+        Running: it stands for the newest event. Finished: for the newest content event, so
+        the outcome (usage, title, done/error) still follows from the log."""
+        point = max(self.content_id, self.first_id - 1) if self.done else self.next_id - 1
+        return self.state.frame(point, self.message_id), point
+
     async def follow(self, last_id: int, *, ping_s: float) -> AsyncIterator[list[bytes] | None]:
         """Yield batches of frames after `last_id` until the terminal one; None = keep-alive."""
-        if last_id + 1 < self.first_id:
-            yield [
-                encode_frame(
-                    self.first_id - 1,
-                    "error",
-                    {"code": "replay_unavailable", "message": "Events were dropped; reload."},
-                )
-            ]
-            return
+        if last_id + 1 < self.first_id or last_id >= self.next_id:  # dropped, or never sent
+            snapshot, last_id = self.resync()
+            yield [snapshot]
         while True:
             waiter = self._changed
             batch = self.frames[max(last_id + 1 - self.first_id, 0) :]

@@ -3,6 +3,11 @@
 Local readers never touch Redis. A single writer task drains a queue and pipelines XADDs,
 so a token is never delayed by a Redis round trip; remote readers see it a moment later.
 If Redis is down the mirror logs and drops, and chat keeps working in-process.
+
+A remote reader never skips silently: a gap in the ids it reads, a stream that is gone or
+an id the stream never held raises `ReplayLost`; it then asks the owning worker over pub/sub
+to catch it up (`request_catchup`): the events it missed, or a snapshot. That worker writes
+the answer through the same queue as its events, so what comes next follows it in the stream.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
@@ -22,7 +28,50 @@ from app.services.chat.log import EventLog
 
 PREFIX = "vektor:gen:"
 CANCEL_CHANNEL = "vektor:gen:cancel"
-_Item = tuple[EventLog, LoggedEvent | None]
+CATCHUP_CHANNEL = "vektor:gen:catchup"
+CATCHUP_WAIT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Catchup:
+    """The owner's answer to a reader that lost events: the events it missed, exactly, or a
+    snapshot and what followed it; `last_id` is the id they reach, `done` if they end it."""
+
+    frames: bytes
+    last_id: int
+    done: bool
+
+    def encode(self) -> bytes:
+        """`<last id> <0|1>` on the first line, then the frames."""
+        return f"{self.last_id} {int(self.done)}\n".encode() + self.frames
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Catchup:
+        """The inverse of `encode`."""
+        header, frames = raw.split(b"\n", 1)
+        last_id, done = header.split(b" ")
+        return cls(frames, int(last_id), done == b"1")
+
+
+# (reply key, catch-up): written to the key a remote reader waits on
+_Reply = tuple[str, Catchup]
+
+
+_Item = tuple[EventLog, LoggedEvent | None] | _Reply
+
+
+class ReplayLost(Exception):
+    """The mirror cannot replay exactly after `last_id` (a gap, a lost stream, an unknown id)."""
+
+    def __init__(self, last_id: int) -> None:
+        super().__init__(f"cannot replay after event {last_id}")
+        self.last_id = last_id
+
+
+def _entry_id(raw: bytes | str) -> int:
+    """The event id of a stream entry (`0-<id>`)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return int(text.split("-", 1)[1])
 
 
 def _meta_key(message_id: uuid.UUID) -> str:
@@ -47,11 +96,13 @@ class RedisMirror:
         retention_s: float,
         max_generation_s: float,
         on_cancel: Callable[[uuid.UUID], None],
+        on_catchup: Callable[[uuid.UUID, int], Catchup | None],
     ) -> None:
         self.redis: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.retention_s = int(max(retention_s, 1))
         self.max_generation_s = max_generation_s
         self._on_cancel = on_cancel
+        self._on_catchup = on_catchup
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -97,7 +148,12 @@ class RedisMirror:
     async def _write(self, batch: list[_Item]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         now = time.time()
-        for log, event in batch:
+        for item in batch:
+            if isinstance(item[1], Catchup):
+                pipe.rpush(item[0], item[1].encode())
+                pipe.expire(item[0], 30)
+                continue
+            log, event = item
             meta, stream = _meta_key(log.message_id), _stream_key(log.message_id)
             if event is None:
                 pipe.hset(meta, mapping={"user_id": str(log.user_id), "status": "running"})
@@ -119,12 +175,12 @@ class RedisMirror:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(CANCEL_CHANNEL)
+                await pubsub.subscribe(CANCEL_CHANNEL, CATCHUP_CHANNEL)
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
                     with contextlib.suppress(ValueError):
-                        self._on_cancel(uuid.UUID(message["data"].decode()))
+                        self._on_message(message["channel"], message["data"].decode())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -133,6 +189,29 @@ class RedisMirror:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    def _on_message(self, channel: bytes, data: str) -> None:
+        """A cancel request, or a catch-up request for a generation that may run here."""
+        if channel.decode() == CANCEL_CHANNEL:
+            self._on_cancel(uuid.UUID(data))
+            return
+        message_id, after, reply_key = data.split(" ", 2)
+        if not reply_key.startswith(f"{PREFIX}{message_id}:catchup:"):
+            return
+        found = self._on_catchup(uuid.UUID(message_id), int(after))
+        if found is not None:  # queued behind the events it covers, ahead of the next ones
+            self._queue.put_nowait((reply_key, found))
+
+    async def request_catchup(self, message_id: uuid.UUID, after: int) -> Catchup | None:
+        """Ask the worker running a generation for what follows `after`; None if none answers."""
+        key = f"{PREFIX}{message_id}:catchup:{uuid.uuid4().hex}"
+        try:
+            await self.redis.publish(CATCHUP_CHANNEL, f"{message_id} {after} {key}")
+            reply: Any = await self.redis.blpop([key], timeout=CATCHUP_WAIT_S)
+        except Exception as exc:
+            logger.warning("catch-up request for {} failed: {}", message_id, exc)
+            return None
+        return None if reply is None else Catchup.decode(bytes(reply[1]))
 
     async def owner(self, message_id: uuid.UUID) -> uuid.UUID | None:
         """The user who owns a mirrored generation, if Redis knows it."""
@@ -164,20 +243,34 @@ class RedisMirror:
     async def follow(
         self, *, message_id: uuid.UUID, last_event_id: int, ping_s: float
     ) -> AsyncIterator[bytes]:
-        """Read a mirrored log after `last_event_id` until its terminal event."""
-        stream, cursor = _stream_key(message_id), f"0-{last_event_id}"
-        block_ms = max(int(ping_s * 1000), 1)
+        """Read a mirrored log after `last_event_id` until its terminal event.
+
+        Raises `ReplayLost` (after yielding what was contiguous) when an event is missing."""
+        stream, cursor = _stream_key(message_id), last_event_id
+        block: int | None = None  # the first read does not wait: a finished log answers now
         while True:
-            response: Any = await self.redis.xread({stream: cursor}, count=500, block=block_ms)
+            response: Any = await self.redis.xread({stream: f"0-{cursor}"}, count=500, block=block)
             if not response:
-                if not await self.redis.exists(_meta_key(message_id)):
+                state: Any = await self.redis.hget(_meta_key(message_id), "status")
+                if state != b"running":  # forgotten, or finished: is our next event there?
+                    response = await self.redis.xread({stream: f"0-{cursor}"}, count=500)
+                    if not response:
+                        raise ReplayLost(cursor)
+                else:
+                    if block is not None:
+                        yield PING_FRAME
+                    block = max(int(ping_s * 1000), 1)
+                    continue
+            block = max(int(ping_s * 1000), 1)
+            frames: list[bytes] = []
+            for raw_id, fields in response[0][1]:
+                if _entry_id(raw_id) != cursor + 1:  # a gap: events were lost
+                    if frames:
+                        yield b"".join(frames)
+                    raise ReplayLost(cursor)
+                cursor += 1
+                frames.append(fields[b"f"])
+                if fields[b"e"].decode() in TERMINAL_EVENTS:
+                    yield b"".join(frames)
                     return
-                yield PING_FRAME
-                continue
-            entries: list[Any] = response[0][1]
-            yield b"".join(fields[b"f"] for _, fields in entries)
-            cursor = (
-                entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
-            )
-            if entries[-1][1][b"e"].decode() in TERMINAL_EVENTS:
-                return
+            yield b"".join(frames)

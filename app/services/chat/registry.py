@@ -2,8 +2,10 @@
 
 One process keeps everything in memory. With Redis (`REDIS_URL`) each log is mirrored to a
 Redis Stream by a background writer (local readers never wait for Redis), ownership and
-state live in a hash, and cancel requests travel over pub/sub, so any worker can re-attach
-to or cancel a generation running on another.
+state live in a hash, and cancel and catch-up requests travel over pub/sub, so any worker
+can re-attach to or cancel a generation running on another. When no log can replay exactly,
+a reader gets a snapshot: from the local log, from the owning worker, or (`rebuild`) from
+the saved message.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from loguru import logger
 
 from app.services.chat.events import PING_FRAME, LoggedEvent
 from app.services.chat.log import EventLog
-from app.services.chat.redis_mirror import RedisMirror
+from app.services.chat.redis_mirror import Catchup, RedisMirror, ReplayLost
+
+# a rebuilt stream from the saved message, given the last id the reader holds
+Rebuild = Callable[[int], AsyncIterator[bytes]]
+MAX_CATCHUPS = 3
 
 
 @dataclass
@@ -54,6 +60,7 @@ class GenerationRegistry:
                 retention_s=retention_s,
                 max_generation_s=max_generation_s,
                 on_cancel=self._cancel_local,
+                on_catchup=self._catchup_local,
             )
             if redis_url
             else None
@@ -138,6 +145,18 @@ class GenerationRegistry:
         if gen is not None and not gen.log.done:
             gen.cancel_requested.set()
 
+    def _catchup_local(self, message_id: uuid.UUID, after: int) -> Catchup | None:
+        """For a reader on another worker: the local events after `after`, or a snapshot."""
+        gen = self._local.get(message_id)
+        if gen is None:
+            return None
+        log = gen.log
+        head = b""
+        if not log.first_id - 1 <= after < log.next_id:  # dropped, or never sent
+            head, after = log.resync()
+        tail = b"".join(log.frames[after + 1 - log.first_id :])
+        return Catchup(head + tail, log.next_id - 1, log.done)
+
     async def owner_known(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> bool | None:
         """True/False when some worker holds this log (owned by the user or not); None if none."""
         gen = self._local.get(message_id)
@@ -149,17 +168,45 @@ class GenerationRegistry:
                 return owner == user_id
         return None
 
-    async def follow(self, *, message_id: uuid.UUID, last_event_id: int) -> AsyncIterator[bytes]:
-        """SSE bytes after `last_event_id`, live, ending after the terminal event."""
+    async def follow(
+        self, *, message_id: uuid.UUID, last_event_id: int, rebuild: Rebuild | None = None
+    ) -> AsyncIterator[bytes]:
+        """SSE bytes after `last_event_id`, live, ending after the terminal event.
+
+        A reader of a remote log that lost events is caught up by the log's owner; if none
+        answers, `rebuild` ends the stream from the saved message."""
         gen = self._local.get(message_id)
         if gen is not None:
             async for batch in gen.log.follow(last_event_id, ping_s=self.ping_s):
                 yield PING_FRAME if batch is None else b"".join(batch)
             return
-        if self._mirror is not None:
-            async for chunk in self._mirror.follow(
-                message_id=message_id, last_event_id=last_event_id, ping_s=self.ping_s
-            ):
+        if self._mirror is None:
+            return
+        last = last_event_id
+        for _ in range(MAX_CATCHUPS):
+            try:
+                async for chunk in self._mirror.follow(
+                    message_id=message_id, last_event_id=last, ping_s=self.ping_s
+                ):
+                    yield chunk
+                return
+            except ReplayLost as lost:
+                last = lost.last_id
+            catchup = await self._mirror.request_catchup(message_id, last)
+            logger.debug(
+                "mirror of {} lost events after {}; owner caught the reader up: {}",
+                message_id,
+                last,
+                catchup is not None,
+            )
+            if catchup is None:
+                break
+            yield catchup.frames
+            if catchup.done:
+                return
+            last = catchup.last_id
+        if rebuild is not None:
+            async for chunk in rebuild(last):
                 yield chunk
 
     async def _sweep(self) -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from app.core.errors import BadRequest, NotFound, RateLimited
-from app.models import User
+from app.models import Message, User
 from app.repositories.conversations import ConversationRepository
 from app.schemas.chat import ChatStreamRequest
 from app.schemas.user import Preferences
 from app.services.chat.agent import AgentRun, TurnRequest
 from app.services.chat.events import encode_frame
 from app.services.chat.history import replay
+from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
 from app.services.llm import ChatMessage, ModelConfig, ToolSpec, fit_to_context
 from app.state import AppState
@@ -131,32 +133,47 @@ class ChatService:
     async def attach(
         self, *, user: User, message_id: uuid.UUID, last_event_id: int
     ) -> AsyncIterator[bytes]:
-        """The events after `last_event_id`, live; a finished, forgotten one is rebuilt."""
+        """The events after `last_event_id`, live; when they cannot be replayed exactly, a
+        snapshot of the message first (a saved answer whose log is gone: snapshot + outcome)."""
         generations = self.state.generations
         owned = await generations.owner_known(message_id=message_id, user_id=user.id)
-        if owned is True:
-            return generations.follow(message_id=message_id, last_event_id=last_event_id)
         if owned is False:
             raise NotFound("No answer with this id")
+        rebuild = partial(self._rebuilt, user_id=user.id, message_id=message_id)
+        if owned is None:
+            message = await self._saved(user_id=user.id, message_id=message_id)
+            if message is None:
+                raise NotFound("No answer with this id")
+            # a generation that has just started on another worker may be mirrored by now
+            if message.status != "streaming" or not await generations.owner_known(
+                message_id=message_id, user_id=user.id
+            ):
+                return _once(rebuilt_frames(message, last_event_id))
+        return generations.follow(
+            message_id=message_id, last_event_id=last_event_id, rebuild=rebuild
+        )
+
+    async def _saved(self, *, user_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
+        """The user's assistant message, if it exists."""
         async with self.state.session_factory() as session:
             message = await ConversationRepository(session).get_message_for_user(
-                user_id=user.id, message_id=message_id
+                user_id=user_id, message_id=message_id
             )
-        if message is None or message.role != "assistant":
-            raise NotFound("No answer with this id")
-        return _rebuilt(message_id, message.content, message.status, last_event_id)
+        return message if message is not None and message.role == "assistant" else None
+
+    async def _rebuilt(
+        self, last_event_id: int, *, user_id: uuid.UUID, message_id: uuid.UUID
+    ) -> AsyncIterator[bytes]:
+        """The saved answer as a snapshot and its outcome (its live log was lost)."""
+        message = await self._saved(user_id=user_id, message_id=message_id)
+        if message is None:  # deleted meanwhile
+            yield encode_frame(
+                last_event_id + 1, "error", {"code": "not_found", "message": "No such answer."}
+            )
+            return
+        yield rebuilt_frames(message, last_event_id)
 
 
-async def _rebuilt(
-    message_id: uuid.UUID, content: str, status: str, last_event_id: int
-) -> AsyncIterator[bytes]:
-    """A stored answer whose live log is gone: its text once, then how it ended."""
-    if last_event_id == 0 and content:
-        yield encode_frame(1, "delta", {"content": content})
-    if status == "streaming":  # its worker died before it could finish
-        yield encode_frame(
-            2, "error", {"code": "generation_lost", "message": "The answer was interrupted."}
-        )
-        return
-    reason = {"cancelled": "cancelled", "error": "error"}.get(status, "stop")
-    yield encode_frame(2, "done", {"message_id": str(message_id), "finish_reason": reason})
+async def _once(frames: bytes) -> AsyncIterator[bytes]:
+    """A stream of one chunk."""
+    yield frames

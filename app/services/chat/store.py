@@ -114,15 +114,21 @@ class TurnStore:
 
         await self.writer.submit(write, user_id=ids.user_id)
 
-    async def checkpoint(self, *, user_id: uuid.UUID, message_id: uuid.UUID, content: str) -> None:
-        """Save the text so far of a long answer (best effort)."""
+    async def checkpoint(
+        self,
+        *,
+        user_id: uuid.UUID,
+        message_id: uuid.UUID,
+        content: str,
+        last_event_id: int = 0,
+    ) -> None:
+        """Save the text so far of a long answer and the event id it reaches (best effort)."""
+        values = {"content": content, "last_event_id": last_event_id}
 
         def write(conn: Connection) -> int:
             repo = TurnRepository(conn)
             seq = repo.allocate_for_message(message_id=message_id)
-            repo.update_message(
-                message_id=message_id, values={"content": content, "change_seq": seq}
-            )
+            repo.update_message(message_id=message_id, values={**values, "change_seq": seq})
             return seq
 
         try:
@@ -141,8 +147,12 @@ class TurnStore:
         tool_calls: list[dict[str, Any]] | None,
         title: str | None,
         now: datetime,
+        error_code: str | None = None,
+        last_event_id: int = 0,
     ) -> None:
-        """Save the final assistant message and touch the conversation (retried once)."""
+        """Save the final assistant message and touch the conversation (retried once).
+
+        `last_event_id` is the id of the stream's terminal event, `error_code` why it failed."""
         conversation_values: dict[str, Any] = {"updated_at": now}
         if content:
             conversation_values["last_message_preview"] = preview(content)
@@ -154,6 +164,8 @@ class TurnStore:
             "model": model_id,
             "usage": usage,
             "tool_calls": tool_calls or None,
+            "error_code": error_code,
+            "last_event_id": last_event_id,
             "updated_at": now,
         }
 

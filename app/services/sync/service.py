@@ -16,7 +16,7 @@ from app.services.sync.export import export_document
 from app.services.sync.feed import read_changes
 from app.services.sync.restore import BackupImporter, parse_document, read_limited
 from app.services.sync.runtime import SyncRuntime
-from app.services.sync.stream import change_stream
+from app.services.sync.stream import change_stream, shutdown_frame
 from app.state import AppState
 
 
@@ -38,8 +38,9 @@ class SyncService:
         return await read_changes(session=self.session, user_id=user.id, since=since, limit=limit)
 
     def stream(self, *, principal: Principal) -> AsyncIterator[bytes]:
-        """`changed` events for the caller until the client disconnects or signs out."""
-        return change_stream(
+        """`changed` events for the caller until the client disconnects or signs out (or the
+        server shuts down: then `error` `server_shutdown` at once, nothing is lost)."""
+        stream = change_stream(
             hub=self.runtime.hub,
             revocations=self.state.revocations,
             factory=self.state.session_factory,
@@ -47,6 +48,7 @@ class SyncService:
             session_id=principal.session_id,
             ping_s=self.state.settings.sse_ping_seconds,
         )
+        return self.state.shutdown.guard(stream, terminal=shutdown_frame, at_once=True)
 
     def export(self, *, user: User) -> AsyncIterator[bytes]:
         """The backup document of the caller's account, streamed."""

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.shutdown import SHUTDOWN_ERROR
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
 from app.services.revocations import SessionRevocations
@@ -34,6 +35,11 @@ RETRY_FRAME = b"retry: 3000\n\n"
 REVOKED_FRAME = (
     b'event: error\ndata: {"code": "token_revoked", "message": "Session has been revoked"}\n\n'
 )
+
+
+def shutdown_frame(_last_chunk: bytes | None) -> bytes:
+    """`error` `server_shutdown`: the server stops; reconnect (sync events carry no id)."""
+    return f"event: error\ndata: {json.dumps(SHUTDOWN_ERROR)}\n\n".encode()
 
 
 def changed_frame(*, user_id: uuid.UUID, seq: int) -> bytes:

@@ -1,5 +1,5 @@
 """Chat fixtures."""
 
-from test.api.chat.helpers import stub_tools, upstream
+from test.api.chat.helpers import instance_paths, stub_tools, upstream
 
-__all__ = ["stub_tools", "upstream"]
+__all__ = ["instance_paths", "stub_tools", "upstream"]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from httpx_sse import aconnect_sse
 
+from app.main import create_app
 from test.api.chat.stubs import StubTools
+from test.conftest import make_settings, serve_app
 
 
 @dataclass
@@ -80,3 +85,26 @@ def upstream(fake_llm: Any) -> Iterator[Any]:
     fake_llm._queue.clear()
     fake_llm._by_model.clear()
     fake_llm.default = None
+
+
+@pytest.fixture
+def instance_paths(
+    app: Any, database_url: str, log_dir: Path, config_dir: Path
+) -> tuple[str, Path, Path]:
+    """What another app instance needs (the shared app migrated and emptied the database)."""
+    return database_url, log_dir, config_dir
+
+
+@asynccontextmanager
+async def app_instance(
+    database_url: str, log_dir: Path, config_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """Another app instance on the test database, on a real socket: its client and state."""
+    settings = make_settings(database_url, log_dir, config_dir=config_dir, **overrides)
+    application = create_app(settings)
+    async with (
+        LifespanManager(application, startup_timeout=60, shutdown_timeout=60),
+        serve_app(application) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        yield client, application.state.vektor

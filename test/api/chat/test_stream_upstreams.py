@@ -158,8 +158,23 @@ async def test_fallback_when_the_model_fails_before_its_first_token(
     upstream.script(Reply.text("from the fallback"), model="claude-fake")
     events = await stream_chat(live, alice["headers"], message="hi", model="fake-openai")
     assert text_of(events) == "from the fallback" and names(events)[-1] == "done"
+    # `start` names the requested model; `model` says which one answers, before its text
+    assert names(events)[:3] == ["start", "model", "delta"]
+    start, model = events[0].data, events[1].data
+    assert start["model"] == "fake-openai"
+    assert model == {"message_id": start["message_id"], "model": "fake-anthropic"}
+    conv = await _conversation(live, alice["headers"], start["conversation_id"])
+    assert conv["messages"][-1]["model"] == model["model"]
+
+
+async def test_no_model_event_when_the_requested_model_answers(
+    live: httpx.AsyncClient, alice: dict, upstream: Any
+) -> None:
+    upstream.script(Reply.text("first try"), model="gpt-fake")
+    events = await stream_chat(live, alice["headers"], message="hi", model="fake-openai")
+    assert "model" not in names(events) and names(events)[-1] == "done"
     conv = await _conversation(live, alice["headers"], events[0].data["conversation_id"])
-    assert conv["messages"][-1]["model"] == "fake-anthropic"
+    assert conv["messages"][-1]["model"] == events[0].data["model"] == "fake-openai"
 
 
 async def test_upstream_errors_become_error_events_and_are_saved(

@@ -7,6 +7,7 @@ import uuid
 
 from app.services.chat.events import decode_frame
 from app.services.chat.log import EventLog
+from app.services.chat.registry import GenerationRegistry
 
 
 def _log(max_events: int = 100) -> EventLog:
@@ -42,14 +43,98 @@ async def test_after_the_terminal_event_a_reader_ends_at_once() -> None:
     assert [name for name, _ in await _read(log, 0)] == ["delta", "done"]
 
 
-async def test_dropped_events_are_reported_not_skipped_silently() -> None:
+def _ids(batches: list[bytes]) -> list[int]:
+    return [int(line[4:]) for f in batches for line in f.decode().split("\n") if line[:4] == "id: "]
+
+
+async def _frames(log: EventLog, after: int) -> list[bytes]:
+    out: list[bytes] = []
+    async for batch in log.follow(after, ping_s=5):
+        assert batch is not None
+        out += batch
+    return out
+
+
+async def test_a_reader_whose_events_were_dropped_gets_a_snapshot_then_follows_live() -> None:
     log = _log(max_events=10)
-    for i in range(11):  # the 11th append drops the oldest half
+    log.append("start", {"message_id": str(log.message_id)})
+    for i in range(10):  # the 11th append drops the oldest half
         log.append("delta", {"content": str(i)})
     assert log.first_available_id() == 7
-    assert await asyncio.wait_for(_read(log, 2), 1) == [
-        ("error", {"code": "replay_unavailable", "message": "Events were dropped; reload."})
-    ]
+    reader = asyncio.create_task(_frames(log, 2))
+    await asyncio.sleep(0)
+    log.append("delta", {"content": "10"})
     log.append("done", {"finish_reason": "stop"})
-    tail = await _read(log, 6)
-    assert [e[1].get("content") for e in tail] == ["6", "7", "8", "9", "10", None]
+    frames = await asyncio.wait_for(reader, 1)
+    assert decode_frame(frames[0]) == (
+        "snapshot",
+        {
+            "message_id": str(log.message_id),
+            "content": "0123456789",
+            "reasoning": None,
+            "tool_calls": None,
+            "status": "streaming",
+        },
+    )
+    # the snapshot stands for the newest event (11), then the log goes on from there
+    assert _ids(frames) == [11, 12, 13]
+    assert [decode_frame(f)[1].get("content") for f in frames[1:]] == ["10", None]
+
+
+async def test_a_finished_log_resyncs_to_its_last_content_then_replays_its_outcome() -> None:
+    log = _log(max_events=10)
+    log.append("tool_call", {"call_id": "c1", "server": "s", "tool": "t", "arguments": {}})
+    log.append("tool_result", {"call_id": "c1", "status": "ok", "content": "r", "duration_ms": 3})
+    for i in range(9):
+        log.append("delta", {"content": str(i)})
+    log.append("usage", {"input_tokens": 1, "output_tokens": 2})
+    log.append("done", {"finish_reason": "stop"})
+    frames = await asyncio.wait_for(_frames(log, 1), 1)  # event 2 was dropped
+    name, data = decode_frame(frames[0])
+    assert name == "snapshot" and data["content"] == "012345678"
+    assert data["tool_calls"] == [
+        {
+            "id": "c1",
+            "server": "s",
+            "tool": "t",
+            "arguments": {},
+            "status": "ok",
+            "result": "r",
+            "duration_ms": 3,
+        }
+    ]
+    assert _ids(frames) == [11, 12, 13]
+    assert [decode_frame(f)[0] for f in frames[1:]] == ["usage", "done"]
+
+
+async def test_an_id_the_log_never_sent_gets_a_snapshot_not_a_silent_gap() -> None:
+    log = _log()
+    log.append("delta", {"content": "a"})
+    log.append("delta", {"content": "b"})
+    reader = asyncio.create_task(_frames(log, 9))
+    await asyncio.sleep(0)
+    log.append("done", {"finish_reason": "stop"})
+    frames = await asyncio.wait_for(reader, 1)
+    assert decode_frame(frames[0])[1]["content"] == "ab"
+    assert [decode_frame(f)[0] for f in frames] == ["snapshot", "done"]
+
+
+def test_the_owner_catches_a_remote_reader_up_exactly_or_with_a_snapshot() -> None:
+    registry = GenerationRegistry()
+    gen = registry.create(message_id=uuid.uuid4(), user_id=uuid.uuid4())
+    gen.log.max_events = 10
+    for i in range(11):  # ids 1..11; the 11th drops ids 1..6
+        registry.publish(gen, "delta", {"content": str(i)})
+    exact = registry._catchup_local(gen.log.message_id, 8)
+    assert exact is not None and (exact.last_id, exact.done) == (11, False)
+    assert _ids([exact.frames]) == [9, 10, 11]
+    lost = registry._catchup_local(gen.log.message_id, 2)  # before what the log still holds
+    assert lost is not None and (lost.last_id, lost.done) == (11, False)
+    assert decode_frame(lost.frames) == ("snapshot", decode_frame(lost.frames)[1])
+    assert decode_frame(lost.frames)[1]["content"] == "012345678910"
+    assert _ids([lost.frames]) == [11]
+    registry.publish(gen, "done", {"finish_reason": "stop"})
+    finished = registry._catchup_local(gen.log.message_id, 1)
+    assert finished is not None and (finished.last_id, finished.done) == (12, True)
+    assert _ids([finished.frames]) == [11, 12]  # snapshot at the last delta, then done
+    assert registry._catchup_local(uuid.uuid4(), 0) is None

@@ -1,0 +1,121 @@
+"""`snapshot` events: "replace what you have for this message with this".
+
+A re-attach that cannot replay exactly from the client's `Last-Event-ID` (the live log
+expired or dropped events, the server restarted, the mirror lost them, the id is unknown)
+sends one snapshot and goes on from there. Its id is the event it is equivalent to, so a
+later re-attach with that id resumes exactly, and ids never go below what the client had.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.models import Message
+from app.services.chat.events import encode_frame
+
+# the events that make up a message's content; the rest (start, model, tool_progress, usage,
+# title, and the terminal one) are metadata or the outcome, sent after a snapshot if needed
+CONTENT_EVENTS = frozenset({"delta", "tool_call", "tool_result"})
+_TOOL_CALL_FIELDS = ("id", "server", "tool", "arguments", "status", "result", "duration_ms")
+ERROR_MESSAGES = {
+    "interrupted": "The answer was interrupted before it finished; its text so far is saved.",
+}
+
+
+@dataclass
+class SnapshotState:
+    """A message rebuilt by applying its content events in order (a live one: `streaming`)."""
+
+    parts: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "streaming"
+
+    def apply(self, name: str, data: dict[str, Any]) -> None:
+        """Fold one content event into the state."""
+        if name == "delta":
+            self.parts.append(data["content"])
+        elif name == "tool_call":
+            self.tool_calls.append(
+                {
+                    "id": data["call_id"],
+                    "server": data["server"],
+                    "tool": data["tool"],
+                    "arguments": data["arguments"],
+                    "status": "error",  # until its result arrives (as the agent records it)
+                    "result": None,
+                    "duration_ms": 0,
+                }
+            )
+        elif name == "tool_result":
+            for call in self.tool_calls:
+                if call["id"] == data["call_id"]:
+                    call.update(
+                        status=data["status"],
+                        result=data["content"],
+                        duration_ms=data["duration_ms"],
+                    )
+
+    def frame(self, event_id: int, message_id: uuid.UUID) -> bytes:
+        """The snapshot event of this state."""
+        return snapshot_frame(
+            event_id,
+            message_id=message_id,
+            content="".join(self.parts),
+            tool_calls=self.tool_calls,
+            status=self.status,
+        )
+
+
+def snapshot_frame(
+    event_id: int,
+    *,
+    message_id: uuid.UUID,
+    content: str,
+    tool_calls: list[dict[str, Any]] | None,
+    status: str,
+) -> bytes:
+    """One `snapshot` event: `{message_id, content, reasoning, tool_calls, status}`."""
+    calls = [{key: call.get(key) for key in _TOOL_CALL_FIELDS} for call in tool_calls or ()] or None
+    return encode_frame(
+        event_id,
+        "snapshot",
+        {
+            "message_id": str(message_id),
+            "content": content,
+            "reasoning": None,
+            "tool_calls": calls,
+            "status": status,
+        },
+    )
+
+
+def outcome_frame(
+    event_id: int, *, message_id: uuid.UUID, status: str, error_code: str | None
+) -> bytes:
+    """How a saved answer ended: `done` with its finish reason, or `error` with its code."""
+    if status == "streaming":  # no worker runs it any more: its process died
+        error_code = "interrupted"
+    if status in ("streaming", "error"):
+        code = error_code or "error"
+        message = ERROR_MESSAGES.get(code, f"The answer ended with an error ({code}).")
+        return encode_frame(event_id, "error", {"code": code, "message": message})
+    reason = "cancelled" if status == "cancelled" else "stop"
+    return encode_frame(event_id, "done", {"message_id": str(message_id), "finish_reason": reason})
+
+
+def rebuilt_frames(message: Message, client_last_id: int) -> bytes:
+    """A saved answer whose live log is gone: snapshot, then its outcome, with ids above both
+    the highest the generation sent and the client's `Last-Event-ID`."""
+    base = max(message.last_event_id, client_last_id)
+    snapshot = snapshot_frame(
+        base + 1,
+        message_id=message.id,
+        content=message.content,
+        tool_calls=message.tool_calls,
+        status=message.status,
+    )
+    return snapshot + outcome_frame(
+        base + 2, message_id=message.id, status=message.status, error_code=message.error_code
+    )
