@@ -120,8 +120,20 @@ async def test_concurrent_writers_and_a_polling_device_converge(
             await replica.pull(client, h, limit=rng.choice([1, 2, 5]))
             await asyncio.sleep(0.005)
 
+    async def write_in_waves() -> None:
+        """Start the writers ten at a time, each wave once the device has read three more
+        pages: reads and writes interleave however fast or loaded the machine is."""
+        tasks: list[asyncio.Task[None]] = []
+        for start in range(0, len(writers), 10):
+            if tasks:
+                seen = replica.pages
+                while replica.pages < seen + 3:
+                    await asyncio.sleep(0.005)
+            tasks += [asyncio.create_task(w) for w in writers[start : start + 10]]
+        await asyncio.gather(*tasks)
+
     poller = asyncio.create_task(poll())
-    await asyncio.wait_for(asyncio.gather(*writers), timeout=120)
+    await asyncio.wait_for(write_in_waves(), timeout=120)
     done.set()
     pages_while_writing = replica.pages
     await asyncio.wait_for(poller, timeout=30)
