@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.availability import is_unavailable
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
 from app.services.sync.cursor import encode_cursor
@@ -58,7 +59,12 @@ async def change_stream(
     """`changed` events for one user, with keep-alives, until the client goes away."""
     sub = hub.subscribe(user_id)  # before reading the head: nothing falls in between
     try:
-        head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+        try:
+            head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+        except Exception as exc:  # the database went away since the request was authorised
+            if not is_unavailable(exc):
+                raise
+            return  # an empty stream: the client reconnects (`retry`) and gets the 503
         if head is None:
             return
         sent = max(head, sub.latest)
@@ -69,7 +75,13 @@ async def change_stream(
             if sub.recheck or time.monotonic() >= next_check:
                 sub.recheck = False
                 next_check = time.monotonic() + REVALIDATE_S
-                head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+                try:
+                    head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        raise
+                    # an outage: keep the stream (pushes still arrive), check again soon
+                    head, next_check = sub.latest, time.monotonic() + ping_s
                 if head is None:
                     return
                 sub.latest = max(sub.latest, head)
