@@ -34,7 +34,7 @@ from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.mcp_tools import PoolTools
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
-from app.services.chat.spool import Spool
+from app.services.chat.spool import Spool, database_key
 from app.services.chat.writer import TurnWriter
 from app.services.llm import ModelRegistry
 from app.services.mcp import McpPool, load_mcp_config
@@ -77,7 +77,7 @@ async def _recover_turns(state: AppState) -> None:
     settings = state.settings
     state.pending_writes = PendingWrites(
         writer=state.turn_writer,
-        spool=Spool(settings.data_dir / "spool"),
+        spool=Spool(settings.data_dir / "spool", database=database_key(settings.database_url)),
         retry_s=settings.turn_write_retry_seconds,
         health=state.db_health,
     )

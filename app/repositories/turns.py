@@ -91,24 +91,33 @@ class TurnRepository:
         self, *, message_id: uuid.UUID, values: dict[str, Any], last_event_id: int = 0
     ) -> None:
         """Write fields of one message (`last_event_id` only if higher than the stored one)."""
-        if last_event_id:
-            params = {**values, "b_id": message_id, "b_event_id": last_event_id}
-            self.conn.execute(_UPDATE_MESSAGE_EVENTS, params)
-        else:
-            self.conn.execute(_UPDATE_MESSAGE, {**values, "b_id": message_id})
+        self._update(_UPDATE_MESSAGE, _UPDATE_MESSAGE_EVENTS, message_id, values, last_event_id)
 
     def update_streaming_message(
         self, *, message_id: uuid.UUID, values: dict[str, Any], last_event_id: int = 0
     ) -> bool:
         """Write fields of one message if it is still `streaming`; whether it was."""
+        return bool(
+            self._update(
+                _UPDATE_STREAMING, _UPDATE_STREAMING_EVENTS, message_id, values, last_event_id
+            )
+        )
+
+    def _update(
+        self,
+        plain: Any,
+        with_event_id: Any,
+        message_id: uuid.UUID,
+        values: dict[str, Any],
+        last_event_id: int,
+    ) -> int:
+        """Run one of the message updates; the rows it changed."""
         params = {**values, "b_id": message_id}
         if last_event_id:
-            result = self.conn.execute(
-                _UPDATE_STREAMING_EVENTS, {**params, "b_event_id": last_event_id}
-            )
+            result = self.conn.execute(with_event_id, {**params, "b_event_id": last_event_id})
         else:
-            result = self.conn.execute(_UPDATE_STREAMING, params)
-        return bool(result.rowcount)
+            result = self.conn.execute(plain, params)
+        return int(result.rowcount)
 
     def message_exists(self, *, message_id: uuid.UUID) -> bool:
         """Whether a message row exists."""

@@ -29,8 +29,10 @@ from functools import partial
 
 from loguru import logger
 
+from app.db.availability import is_unavailable
 from app.db.base import utcnow
 from app.db.direct import DirectDb
+from app.db.health import describe
 from app.repositories.turns import TurnRepository
 from app.services.chat.redis_mirror import HEARTBEAT_TTL_S
 from app.services.chat.registry import GenerationRegistry
@@ -53,17 +55,32 @@ class InterruptedAnswers:
         max_generation_s: float,
         busy: Callable[[], set[uuid.UUID]] = set,
         recheck_s: float = RECHECK_S,
+        register_grace_s: float = REGISTER_GRACE_S,
     ) -> None:
         self.db, self.writer, self.generations = db, writer, generations
         self.max_generation_s = max_generation_s
         self._busy = busy  # messages this process still has writes for (never touched)
         self.recheck_s = recheck_s
+        self.register_grace = timedelta(seconds=register_grace_s)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, skip: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset()) -> int:
-        """Sweep now (before serving); keep looking at undecided ones in the background."""
-        ended, undecided = await self.sweep(skip=skip)
-        if undecided:
+        """Sweep now (before serving); keep looking at undecided ones in the background.
+
+        A database that is down at start-up does not stop the service: the sweep is then
+        retried in the background until it gets through."""
+        undecided: set[uuid.UUID] | None
+        try:
+            ended, undecided = await self.sweep(skip=skip)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            logger.warning(
+                "cannot look for interrupted answers now ({}); trying again in the background",
+                describe(exc),
+            )
+            ended, undecided = 0, None
+        if undecided is None or undecided:
             self._task = asyncio.create_task(
                 self._recheck(undecided, skip=set(skip)), name="interrupted-answers"
             )
@@ -99,7 +116,7 @@ class InterruptedAnswers:
         ended, undecided = 0, set()
         for message_id, user_id, created_at in candidates:
             state = states.get(message_id, "unknown")
-            young = _age(now, created_at) < timedelta(seconds=REGISTER_GRACE_S)
+            young = _age(now, created_at) < self.register_grace
             if state == "running" or (state == "unknown" and young):
                 undecided.add(message_id)
                 continue
@@ -116,15 +133,21 @@ class InterruptedAnswers:
             )
         return ended, undecided
 
-    async def _recheck(self, undecided: set[uuid.UUID], *, skip: set[uuid.UUID]) -> None:
+    async def _recheck(self, undecided: set[uuid.UUID] | None, *, skip: set[uuid.UUID]) -> None:
+        """Look again every `recheck_s`: at everything (None) until a sweep gets through,
+        then at the undecided ones, for as long as a generation can run."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_generation_s + 2 * self.recheck_s
-        while undecided and loop.time() < deadline:
+        while undecided is None or (undecided and loop.time() < deadline):
             await asyncio.sleep(self.recheck_s)
             try:
-                _, undecided = await self.sweep(skip=skip, only=undecided)
+                _, found = await self.sweep(skip=skip, only=undecided)
             except Exception as exc:  # the database or Redis is away: try again later
-                logger.warning("checking for interrupted answers failed: {}", exc)
+                logger.warning("checking for interrupted answers failed: {}", describe(exc))
+                continue
+            if undecided is None:
+                deadline = loop.time() + self.max_generation_s + 2 * self.recheck_s
+            undecided = found
 
 
 def _age(now: datetime, created_at: datetime) -> timedelta:

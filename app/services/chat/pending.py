@@ -114,6 +114,9 @@ class PendingWrites:
         if held is not None:  # behind its earlier writes
             held.add(write)
             return
+        if self.health is not None and self.health.down:  # a known outage: do not wait on it
+            await self._hold(write, None)
+            return
         try:
             await self._apply(write, retry=False)
         except Exception as exc:
@@ -126,8 +129,8 @@ class PendingWrites:
             partial(apply_write, write=write, retry=retry), user_id=write.user_id
         )
 
-    async def _hold(self, write: TurnWrite, exc: BaseException) -> None:
-        if self.health is not None:
+    async def _hold(self, write: TurnWrite, exc: BaseException | None) -> None:
+        if self.health is not None and exc is not None:
             self.health.failed(exc)
         if self._closing or self.retry_s <= 0:
             await self._spool_message(write.message_id, [write])
@@ -135,7 +138,7 @@ class PendingWrites:
         logger.warning(
             "saving message {} failed ({}); retrying for up to {:.0f} s",
             write.message_id,
-            describe(exc),
+            describe(exc) if exc is not None else "database unavailable",
             self.retry_s,
         )
         held = _Held(deadline=self._clock() + self.retry_s)
@@ -232,11 +235,15 @@ class PendingWrites:
             if handle is None:  # another worker replays it, or did
                 return False
             try:
-                write = decode(handle.read())
+                document = decode(handle.read())
             except ValueError as exc:
                 target = self.spool.quarantine(path)
                 logger.error("spooled write {} is unreadable ({}); moved to {}", path, exc, target)
                 return False
+            if document.database != self.spool.database:
+                logger.warning("spooled write {} belongs to another database; left", path.name)
+                return False
+            write = document.write
             try:
                 await self._apply(write, retry=True)
             except Exception as exc:

@@ -6,12 +6,15 @@ order the writes were made (`<time ns>-<counter>-<message id>-<kind>.json`), so 
 them in name order keeps each message's begin → checkpoint → finish order. A replaying
 process holds an exclusive `flock` on the file, so several workers starting together never
 apply one twice; a file that cannot be applied (a bug, not an outage) moves to `failed/`.
+Each file names the database it belongs to (a hash of DATABASE_URL without its password):
+a process pointed at another database leaves it alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import os
 import time
@@ -19,17 +22,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from app.services.chat.turn_writes import TurnWrite, encode
+from sqlalchemy import make_url
+
+from app.db.session import sqlite_file
+from app.services.chat.turn_writes import SpoolDocument, TurnWrite, encode
 
 SUFFIX = ".json"
 _counter = itertools.count()
 
 
-class Spool:
-    """The spool directory of one data directory."""
+def database_key(url: str) -> str:
+    """A short stable name of a database: its URL without password (a SQLite file's
+    absolute path), hashed."""
+    path = sqlite_file(url)
+    name = str(path.resolve()) if path else make_url(url).render_as_string(hide_password=True)
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
-    def __init__(self, directory: Path) -> None:
+
+class Spool:
+    """The spool directory of one data directory, for one database."""
+
+    def __init__(self, directory: Path, *, database: str = "") -> None:
         self.directory = directory
+        self.database = database
         self.failed = directory / "failed"
 
     def put(self, write: TurnWrite) -> Path:
@@ -39,7 +54,7 @@ class Spool:
         final = self.directory / f"{name}{SUFFIX}"
         temp = self.directory / f".{name}.tmp"
         with open(temp, "wb") as handle:
-            handle.write(encode(write))
+            handle.write(encode(SpoolDocument(write=write, database=self.database)))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, final)

@@ -81,9 +81,10 @@ _Tagged = Annotated[TurnWrite, Field(discriminator="kind")]
 
 @dataclass(frozen=True, slots=True)
 class SpoolDocument:
-    """What one spool file holds."""
+    """What one spool file holds: the write, and which database it belongs to."""
 
     write: _Tagged
+    database: str = ""  # app.services.chat.spool.database_key of the DATABASE_URL
     format: Literal["vektor-turn-write"] = "vektor-turn-write"
     version: Literal[1] = 1
 
@@ -91,14 +92,14 @@ class SpoolDocument:
 _DOCUMENT = TypeAdapter(SpoolDocument)
 
 
-def encode(write: TurnWrite) -> bytes:
-    """The spool file's JSON."""
-    return _DOCUMENT.dump_json(SpoolDocument(write=write))
+def encode(document: SpoolDocument) -> bytes:
+    """A spool file's JSON."""
+    return _DOCUMENT.dump_json(document)
 
 
-def decode(raw: bytes) -> TurnWrite:
-    """A write from a spool file (`ValueError` if it is not one)."""
-    return _DOCUMENT.validate_json(raw).write
+def decode(raw: bytes) -> SpoolDocument:
+    """A spool file's document (`ValueError` if it is not one)."""
+    return _DOCUMENT.validate_json(raw)
 
 
 def apply_write(conn: Connection, *, write: TurnWrite, retry: bool) -> int:

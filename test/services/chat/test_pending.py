@@ -18,11 +18,12 @@ from app.services.chat.pending import (
     PendingWrites,
     retry_delay,
 )
-from app.services.chat.spool import Spool
+from app.services.chat.spool import Spool, database_key
 from app.services.chat.turn_writes import (
     BeginWrite,
     CheckpointWrite,
     FinishWrite,
+    SpoolDocument,
     TurnWrite,
     decode,
     encode,
@@ -96,7 +97,7 @@ def test_backoff_doubles_up_to_a_cap_and_spreads_by_jitter() -> None:
 
 
 def test_a_spool_file_is_durable_json_that_replays_to_the_same_write(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool")
+    spool = Spool(tmp_path / "spool", database=database_key("postgresql+asyncpg://u:pw@h/db"))
     message_id = uuid.uuid4()
     writes: list[TurnWrite] = [
         _begin(message_id),
@@ -113,13 +114,15 @@ def test_a_spool_file_is_durable_json_that_replays_to_the_same_write(tmp_path: P
     assert not list(spool.directory.glob(".*"))  # no temp file left behind
     document = json.loads(paths[2].read_bytes())
     assert document["format"] == "vektor-turn-write" and document["version"] == 1
+    assert document["database"] == database_key("postgresql+asyncpg://u:other@h/db")
+    assert document["database"] != database_key("postgresql+asyncpg://u:pw@h/db2")
     assert document["write"]["kind"] == "finish"
     assert document["write"]["message_id"] == str(message_id)
     assert document["write"]["now"] == "2025-01-02T03:04:05.678901Z"
     assert document["write"]["last_event_id"] == 12
     for path, write in zip(paths, writes, strict=True):
-        assert decode(path.read_bytes()) == write
-    assert decode(encode(writes[0])) == writes[0]
+        assert decode(path.read_bytes()).write == write
+    assert decode(encode(SpoolDocument(write=writes[0]))).write == writes[0]
     with pytest.raises(ValueError):
         decode(b'{"format": "something-else", "version": 1, "write": {}}')
 
@@ -225,6 +228,19 @@ async def test_at_shutdown_held_writes_are_spooled_and_a_down_database_keeps_the
     restarted = PendingWrites(writer=writer, spool=spool, retry_s=600)  # type: ignore[arg-type]
     assert await restarted.replay() == {first, second}  # still down: kept, in order
     assert len(spool.files()) == 2
+
+
+async def test_a_spooled_write_of_another_database_is_left_alone(tmp_path: Path) -> None:
+    writer = FakeWriter()
+    Spool(tmp_path / "spool", database="db-a").put(_begin(uuid.uuid4()))
+    other = PendingWrites(
+        writer=writer,  # type: ignore[arg-type]
+        spool=Spool(tmp_path / "spool", database="db-b"),
+        retry_s=600,
+    )
+    assert await other.replay() == set()
+    assert writer.attempts == 0
+    assert len(Spool(tmp_path / "spool").files()) == 1
 
 
 async def test_a_write_that_retrying_cannot_fix_still_raises(tmp_path: Path) -> None:
