@@ -155,15 +155,24 @@ class PendingWrites:
                     self._recovered.wait(), timeout=retry_delay(failures, self._jitter())
                 )
             self._recovered.clear()
-            saved = await self._flush()
-            if saved and self._spooled:  # what this process spooled can go in now too
-                saved = not await self.replay()
+            try:
+                saved = await self._round()
+            except Exception as exc:  # never let the retry task die: log, back off, go on
+                logger.opt(exception=exc).error("retrying unsaved answers failed")
+                saved = False
             failures = 0 if saved else failures + 1
-            if not saved:
-                await self._spool_expired()
             if not self._held and not self._spooled:
                 self._has_work.clear()
                 failures = 0
+
+    async def _round(self) -> bool:
+        """One retry round; whether everything got in."""
+        saved = await self._flush()
+        if saved and self._spooled:  # what this process spooled can go in now too
+            saved = not await self.replay()
+        if not saved:
+            await self._spool_expired()
+        return saved
 
     async def _flush(self) -> bool:
         """Retry every held write in order; False as soon as the database still fails."""
@@ -195,7 +204,15 @@ class PendingWrites:
 
     async def _spool_message(self, message_id: uuid.UUID, writes: list[TurnWrite]) -> None:
         async with self._spool_lock:
-            paths = [await to_thread.run_sync(self.spool.put, write) for write in writes]
+            paths: list[Path] = []
+            try:
+                for write in writes:
+                    paths.append(await to_thread.run_sync(self.spool.put, write))
+            except OSError as exc:  # all or nothing: a message's writes stay in order
+                for path in paths:
+                    await to_thread.run_sync(self.spool.remove, path)
+                self._spool_failed(message_id, writes, exc)
+                return
             self._spooled.add(message_id)
             self._has_work.set()
         logger.warning(
@@ -205,6 +222,15 @@ class PendingWrites:
             len(paths),
             self.spool.directory,
         )
+
+    def _spool_failed(self, message_id: uuid.UUID, writes: list[TurnWrite], exc: OSError) -> None:
+        if self._closing:
+            logger.error("message {} is lost: cannot spool it ({})", message_id, exc)
+            return
+        logger.error("cannot spool message {} ({}); keeping it in memory", message_id, exc)
+        held = _Held(deadline=self._clock() + self.retry_s, writes=list(writes))
+        self._held[message_id] = held
+        self._has_work.set()
 
     async def replay(self) -> set[uuid.UUID]:
         """Apply the spooled writes, oldest first; the ids of messages still unsaved."""

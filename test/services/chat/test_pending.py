@@ -252,3 +252,35 @@ async def test_a_write_that_retrying_cannot_fix_still_raises(tmp_path: Path) -> 
     with pytest.raises(ValueError):
         await pending.submit(_begin(uuid.uuid4()))
     assert pending.held == 0
+
+
+async def test_a_spool_that_cannot_be_written_keeps_the_writes_in_memory(tmp_path: Path) -> None:
+    blocked = tmp_path / "spool"
+    blocked.write_text("not a directory")  # spooling fails (even for root)
+    writer = FakeWriter()
+    pending = PendingWrites(
+        writer=writer,  # type: ignore[arg-type]
+        spool=Spool(blocked),
+        retry_s=0,  # spool at the first failure
+        jitter=lambda: 0.0,
+    )
+    await pending.start()
+    message_id = uuid.uuid4()
+    writer.down = True
+    await pending.submit(_begin(message_id))
+    assert pending.held == 1  # not lost: still retried
+    blocked.unlink()  # the operator fixes the directory
+    for _ in range(300):
+        if pending.held == 0 and pending.busy() == {message_id}:
+            break
+        await asyncio.sleep(0.01)
+    assert [p.name.rsplit("-", 1)[1] for p in Spool(blocked).files()] == ["begin.json"]
+    writer.down = False
+    pending.wake()
+    for _ in range(300):
+        if not pending.busy():
+            break
+        await asyncio.sleep(0.01)
+    await pending.aclose()
+    assert [(w.kind, retry) for w, retry in writer.applied] == [("begin", True)]
+    assert Spool(blocked).files() == []
