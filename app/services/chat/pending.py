@@ -117,8 +117,10 @@ class PendingWrites:
         if self.health is not None and self.health.down:  # a known outage: do not wait on it
             await self._hold(write, None)
             return
-        try:
-            await self._apply(write, retry=False)
+        try:  # the hot path: one call, no extra await in between
+            await self.writer.submit(
+                partial(apply_write, write=write, retry=False), user_id=write.user_id
+            )
         except Exception as exc:
             if not is_unavailable(exc):
                 raise

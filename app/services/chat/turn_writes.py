@@ -30,7 +30,7 @@ def preview(text: str) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BeginWrite:
     """The user message and the empty `streaming` assistant message of a new turn."""
 
@@ -45,7 +45,7 @@ class BeginWrite:
     kind: Literal["begin"] = "begin"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckpointWrite:
     """The text so far of an answer still being generated."""
 
@@ -56,7 +56,7 @@ class CheckpointWrite:
     kind: Literal["checkpoint"] = "checkpoint"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FinishWrite:
     """The final assistant message, and the conversation it touches."""
 
@@ -79,7 +79,7 @@ TurnWrite = BeginWrite | CheckpointWrite | FinishWrite
 _Tagged = Annotated[TurnWrite, Field(discriminator="kind")]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpoolDocument:
     """What one spool file holds: the write, and which database it belongs to."""
 
