@@ -86,7 +86,7 @@ async def _serving(
     url: str, log_dir: Path, config_dir: Path, data_dir: Path
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     settings = make_settings(
-        url, log_dir, config_dir=config_dir, data_dir=data_dir, db_timeout_seconds=2
+        url, log_dir, config_dir=config_dir, data_dir=data_dir, db_timeout_seconds=1
     )
     application = create_app(settings)
     async with (
