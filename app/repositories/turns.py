@@ -55,6 +55,7 @@ _IN_PROGRESS = (
     .where(messages.c.status == "streaming", messages.c.role == "assistant")
     .order_by(messages.c.created_at)
 )
+_IN_PROGRESS_AMONG = _IN_PROGRESS.where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 _UPDATE_CONVERSATION = update(conversations).where(conversations.c.id == bindparam("b_id"))
 _COUNT_MESSAGES = _UPDATE_CONVERSATION.values(
     message_count=conversations.c.message_count + bindparam("b_added")
@@ -123,9 +124,16 @@ class TurnRepository:
         """Whether a message row exists."""
         return self.conn.execute(_MESSAGE_EXISTS, {"b_id": message_id}).first() is not None
 
-    def in_progress(self) -> list[tuple[uuid.UUID, uuid.UUID, Any]]:
-        """`(message_id, user_id, created_at)` of every assistant message still `streaming`."""
-        return [(row[0], row[1], row[2]) for row in self.conn.execute(_IN_PROGRESS)]
+    def in_progress(
+        self, *, among: set[uuid.UUID] | None = None
+    ) -> list[tuple[uuid.UUID, uuid.UUID, Any]]:
+        """`(message_id, user_id, created_at)` of the assistant messages still `streaming`
+        (all of them, or those `among` the given ids)."""
+        if among is None:
+            rows = self.conn.execute(_IN_PROGRESS)
+        else:
+            rows = self.conn.execute(_IN_PROGRESS_AMONG, {"b_ids": list(among)})
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def update_conversation(
         self, *, conversation_id: uuid.UUID, values: dict[str, Any], added_messages: int = 0

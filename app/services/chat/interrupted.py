@@ -100,13 +100,11 @@ class InterruptedAnswers:
         only: set[uuid.UUID] | None = None,
     ) -> tuple[int, set[uuid.UUID]]:
         """End what is gone; `(how many were ended, ids still undecided)`."""
-        rows = await self.db.read(lambda conn: TurnRepository(conn).in_progress())
+        if only is not None and not only:
+            return 0, set()
+        rows = await self.db.read(lambda conn: TurnRepository(conn).in_progress(among=only))
         busy = self._busy()
-        candidates = [
-            row
-            for row in rows
-            if row[0] not in skip and row[0] not in busy and (only is None or row[0] in only)
-        ]
+        candidates = [row for row in rows if row[0] not in skip and row[0] not in busy]
         if not candidates:
             return 0, set()
         states = await self.generations.states([row[0] for row in candidates])

@@ -206,6 +206,8 @@ class PendingWrites:
 
     async def _spool_message(self, message_id: uuid.UUID, writes: list[TurnWrite]) -> None:
         async with self._spool_lock:
+            # from now on this message's next writes queue behind the lock, then the spool
+            self._spooled.add(message_id)
             paths: list[Path] = []
             try:
                 for write in writes:
@@ -213,9 +215,9 @@ class PendingWrites:
             except OSError as exc:  # all or nothing: a message's writes stay in order
                 for path in paths:
                     await to_thread.run_sync(self.spool.remove, path)
+                self._spooled.discard(message_id)
                 self._spool_failed(message_id, writes, exc)
                 return
-            self._spooled.add(message_id)
             self._has_work.set()
         logger.warning(
             "message {} could not be saved; spooled {} write(s) to {} (replayed when the "
