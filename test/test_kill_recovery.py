@@ -13,15 +13,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.models import Message
 from test.conftest import REPO_CONFIG, TEST_PASSWORD
 from test.support.pg_cluster import PgCluster, private_cluster
 from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess, free_port
@@ -134,17 +136,15 @@ def _stream_then_kill(server: Server) -> tuple[dict[str, Any], dict[str, Any], s
 
 
 async def _row(database_url: str, message_id: str) -> tuple[str, str, str | None]:
+    """The message as stored, read by a connection of the test's own."""
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
             row = (
                 await conn.execute(
-                    text("SELECT status, content, error_code FROM messages WHERE id = :id"),
-                    {
-                        "id": message_id
-                        if "postgresql" in database_url
-                        else message_id.replace("-", "")
-                    },
+                    select(Message.status, Message.content, Message.error_code).where(
+                        Message.id == uuid.UUID(message_id)
+                    )
                 )
             ).one()
     finally:
