@@ -74,10 +74,11 @@ class DatabaseHealth:
         if self._probing is None or self._probing.done():
             self._probing = asyncio.create_task(self._probe(), name="database-probe")
             self._probing.add_done_callback(self._probe_done)
-        done, _ = await asyncio.wait({self._probing}, timeout=HEALTH_WAIT_S)
+        probe = self._probing  # a concurrent call may start the next one meanwhile
+        done, _ = await asyncio.wait({probe}, timeout=HEALTH_WAIT_S)
         if not done:
             return {"status": "error", "error": "timeout"}
-        exc = self._probing.exception()
+        exc = probe.exception()
         if exc is not None:
             return {"status": "error", "error": type(exc).__name__}
         return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
