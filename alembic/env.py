@@ -52,7 +52,10 @@ async def run_migrations_online() -> None:
     """Run against the database through the async driver."""
     section = config.get_section(config.config_ini_section) or {}
     section["sqlalchemy.url"] = _database_url()
-    engine = async_engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    # hide_parameters: a failing data migration must not print rows (emails, hashes) in logs
+    engine = async_engine_from_config(
+        section, prefix="sqlalchemy.", poolclass=pool.NullPool, hide_parameters=True
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

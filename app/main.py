@@ -27,12 +27,16 @@ from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.shutdown import StreamShutdown
 from app.db.direct import DirectDb
+from app.db.health import DatabaseHealth
 from app.db.migrate import upgrade_head
-from app.db.session import create_engine, create_session_factory
+from app.db.session import create_engine, create_session_factory, database_probes
 from app.services.adapters import start_adapter_tools
 from app.services.chat.composite_tools import CompositeTools
+from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.mcp_tools import PoolTools
+from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
+from app.services.chat.spool import Spool, database_key
 from app.services.chat.writer import TurnWriter
 from app.services.llm import ModelRegistry
 from app.services.mcp import McpPool, load_mcp_config
@@ -53,12 +57,16 @@ email) and password to try the protected routes.
 
 def build_state(settings: Settings) -> AppState:
     """Create the engine, session factory, hasher, token codec and rate limiter."""
-    engine = create_engine(settings)
+    health = DatabaseHealth(timeout_s=settings.db_timeout_seconds)
+    engine = create_engine(settings, breaker=health)
+    probe, watch_probe, close_probes = database_probes(settings, engine)
+    health.attach(probe=probe, watch_probe=watch_probe, close=close_probes)
     return AppState(
         settings=settings,
         engine=engine,
         session_factory=create_session_factory(engine),
-        db=DirectDb(engine),
+        db=DirectDb(engine, timeout_s=settings.db_timeout_seconds),
+        db_health=health,
         hasher=PasswordHasher(rounds=settings.bcrypt_rounds),
         tokens=TokenCodec(
             key=settings.signing_key(),
@@ -68,6 +76,27 @@ def build_state(settings: Settings) -> AppState:
         limiter=RateLimiter(redis_url=settings.redis_url, enabled=settings.rate_limit_enabled),
         shutdown=StreamShutdown(grace_s=settings.shutdown_grace_seconds),
     )
+
+
+async def _recover_turns(state: AppState) -> None:
+    """Before serving: replay the spool, then end answers a dead process left `streaming`."""
+    settings = state.settings
+    state.pending_writes = PendingWrites(
+        writer=state.turn_writer,
+        spool=Spool(settings.data_dir / "spool", database=database_key(settings.database_url)),
+        retry_s=settings.turn_write_retry_seconds,
+        health=state.db_health,
+    )
+    unsaved = await state.pending_writes.replay()  # first: a spooled finish beats "interrupted"
+    await state.pending_writes.start()
+    state.interrupted = InterruptedAnswers(
+        db=state.db,
+        writer=state.turn_writer,
+        generations=state.generations,
+        max_generation_s=settings.max_generation_seconds,
+        busy=state.pending_writes.busy,
+    )
+    await state.interrupted.start(skip=unsaved)
 
 
 def use_docstring_summaries(router: APIRouter) -> None:
@@ -112,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retention_s=settings.generation_retention_seconds,
         )
         await state.generations.start()
+        await _recover_turns(state)
         state.adapters = await start_adapter_tools(settings)
         state.mcp = McpPool(load_mcp_config(settings.config_dir))
         await state.mcp.start()
@@ -140,6 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # answers still running get the rest of SHUTDOWN_GRACE_SECONDS (at least a
             # moment), then are cancelled and save their partial text
             await state.generations.aclose(grace_s=max(SAVE_GRACE_S, state.shutdown.remaining()))
+            await state.interrupted.aclose()
+            await state.pending_writes.aclose()  # what is still unsaved goes to the spool
             await state.turn_writer.aclose()
             await to_thread.run_sync(state.db.close)
             await state.sync.aclose()
@@ -148,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.mcp.aclose()
             await state.adapters.aclose()
             await state.models.aclose()
+            await state.db_health.aclose()
             await state.engine.dispose()
             gc.unfreeze()  # collectable again (an app in a test process is not the last)
             logger.info("Vektor Backend stopped")

@@ -15,6 +15,7 @@ from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.shutdown import StreamShutdown
 from app.db.direct import DirectDb
+from app.db.health import DatabaseHealth
 
 
 @dataclass
@@ -25,6 +26,7 @@ class AppState:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     db: DirectDb  # the hot path's one-hop units of work (app/db/direct.py)
+    db_health: DatabaseHealth  # outage state, bounded probe, one log line per outage
     hasher: PasswordHasher
     tokens: TokenCodec
     limiter: RateLimiter
@@ -34,6 +36,8 @@ class AppState:
     tools: Any = None  # app.services.chat.tools.ToolExecutor
     adapters: Any = None  # app.services.adapters.AdapterTools (config/app/*.json)
     turn_writer: Any = None  # app.services.chat.writer.TurnWriter (group commit)
+    pending_writes: Any = None  # app.services.chat.pending.PendingWrites (retry, spool)
+    interrupted: Any = None  # app.services.chat.interrupted.InterruptedAnswers
     sync: Any = None  # app.services.sync.SyncRuntime (push hub, tombstone pruner)
     bus: Any = None  # app.services.pushbus.PushBus (the worker's one Redis pub/sub connection)
     revocations: Any = None  # app.services.revocations.SessionRevocations

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     db_auto_migrate: bool = True
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=20, ge=0, le=500)
+    # connect, pool checkout and statement timeout: a dead or frozen database is a 503 within it
+    db_timeout_seconds: float = Field(default=5, gt=0, le=300)
+    # how long a turn write that failed (database unavailable) is retried before it is spooled
+    turn_write_retry_seconds: float = Field(default=600, ge=0, le=7 * 24 * 3600)
     secret_key: SecretStr | None = None
     access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24)
     refresh_token_expire_days: int = Field(default=30, ge=1, le=365)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from app.db.availability import is_unavailable
 
 
 class AppError(Exception):
@@ -112,6 +116,17 @@ class ServiceUnavailable(AppError):
     detail = "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database is down, frozen or locked: try again shortly (never a 500)."""
+
+    code = "database_unavailable"
+    detail = "The database is unavailable; try again shortly"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
+DATABASE_RETRY_AFTER_S = 5
 _HTTP_CODES = {
     400: "bad_request",
     401: "not_authenticated",
@@ -169,6 +184,18 @@ async def _validation_error_handler(_request: Request, exc: Exception) -> JSONRe
     return JSONResponse({"detail": errors, "code": "validation_error"}, status_code=422)
 
 
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A database that cannot answer is a 503 (reported once per outage, no traceback);
+    any other database error is a bug and stays a 500 with its traceback."""
+    if not is_unavailable(exc):
+        raise exc
+    state = getattr(request.app.state, "vektor", None)
+    health = getattr(state, "db_health", None)
+    if health is not None:
+        health.failed(exc)
+    return await _app_error_handler(request, DatabaseUnavailable())
+
+
 async def _unexpected_error_handler(request: Request, _exc: Exception) -> JSONResponse:
     """The 500 body for a bug: documented shape plus the request id to quote in a report.
 
@@ -190,3 +217,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
+    app.add_exception_handler(PoolTimeout, _database_error_handler)

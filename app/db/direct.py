@@ -47,13 +47,13 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 class DirectDb:
     """Runs synchronous Core units of work: `await db.read(fn)`, `await db.write(fn)`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, timeout_s: float = 10.0) -> None:
         self.engine = engine
         # reads need no transaction: no BEGIN/ROLLBACK round trips around them
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         url = engine.url
         is_file = url.get_backend_name() == "sqlite" and sqlite_file(str(url)) is not None
-        self._sqlite = SqliteUnits(str(url)) if is_file else None
+        self._sqlite = SqliteUnits(str(url), timeout_s=timeout_s) if is_file else None
 
     @property
     def inline(self) -> bool:
@@ -85,17 +85,23 @@ class DirectDb:
 class SqliteUnits:
     """A SQLite file: an inline connection that never waits, and threads that may."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float) -> None:
         sync_url = make_url(url).set(drivername="sqlite")
+        # a thread waits at most `timeout_s` for a lock (DB_TIMEOUT_SECONDS), then fails
+        # with "database is locked" (a 503); parameters never appear in an error
         self.threaded = create_sync_engine(
             sync_url,
-            connect_args={"timeout": 10, "check_same_thread": False},
+            connect_args={"timeout": timeout_s, "check_same_thread": False},
             pool_size=READ_THREADS + 1,
             max_overflow=0,
+            pool_timeout=timeout_s,
+            hide_parameters=True,
         )
-        event.listen(self.threaded, "connect", sqlite_pragmas)
+        event.listen(self.threaded, "connect", partial(sqlite_pragmas, busy_timeout_s=timeout_s))
         self._inline_engine = create_sync_engine(
-            sync_url, connect_args={"timeout": 0, "check_same_thread": False}
+            sync_url,
+            connect_args={"timeout": 0, "check_same_thread": False},
+            hide_parameters=True,
         )
         event.listen(self._inline_engine, "connect", _inline_pragmas)
         self._inline: Connection | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, case, insert, select, update
 
 from app.models import Conversation, Message, User
 
@@ -39,6 +39,23 @@ _ALLOCATE_FOR_MESSAGE = (
 _INSERT_CONVERSATION = insert(conversations)
 _INSERT_MESSAGES = insert(messages)
 _UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("b_id"))
+# the highest SSE event id only grows, whatever order late writes land in
+_NEWER_EVENT_ID = case(
+    (messages.c.last_event_id < bindparam("b_event_id"), bindparam("b_event_id")),
+    else_=messages.c.last_event_id,
+)
+_UPDATE_MESSAGE_EVENTS = _UPDATE_MESSAGE.values(last_event_id=_NEWER_EVENT_ID)
+_UPDATE_STREAMING = update(messages).where(
+    messages.c.id == bindparam("b_id"), messages.c.status == "streaming"
+)
+_UPDATE_STREAMING_EVENTS = _UPDATE_STREAMING.values(last_event_id=_NEWER_EVENT_ID)
+_MESSAGE_EXISTS = select(messages.c.id).where(messages.c.id == bindparam("b_id"))
+_IN_PROGRESS = (
+    select(messages.c.id, messages.c.user_id, messages.c.created_at)
+    .where(messages.c.status == "streaming", messages.c.role == "assistant")
+    .order_by(messages.c.created_at)
+)
+_IN_PROGRESS_AMONG = _IN_PROGRESS.where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 _UPDATE_CONVERSATION = update(conversations).where(conversations.c.id == bindparam("b_id"))
 _COUNT_MESSAGES = _UPDATE_CONVERSATION.values(
     message_count=conversations.c.message_count + bindparam("b_added")
@@ -71,9 +88,52 @@ class TurnRepository:
         """Insert message rows in one statement."""
         self.conn.execute(_INSERT_MESSAGES, rows)
 
-    def update_message(self, *, message_id: uuid.UUID, values: dict[str, Any]) -> None:
-        """Write fields of one message."""
-        self.conn.execute(_UPDATE_MESSAGE, {**values, "b_id": message_id})
+    def update_message(
+        self, *, message_id: uuid.UUID, values: dict[str, Any], last_event_id: int = 0
+    ) -> None:
+        """Write fields of one message (`last_event_id` only if higher than the stored one)."""
+        self._update(_UPDATE_MESSAGE, _UPDATE_MESSAGE_EVENTS, message_id, values, last_event_id)
+
+    def update_streaming_message(
+        self, *, message_id: uuid.UUID, values: dict[str, Any], last_event_id: int = 0
+    ) -> bool:
+        """Write fields of one message if it is still `streaming`; whether it was."""
+        return bool(
+            self._update(
+                _UPDATE_STREAMING, _UPDATE_STREAMING_EVENTS, message_id, values, last_event_id
+            )
+        )
+
+    def _update(
+        self,
+        plain: Any,
+        with_event_id: Any,
+        message_id: uuid.UUID,
+        values: dict[str, Any],
+        last_event_id: int,
+    ) -> int:
+        """Run one of the message updates; the rows it changed."""
+        params = {**values, "b_id": message_id}
+        if last_event_id:
+            result = self.conn.execute(with_event_id, {**params, "b_event_id": last_event_id})
+        else:
+            result = self.conn.execute(plain, params)
+        return int(result.rowcount)
+
+    def message_exists(self, *, message_id: uuid.UUID) -> bool:
+        """Whether a message row exists."""
+        return self.conn.execute(_MESSAGE_EXISTS, {"b_id": message_id}).first() is not None
+
+    def in_progress(
+        self, *, among: set[uuid.UUID] | None = None
+    ) -> list[tuple[uuid.UUID, uuid.UUID, Any]]:
+        """`(message_id, user_id, created_at)` of the assistant messages still `streaming`
+        (all of them, or those `among` the given ids)."""
+        if among is None:
+            rows = self.conn.execute(_IN_PROGRESS)
+        else:
+            rows = self.conn.execute(_IN_PROGRESS_AMONG, {"b_ids": list(among)})
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def update_conversation(
         self, *, conversation_id: uuid.UUID, values: dict[str, Any], added_messages: int = 0

@@ -58,6 +58,10 @@ _Reply = tuple[str, Catchup]
 
 
 _Item = tuple[EventLog, LoggedEvent | None] | _Reply
+# every process keeps `vektor:gen:instance:<id>` alive while it runs; a generation's hash
+# names its owner, so a `running` hash whose owner's key expired was left by a dead process
+HEARTBEAT_S = 3.0
+HEARTBEAT_TTL_S = 10
 
 
 class ReplayLost(Exception):
@@ -86,6 +90,10 @@ def _user_key(user_id: uuid.UUID) -> str:
     return f"{PREFIX}user:{user_id}"
 
 
+def _instance_key(instance: str) -> str:
+    return f"{PREFIX}instance:{instance}"
+
+
 class RedisMirror:
     """Writes logs to Redis Streams and carries cancel requests over pub/sub."""
 
@@ -105,12 +113,14 @@ class RedisMirror:
         self._on_catchup = on_catchup
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self.instance = uuid.uuid4().hex  # this process, as owner of its generations
 
     async def start(self) -> None:
-        """Start the writer and the cancel listener."""
+        """Start the writer, the cancel listener and the heartbeat."""
         self._tasks = [
             asyncio.create_task(self._writer(), name="redis-mirror-writer"),
             asyncio.create_task(self._listen_cancel(), name="redis-cancel-listener"),
+            asyncio.create_task(self._heartbeat(), name="redis-instance-heartbeat"),
         ]
 
     async def aclose(self) -> None:
@@ -122,6 +132,8 @@ class RedisMirror:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(Exception):  # gone at once, not after the TTL
+            await self.redis.delete(_instance_key(self.instance))
         await self.redis.aclose()
 
     def register(self, log: EventLog) -> None:
@@ -156,7 +168,14 @@ class RedisMirror:
             log, event = item
             meta, stream = _meta_key(log.message_id), _stream_key(log.message_id)
             if event is None:
-                pipe.hset(meta, mapping={"user_id": str(log.user_id), "status": "running"})
+                pipe.hset(
+                    meta,
+                    mapping={
+                        "user_id": str(log.user_id),
+                        "status": "running",
+                        "owner": self.instance,
+                    },
+                )
                 pipe.expire(meta, int(self.max_generation_s + self.retention_s))
                 pipe.zadd(_user_key(log.user_id), {str(log.message_id): now})
                 pipe.expire(_user_key(log.user_id), int(self.max_generation_s))
@@ -212,6 +231,43 @@ class RedisMirror:
             logger.warning("catch-up request for {} failed: {}", message_id, exc)
             return None
         return None if reply is None else Catchup.decode(bytes(reply[1]))
+
+    async def _heartbeat(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.redis.set(_instance_key(self.instance), "1", ex=HEARTBEAT_TTL_S)
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    logger.warning("redis heartbeat failed ({}); retrying", exc)
+                failing = True
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def states(self, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Per generation: `running` (its owner is alive: still generating, or still saving
+        its answer), `orphaned` (its owner is gone) or `unknown` (no record: finished long
+        ago, or never mirrored). Raises if Redis cannot be asked."""
+        pipe = self.redis.pipeline(transaction=False)
+        for message_id in message_ids:
+            pipe.hmget(_meta_key(message_id), ["status", "owner"])
+        metas: list[Any] = await pipe.execute()
+        owners = sorted({owner.decode() for _, owner in metas if owner})
+        alive: dict[str, bool] = {}
+        if owners:
+            pipe = self.redis.pipeline(transaction=False)
+            for owner in owners:
+                pipe.exists(_instance_key(owner))
+            alive = dict(zip(owners, map(bool, await pipe.execute()), strict=True))
+        result: dict[uuid.UUID, str] = {}
+        for message_id, (status, owner) in zip(message_ids, metas, strict=True):
+            if status is None:
+                result[message_id] = "unknown"
+            elif owner is None:  # written before owners were recorded: trust the status
+                result[message_id] = "running" if status == b"running" else "orphaned"
+            else:
+                result[message_id] = "running" if alive.get(owner.decode()) else "orphaned"
+        return result
 
     async def owner(self, message_id: uuid.UUID) -> uuid.UUID | None:
         """The user who owns a mirrored generation, if Redis knows it."""

@@ -157,6 +157,20 @@ class GenerationRegistry:
         tail = b"".join(log.frames[after + 1 - log.first_id :])
         return Catchup(head + tail, log.next_id - 1, log.done)
 
+    async def states(self, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, str] | None:
+        """Per generation: `running` (here, or on a live worker), `orphaned` (its process is
+        gone) or `unknown` (no record). Without Redis this process is the only one, so
+        whatever does not run here is orphaned; None when Redis cannot be asked."""
+        here = {m for m in message_ids if (g := self._local.get(m)) and not g.log.done}
+        if self._mirror is None:
+            return {m: "running" if m in here else "orphaned" for m in message_ids}
+        try:
+            remote = await self._mirror.states(message_ids)
+        except Exception as exc:
+            logger.warning("cannot ask Redis which generations still run: {}", exc)
+            return None
+        return {m: "running" if m in here else remote.get(m, "unknown") for m in message_ids}
+
     async def owner_known(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> bool | None:
         """True/False when some worker holds this log (owned by the user or not); None if none."""
         gen = self._local.get(message_id)

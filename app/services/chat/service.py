@@ -89,7 +89,7 @@ class ChatService:
             generations=generations,
             models=self.state.models,
             tools=self.state.tools,
-            store=TurnStore(writer=self.state.turn_writer),
+            store=TurnStore(writer=self.state.turn_writer, pending=self.state.pending_writes),
             max_tool_rounds=settings.max_tool_rounds,
             max_duration_s=settings.max_generation_seconds,
         )

@@ -38,9 +38,16 @@ INLINE_WINDOW_S = 0.01
 class TurnWriter:
     """Serialises and batches small write transactions."""
 
-    def __init__(self, *, db: DirectDb, on_commit: Committed | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: DirectDb,
+        on_commit: Committed | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
         self.on_commit = on_commit
+        self._clock = clock  # the inline budget's time (tests pass a fake one)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # a write (batch or direct) is in progress
@@ -126,7 +133,7 @@ class TurnWriter:
         """Whether `writes` more writes may run inline now (and count them if so)."""
         if not self.db.inline:
             return False
-        now = time.monotonic()
+        now = self._clock()
         if now - self._window_start > INLINE_WINDOW_S:
             self._window_start, self._window_used = now, 0
         if self._window_used + writes > INLINE_BUDGET:

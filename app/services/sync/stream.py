@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.shutdown import SHUTDOWN_ERROR
+from app.db.availability import is_unavailable
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
 from app.services.revocations import SessionRevocations
@@ -79,7 +80,12 @@ async def change_stream(
         user_id=user_id, session_id=session_id, on_revoked=lambda: sub.notify(None)
     )
     try:
-        head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+        try:
+            head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+        except Exception as exc:  # the database went away since the request was authorised
+            if not is_unavailable(exc):
+                raise
+            return  # an empty stream: the client reconnects (`retry`) and gets the 503
         if head is None or watch.revoked:
             yield REVOKED_FRAME
             return
@@ -94,7 +100,13 @@ async def change_stream(
             if sub.recheck or time.monotonic() >= next_check:
                 sub.recheck = False
                 next_check = time.monotonic() + REVALIDATE_S
-                head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+                try:
+                    head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        raise
+                    # an outage: keep the stream (pushes still arrive), check again soon
+                    head, next_check = sub.latest, time.monotonic() + ping_s
                 if head is None:
                     yield REVOKED_FRAME
                     return

@@ -1,0 +1,244 @@
+"""A dead, frozen or locked database: every route answers `503 database_unavailable` within
+DB_TIMEOUT_SECONDS (never a 500, never a hang), /health answers within 2 s, the service
+recovers by itself, and error.log gets one line per outage instead of a traceback per request.
+
+PostgreSQL runs in a cluster the test owns (test/support/pg_cluster.py): stopped (connection
+refused) and frozen (SIGSTOP). On SQLite another connection holds the write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from loguru import logger
+from sqlalchemy import update
+
+from app.main import create_app
+from app.models import User
+from test.api.chat.helpers import stream_chat
+from test.conftest import TEST_PASSWORD, make_settings, register_and_login, serve_app
+from test.support.pg_cluster import PgCluster, private_cluster
+
+DB_TIMEOUT = 2.0
+MARGIN = 1.5  # scheduling on a loaded machine; a hang or a retry loop would be far over
+HEALTH_LIMIT = 2.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster of this module's own."""
+    with private_cluster() as running:
+        yield running
+
+
+@asynccontextmanager
+async def _app(database_url: str, log_dir: Path, config_dir: Path) -> AsyncIterator[Any]:
+    settings = make_settings(
+        database_url,
+        log_dir,
+        config_dir=config_dir,
+        db_timeout_seconds=DB_TIMEOUT,
+        data_dir=log_dir.parent / f"data-{uuid.uuid4().hex[:8]}",
+    )
+    application = create_app(settings)
+    # a real socket: streams start and are cut like a client sees them (httpx's
+    # ASGITransport would wait for a stream's end)
+    async with (
+        LifespanManager(application, startup_timeout=120, shutdown_timeout=60),
+        serve_app(application) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        yield application, client
+
+
+async def _world(client: httpx.AsyncClient, state: Any) -> dict[str, Any]:
+    """A user (admin) with a conversation, before the outage."""
+    alice = await register_and_login(client, "alice")
+    async with state.engine.begin() as conn:
+        await conn.execute(
+            update(User).where(User.id == uuid.UUID(alice["user"]["id"])).values(is_admin=True)
+        )
+    events = await stream_chat(client, alice["headers"], message="hello")
+    start = next(e.data for e in events if e.name == "start")
+    alice["conversation_id"] = start["conversation_id"]
+    alice["message_id"] = start["message_id"]
+    return alice
+
+
+def _requests(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
+    """(method, path, json body, writes) of one route of each kind."""
+    cid, mid = world["conversation_id"], world["message_id"]
+    return [
+        ("POST", "/auth/login", {"username": "alice", "password": TEST_PASSWORD}, True),
+        (
+            "POST",
+            "/auth/register",
+            {"email": "new@example.com", "username": "newbie", "password": TEST_PASSWORD},
+            True,
+        ),
+        ("POST", "/auth/refresh", {"refresh_token": world["refresh_token"]}, True),
+        ("GET", "/auth/sessions", None, False),
+        ("GET", "/users/me", None, False),
+        ("PUT", "/users/me", {"full_name": "Alice A."}, True),
+        ("GET", "/users/preferences", None, False),
+        ("PUT", "/users/preferences", {"theme": "dark"}, True),
+        ("GET", "/chat/history", None, False),
+        ("GET", f"/chat/history/{cid}", None, False),
+        ("PATCH", f"/chat/history/{cid}", {"title": "renamed"}, True),
+        ("POST", "/chat/stream", {"message": "hi", "conversation_id": cid}, False),
+        ("GET", f"/chat/stream/{mid}", None, False),
+        ("GET", "/sync/changes", None, False),
+        ("GET", "/sync/stream", None, False),
+        ("GET", "/sync/export", None, False),
+        ("GET", "/mcp/servers", None, False),
+    ]
+
+
+async def _call(
+    client: httpx.AsyncClient, world: dict[str, Any], method: str, path: str, body: Any
+) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    request = client.build_request(method, path, json=body, headers=world["headers"])
+    response = await client.send(request, stream=True)
+    try:
+        # an SSE route that started would never end: its status line is the answer here
+        if response.status_code != 200 or "event-stream" not in response.headers.get(
+            "content-type", ""
+        ):
+            await response.aread()
+    finally:
+        await response.aclose()
+    return response, time.monotonic() - started
+
+
+def _error_lines(log_dir: Path, offset: int) -> list[str]:
+    path = log_dir / "error.log"
+    if not path.exists():
+        return []
+    return path.read_text(encoding="utf-8")[offset:].splitlines()
+
+
+def _size(log_dir: Path) -> int:
+    path = log_dir / "error.log"
+    return len(path.read_text(encoding="utf-8")) if path.exists() else 0
+
+
+async def _health_within_limit(client: httpx.AsyncClient) -> None:
+    for path in ("/health", "/health/ready"):
+        started = time.monotonic()
+        response = await client.get(path)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, (path, response.text)
+        assert elapsed < HEALTH_LIMIT, (path, elapsed)
+        database = response.json()["checks" if path == "/health" else "database"]
+        database = database.get("database", database)
+        assert database["status"] == "error"
+    assert (await client.get("/health/live")).status_code == 200
+
+
+async def _wait_recovered(client: httpx.AsyncClient, world: dict[str, Any]) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < 20:
+        ready = await client.get("/health/ready")
+        if ready.status_code == 200:
+            me = await client.get("/users/me", headers=world["headers"])
+            assert me.status_code == 200, me.text
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    pytest.fail("the service did not recover after the database came back")
+
+
+async def _every_route_is_a_quick_503(client: httpx.AsyncClient, world: dict[str, Any]) -> None:
+    for method, path, body, _writes in _requests(world):
+        response, elapsed = await _call(client, world, method, path, body)
+        assert response.status_code == 503, (method, path, response.status_code)
+        assert response.json() == {
+            "detail": "The database is unavailable; try again shortly",
+            "code": "database_unavailable",
+        }
+        assert response.headers["Retry-After"] == "5"
+        assert elapsed < DB_TIMEOUT + MARGIN, (method, path, elapsed)
+
+
+async def _one_line_per_outage(log_dir: Path, offset: int) -> None:
+    await asyncio.to_thread(logger.complete)  # the file sinks are enqueued
+    lines = _error_lines(log_dir, offset)
+    assert len(lines) == 1, lines
+    assert "database unavailable" in lines[0]
+    assert "Traceback" not in lines[0]
+
+
+@pytest.mark.parametrize("failure", ["stopped", "frozen"])
+async def test_a_dead_or_frozen_postgresql_is_a_quick_503_on_every_route(
+    cluster: PgCluster, log_dir: Path, config_dir: Path, failure: str
+) -> None:
+    url = cluster.create_database()
+    async with _app(url, log_dir, config_dir) as (application, c):
+        world = await _world(c, application.state.vektor)
+        await asyncio.to_thread(logger.complete)
+        offset = _size(log_dir)
+        app_offset = len((log_dir / "app.log").read_text(encoding="utf-8"))
+        try:
+            if failure == "stopped":
+                cluster.stop()
+            else:
+                cluster.freeze()
+            await _every_route_is_a_quick_503(c, world)
+            await _health_within_limit(c)
+        finally:
+            if failure == "stopped":
+                cluster.start()
+            else:
+                cluster.thaw()
+        await _wait_recovered(c, world)
+        assert (await c.get("/chat/history", headers=world["headers"])).status_code == 200
+        await _one_line_per_outage(log_dir, offset)
+        app_log = (log_dir / "app.log").read_text(encoding="utf-8")[app_offset:]
+        assert app_log.count("database reachable again") == 1
+
+
+async def test_a_locked_sqlite_file_is_a_quick_503_for_writes_and_reads_go_on(
+    tmp_path: Path, log_dir: Path, config_dir: Path
+) -> None:
+    path = tmp_path / "locked.db"
+    async with _app(f"sqlite+aiosqlite:///{path}", log_dir, config_dir) as (application, c):
+        world = await _world(c, application.state.vektor)
+        await asyncio.to_thread(logger.complete)
+        offset = _size(log_dir)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            for method, target, body, writes in _requests(world):
+                response, elapsed = await _call(c, world, method, target, body)
+                assert elapsed < DB_TIMEOUT + MARGIN, (method, target, elapsed)
+                assert response.status_code != 500, (method, target)
+                if writes:
+                    assert response.status_code == 503, (method, target, response.status_code)
+                    assert response.json()["code"] == "database_unavailable"
+                    assert response.headers["Retry-After"] == "5"
+                else:  # WAL readers are not blocked by a writer
+                    assert response.status_code == 200, (method, target, response.status_code)
+            started = time.monotonic()
+            assert (await c.get("/health")).status_code == 503  # cannot write: not healthy
+            assert time.monotonic() - started < HEALTH_LIMIT
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await _wait_recovered(c, world)
+        renamed = await c.patch(
+            f"/chat/history/{world['conversation_id']}",
+            json={"title": "renamed"},
+            headers=world["headers"],
+        )
+        assert renamed.status_code == 200
+        await _one_line_per_outage(log_dir, offset)
