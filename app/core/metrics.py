@@ -243,9 +243,9 @@ class WorkerFilesCollector(MultiProcessCollector):
     def collect(self) -> Any:
         """Merge the readable files of the directory."""
         try:
-            return self.merge(self._readable(), accumulate=True)
+            return self.merge(self._readable(), accumulate=True)  # type: ignore[no-untyped-call]
         except FileNotFoundError:  # removed while we read: list again
-            return self.merge(self._readable(), accumulate=True)
+            return self.merge(self._readable(), accumulate=True)  # type: ignore[no-untyped-call]
 
     def _readable(self) -> list[str]:
         files = []
@@ -260,6 +260,6 @@ def render_metrics() -> tuple[bytes, str]:
     """The Prometheus text exposition (every worker's samples in multiprocess mode)."""
     if multiprocess_dir():
         registry = CollectorRegistry()
-        WorkerFilesCollector(registry)
+        WorkerFilesCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -75,7 +75,8 @@ def cluster_totals() -> dict[str, Any] | None:
         return None
     totals = {"requests": 0.0, "server_errors": 0.0, "streams": 0.0, "generations": 0.0}
     totals["tokens"] = 0.0
-    for family in metrics.WorkerFilesCollector(None, path=directory).collect():
+    collector = metrics.WorkerFilesCollector(None, path=directory)  # type: ignore[no-untyped-call]
+    for family in collector.collect():
         for sample in family.samples:
             if sample.name == "vektor_http_requests_total":
                 totals["requests"] += sample.value
@@ -119,7 +120,7 @@ def install_observability(app: FastAPI) -> Observability:
         raise RuntimeError("install_observability() must run before the app starts")
     obs = Observability()
     for middleware in app.user_middleware:
-        if middleware.cls is RequestContextMiddleware:
+        if middleware.cls is RequestContextMiddleware:  # type: ignore[comparison-overlap]
             options: dict[str, Any] = middleware.kwargs
             observers: list[Any] = options.setdefault("observers", [])
             observers.extend([metrics.observe_request, obs.window.observe])

@@ -131,7 +131,7 @@ class PushBus:
                 delay = min(delay * 2, RETRY_MAX_S)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _dispatch(self, channel: Any, data: Any) -> None:
         """Hand another worker's message to its channel's handler."""

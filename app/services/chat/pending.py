@@ -40,7 +40,7 @@ def retry_delay(failures: int, jitter: float) -> float:
     """Seconds before the next try after `failures` failed rounds: doubling from
     FIRST_DELAY_S up to MAX_DELAY_S, of which a random half (`jitter` in [0, 1)), so the
     workers of a fleet do not all hit a database that just came back at the same moment."""
-    ceiling = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** min(failures, 16))
+    ceiling = min(MAX_DELAY_S, FIRST_DELAY_S * 2.0 ** min(failures, 16))
     return ceiling * (0.5 + jitter / 2)
 
 

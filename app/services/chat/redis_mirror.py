@@ -207,7 +207,7 @@ class RedisMirror:
                 await asyncio.sleep(1)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _on_message(self, channel: bytes, data: str) -> None:
         """A cancel request, or a catch-up request for a generation that may run here."""

@@ -19,6 +19,7 @@ from app.services.chat.history import replay
 from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
 from app.services.llm import ChatMessage, ModelConfig, ToolSpec, fit_to_context
+from app.services.llm.registry import ModelRegistry
 from app.state import AppState
 
 
@@ -97,14 +98,15 @@ class ChatService:
         return ids.message_id
 
     def _resolve_model(self, *, requested: str | None, preferred: str | None) -> ModelConfig:
-        models = self.state.models
+        models: ModelRegistry = self.state.models
         if requested is not None:
             model = models.get(requested)
             if model is None or not models.is_available(requested):
                 raise BadRequest(f"Model '{requested}' is not available", code="model_unavailable")
             return model
-        if preferred and models.is_available(preferred):
-            return models.get(preferred)
+        chosen = models.get(preferred) if preferred else None
+        if chosen is not None and models.is_available(chosen.id):
+            return chosen
         default = models.get(models.default_id)
         if default is None or not models.is_available(default.id):
             raise BadRequest("No model is available", code="model_unavailable")
@@ -149,9 +151,10 @@ class ChatService:
                 message_id=message_id, user_id=user.id
             ):
                 return _once(rebuilt_frames(message, last_event_id))
-        return generations.follow(
+        frames: AsyncIterator[bytes] = generations.follow(
             message_id=message_id, last_event_id=last_event_id, rebuild=rebuild
         )
+        return frames
 
     async def _saved(self, *, user_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
         """The user's assistant message, if it exists."""

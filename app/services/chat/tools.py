@@ -6,7 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.services.mcp.types import ProgressCallback, ToolOutcome
+from app.services.mcp.types import ProgressCallback as ProgressCallback
+from app.services.mcp.types import ToolOutcome
 
 # every tool source (MCP pool, adapters, test stubs) reports with the pool's result type
 ToolCallOutcome = ToolOutcome
