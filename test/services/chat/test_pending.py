@@ -188,8 +188,8 @@ async def test_past_the_retry_window_writes_are_spooled_then_replayed(tmp_path: 
     await pending.submit(_begin(message_id))
     await pending.submit(_finish(message_id))
     clock[0] = 31.0  # the retry window is over at the next failed round
-    for _ in range(300):
-        if pending.held == 0 and pending.busy() == {message_id}:  # spooled, both files
+    for _ in range(1000):  # the spool files are written one by one after `held` empties
+        if pending.held == 0 and pending.busy() == {message_id} and len(spool.files()) == 2:
             break
         await asyncio.sleep(0.01)
     assert [p.name.rsplit("-", 1)[1] for p in spool.files()] == ["begin.json", "finish.json"]
