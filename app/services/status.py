@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -10,13 +11,18 @@ from typing import Any
 
 from loguru import logger
 
-from app.core import metrics
-from app.core.observability import Observability, cluster_totals, maybe_await
 from app.core.redact import redact_tree
+from app.observability import metrics
+from app.observability.runtime import Observability, cluster_totals
 from app.services import system
 from app.state import AppState
 
 BAD_MCP_STATES = frozenset({"down", "degraded", "error", "unhealthy"})
+
+
+async def maybe_await(value: Any) -> Any:
+    """The value itself, or its result when it is awaitable (sync or async providers)."""
+    return await value if inspect.isawaitable(value) else value
 
 
 def as_dict(item: Any) -> dict[str, Any]:

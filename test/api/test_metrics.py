@@ -25,11 +25,11 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from app.core import metrics
 from app.core.config import Settings
 from app.db.migrate import upgrade_head
 from app.main import create_app
 from app.models import User
+from app.observability import metrics
 from test.conftest import make_settings, register_and_login
 from test.support.redis_server import private_redis_url
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from app import __version__
-from app.core.request_window import RequestWindow, percentile
+from app.observability.request_window import RequestWindow, percentile
 from test.api.test_metrics import offline_config, running
 from test.conftest import make_settings
 

@@ -25,8 +25,8 @@ import pytest
 import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
-from app.core.observability import get_observability
 from app.main import create_app
+from app.observability.runtime import get_observability
 from test.api.test_metrics import free_port, offline_config, wait_for
 from test.conftest import make_settings
 

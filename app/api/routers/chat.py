@@ -20,8 +20,8 @@ from app.api.deps import (
     StreamUser,
 )
 from app.api.openapi import errors
-from app.core import metrics
 from app.core.errors import InvalidInput
+from app.observability import metrics
 from app.schemas.chat import (
     ChatStreamRequest,
     ConversationPage,

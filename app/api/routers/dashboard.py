@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from app import __version__
 from app.api.deps import StateDep, get_admin_user, get_principal, oauth2_scheme
 from app.api.openapi import answers
-from app.core import metrics
-from app.core.observability import Observability, get_observability
+from app.observability import metrics
+from app.observability.runtime import Observability, get_observability
 from app.services import status as status_service
 from app.web import dashboard_html, html_security_headers
 
@@ -106,6 +106,6 @@ async def prometheus_metrics(
     state: StateDep, observability: ObservabilityDep, _reader: MetricsReader
 ) -> Response:
     """Prometheus metrics of every worker (admins or METRICS_TOKEN)."""
-    await observability.refresh(state)
+    await observability.refresh(engine=state.engine, mcp=state.mcp)
     payload, content_type = await run_in_threadpool(metrics.render_metrics)
     return Response(payload, media_type=content_type, headers={"Cache-Control": "no-store"})

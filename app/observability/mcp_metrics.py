@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from app.core.metrics import (
+from app.core.redact import display_url
+from app.observability.metrics import (
     MCP_CALLS,
     MCP_CIRCUIT,
     MCP_ERRORS,
@@ -20,7 +21,6 @@ from app.core.metrics import (
     MCP_TIMED,
     MCP_TIMEOUTS,
 )
-from app.core.redact import display_url
 
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 

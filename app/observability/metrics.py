@@ -7,7 +7,7 @@ their gauges dropped). Without that variable the process-local default registry 
 
 Hot-path helpers: `streams_active.track()`, `generations_active.track()`, `add_tokens(n)`
 (or a `TokenBatch` per generation: a plain integer add per token), `observe_llm(...)`.
-The MCP pool's own numbers are read from its snapshot by `app.core.mcp_metrics`.
+The MCP pool's own numbers are read from its snapshot by `app.observability.mcp_metrics`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.core.request_window import method_label
+from app.observability.request_window import method_label
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LLM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
