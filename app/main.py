@@ -15,6 +15,7 @@ from loguru import logger
 
 from app import __version__
 from app.api.cors import JsonCORSMiddleware
+from app.api.db_errors import install_database_error_handler
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
 from app.api.routers import auth, chat, dashboard, mcp, system, users
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_database_error_handler(app)
     install_docs(app)
     for router in (
         auth.router,
