@@ -259,7 +259,7 @@ StreamTicketsDep = Annotated[StreamTickets, Depends(get_stream_tickets)]
 
 
 async def get_sync_service(
-    state: StateDep, session: SessionDep, shutdown: ShutdownDep
+    state: StateDep, settings: SettingsDep, session: SessionDep, shutdown: ShutdownDep
 ) -> SyncService:
     """Sync and backup use cases bound to this request's session."""
     return SyncService(
@@ -268,8 +268,8 @@ async def get_sync_service(
         runtime=state.sync,
         revocations=state.revocations,
         shutdown=shutdown,
-        ping_s=state.settings.sse_ping_seconds,
-        max_import_bytes=state.settings.max_import_bytes,
+        ping_s=settings.sse_ping_seconds,
+        max_import_bytes=settings.max_import_bytes,
     )
 
 
