@@ -302,10 +302,9 @@ LoginCredentials = Annotated[LoginRequest, Depends(read_login)]
 # -- MCP admin, status and metrics ------------------------------------------------------
 
 
-# no @answers(503): in a started app the pool is always there (the /mcp routes document 503
-# through their admin check)
 async def get_mcp_pool(request: Request) -> McpPool:
-    """The lifespan-owned MCP pool (503 before the lifespan has started it)."""
+    """The lifespan-owned MCP pool (503 before the lifespan has started it: not @answers,
+    a started app always has one)."""
     state: AppState | None = getattr(request.app.state, "vektor", None)
     if state is None:
         raise ServiceUnavailable("The MCP pool is not running")
