@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-worker_class = "app.core.worker.VektorWorker"
+worker_class = "app.observability.worker.VektorWorker"
 # answers may run SHUTDOWN_GRACE_SECONDS after SIGTERM, then are cancelled and saved; gunicorn
 # must not kill the worker before that is done
 _grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "30"))
@@ -51,7 +51,7 @@ def on_starting(server: Any) -> None:
     # a RuntimeError here makes gunicorn print "Error: <message>" and exit 1, no worker forked
     check_workers(server.cfg.workers, get_settings().redis_url)
     _prepare_metrics_dir()
-    from app.core.logging import configure_logging, start_worker_relay
+    from app.observability.logging import configure_logging, start_worker_relay
 
     configure_logging(get_settings())
     start_worker_relay()
@@ -67,7 +67,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     """Write the lines the exited workers relayed; remove the metrics directory we created."""
-    from app.core.logging import stop_worker_relay
+    from app.observability.logging import stop_worker_relay
 
     stop_worker_relay()
     created = os.environ.get(_OWNED_METRICS_DIR)

@@ -14,15 +14,14 @@ from fastapi.routing import APIRoute
 from loguru import logger
 
 from app import __version__
+from app.api.cors import JsonCORSMiddleware
+from app.api.db_errors import install_database_error_handler
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
 from app.api.routers import auth, chat, dashboard, mcp, system, users
 from app.api.routers import sync as sync_routes
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
-from app.core.logging import configure_logging
-from app.core.middleware import JsonCORSMiddleware, RequestContextMiddleware
-from app.core.observability import install_observability
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.shutdown import StreamShutdown
@@ -30,6 +29,9 @@ from app.db.direct import DirectDb
 from app.db.health import DatabaseHealth
 from app.db.migrate import upgrade_head
 from app.db.session import create_engine, create_session_factory, database_probes
+from app.observability.logging import configure_logging
+from app.observability.middleware import RequestContextMiddleware
+from app.observability.runtime import Observability
 from app.services.adapters import start_adapter_tools
 from app.services.chat.composite_tools import CompositeTools
 from app.services.chat.interrupted import InterruptedAnswers
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI application (resources are opened by its lifespan)."""
     settings = settings or get_settings()
     configure_logging(settings)
+    observability = Observability()
     if settings.is_sqlite:
         # aiosqlite runs every statement on a thread; with CPython's default 5 ms GIL switch
         # interval a busy event loop makes each statement wait up to 5 ms for its result.
@@ -149,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.health_probes["mcp"] = state.mcp.health_probe
         state.capabilities += ["chat", "sse", "reattach", "cancel"]
         app.state.vektor = state
+        observability.start(engine=state.engine, mcp=state.mcp)
         # everything built so far lives as long as the process: move it out of the collector's
         # view, so a full collection later scans only what requests created (measured: a full
         # collection of the startup heap took ~100 ms, stalling every open stream)
@@ -166,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             restore_signals()
+            await observability.aclose()
             state.shutdown.close_all()  # any stream still open (e.g. no signal was seen)
             # answers still running get the rest of SHUTDOWN_GRACE_SECONDS (at least a
             # moment), then are cancelled and save their partial text
@@ -194,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_database_error_handler(app)
     install_docs(app)
     for router in (
         auth.router,
@@ -217,6 +223,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware)
-    install_observability(app)  # after RequestContextMiddleware: it adds observers to it
+    app.add_middleware(RequestContextMiddleware, observers=observability.observers)
+    app.state.observability = observability
     return app

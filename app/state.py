@@ -1,12 +1,14 @@
-"""The resources the lifespan owns, reachable from `request.app.state.vektor`."""
+"""The resources the lifespan owns, reachable from `request.app.state.vektor`.
+
+Only the composition layer (`app/main.py`, `app/api/deps.py`) reads it: services are built
+from the few collaborators they use, never from this bag.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,11 +18,27 @@ from app.core.security import PasswordHasher, TokenCodec
 from app.core.shutdown import StreamShutdown
 from app.db.direct import DirectDb
 from app.db.health import DatabaseHealth
+from app.services.adapters import AdapterTools
+from app.services.chat.interrupted import InterruptedAnswers
+from app.services.chat.pending import PendingWrites
+from app.services.chat.registry import GenerationRegistry
+from app.services.chat.tools import ToolExecutor
+from app.services.chat.writer import TurnWriter
+from app.services.llm.registry import ModelRegistry
+from app.services.mcp.pool import McpPool
+from app.services.pushbus import PushBus
+from app.services.revocations import SessionRevocations
+from app.services.stream_tickets import StreamTickets
+from app.services.sync.runtime import SyncRuntime
+from app.services.system import HealthProbe
 
 
 @dataclass
 class AppState:
-    """Everything created at start-up and closed at shutdown."""
+    """Everything created at start-up and closed at shutdown.
+
+    The fields without a default are set by the lifespan as it starts each part
+    (`field(init=False)`: reading one before the lifespan set it is an AttributeError)."""
 
     settings: Settings
     engine: AsyncEngine
@@ -30,24 +48,23 @@ class AppState:
     hasher: PasswordHasher
     tokens: TokenCodec
     limiter: RateLimiter
-    models: Any = None  # app.services.llm.registry.ModelRegistry
-    mcp: Any = None  # app.services.mcp.pool.McpPool
-    generations: Any = None  # app.services.chat.registry.GenerationRegistry
-    tools: Any = None  # app.services.chat.tools.ToolExecutor
-    adapters: Any = None  # app.services.adapters.AdapterTools (config/app/*.json)
-    turn_writer: Any = None  # app.services.chat.writer.TurnWriter (group commit)
-    pending_writes: Any = None  # app.services.chat.pending.PendingWrites (retry, spool)
-    interrupted: Any = None  # app.services.chat.interrupted.InterruptedAnswers
-    sync: Any = None  # app.services.sync.SyncRuntime (push hub, tombstone pruner)
-    bus: Any = None  # app.services.pushbus.PushBus (the worker's one Redis pub/sub connection)
-    revocations: Any = None  # app.services.revocations.SessionRevocations
-    stream_tickets: Any = None  # app.services.stream_tickets.StreamTickets
+    models: ModelRegistry = field(init=False)
+    mcp: McpPool = field(init=False)
+    generations: GenerationRegistry = field(init=False)
+    tools: ToolExecutor = field(init=False)  # MCP pool + adapters, as the agent sees them
+    adapters: AdapterTools = field(init=False)  # config/app/*.json
+    turn_writer: TurnWriter = field(init=False)  # group commit
+    pending_writes: PendingWrites = field(init=False)  # retry, spool
+    interrupted: InterruptedAnswers = field(init=False)
+    sync: SyncRuntime = field(init=False)  # push hub, tombstone pruner
+    bus: PushBus = field(init=False)  # the worker's one Redis pub/sub connection
+    revocations: SessionRevocations = field(init=False)
+    stream_tickets: StreamTickets = field(init=False)
     # chat requests in their start-up work at once (app/api/deps.py: admit_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)
     capabilities: list[str] = field(default_factory=list)
     # optional parts (MCP pool, Redis, ...) register a probe; failing ones make health "degraded"
-    health_probes: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    health_probes: dict[str, HealthProbe] = field(default_factory=dict)
     # ends open streams with a terminal event when the server shuts down (app/core/shutdown.py)
     shutdown: StreamShutdown = field(default_factory=StreamShutdown)

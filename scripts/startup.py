@@ -25,11 +25,12 @@ from pydantic import ValidationError  # noqa: E402
 
 from app.core.config import ConfigError, Settings  # noqa: E402
 from app.core.errors import AppError  # noqa: E402
+from app.core.ratelimit import RateLimiter  # noqa: E402
 from app.core.security import PasswordHasher, TokenCodec  # noqa: E402
 from app.db.migrate import upgrade_head  # noqa: E402
 from app.db.session import create_engine, create_session_factory  # noqa: E402
 from app.schemas.auth import RegisterRequest  # noqa: E402
-from app.services.auth import AuthService  # noqa: E402
+from app.services.auth import AuthLimits, AuthService  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -66,8 +67,15 @@ async def create_user(settings: Settings, data: RegisterRequest, *, admin: bool)
         )
         hasher = PasswordHasher(rounds=settings.bcrypt_rounds)
         async with factory() as session:
-            auth = AuthService(session=session, hasher=hasher, tokens=tokens)
-            user = await auth.register(data=data)
+            # an operator's command, not a client: no rate limit
+            auth = AuthService(
+                session=session,
+                hasher=hasher,
+                tokens=tokens,
+                limiter=RateLimiter(redis_url=None, enabled=False),
+                limits=AuthLimits.from_settings(settings),
+            )
+            user = await auth.register(data=data, ip="localhost")
             if admin:
                 user.is_admin = True
                 await session.commit()

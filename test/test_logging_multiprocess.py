@@ -3,7 +3,7 @@
 The gunicorn tests start `python main.py prod --workers 2` on a free loopback port with its
 own LOG_DIR, database, CONFIG_DIR and a database of the suite's private Redis (several workers
 refuse to start without one), and read the files after a SIGTERM. The relay tests exercise
-`app.core.log_relay` in this process.
+`app.observability.log_relay` in this process.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 from loguru import logger
 
-from app.core.log_relay import Forwarder, LogRelay, RelayedLine
-from app.core.logging import render_line
 from app.db.migrate import upgrade_head
+from app.observability.log_relay import Forwarder, LogRelay, RelayedLine
+from app.observability.logging import render_line
 from test.support.redis_server import private_redis_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,7 +297,7 @@ import os, select, signal, sys, time
 from pathlib import Path
 from loguru import logger
 from app.core.config import Settings
-from app.core.logging import configure_logging, start_worker_relay, stop_worker_relay
+from app.observability.logging import configure_logging, start_worker_relay, stop_worker_relay
 
 configure_logging(Settings(_env_file=None, log_dir=Path(sys.argv[1]), log_level="INFO"))
 start_worker_relay()

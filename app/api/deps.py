@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.openapi import answers
 from app.core.config import Settings
-from app.core.errors import Forbidden, NotFound, Unauthorized
-from app.core.ratelimit import RateLimiter
+from app.core.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, Unauthorized
+from app.core.json_input import loads_bounded
+from app.core.shutdown import StreamShutdown
 from app.models import User
-from app.services.auth import AuthService, ClientInfo, Principal, TokenAuthenticator
+from app.observability.runtime import Observability, get_observability
+from app.schemas.auth import LoginRequest
+from app.schemas.common import MAX_JSON_DEPTH
+from app.services.adapters import AdapterTools
+from app.services.auth import AuthLimits, AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
+from app.services.chat.tools import ToolExecutor
+from app.services.llm.registry import ModelRegistry
+from app.services.mcp import McpPool
+from app.services.status import StatusReport
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
+from app.services.system import SystemHealth
 from app.services.users import UserService
 from app.state import AppState
 
@@ -57,18 +69,15 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-@answers(429, 503)  # rate_limited, rate_limit_unavailable
-async def get_limiter(state: StateDep) -> RateLimiter:
-    """The shared rate limiter."""
-    return state.limiter
-
-
-LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
-
-
 async def get_auth_service(state: StateDep, session: SessionDep) -> AuthService:
-    """Auth use cases bound to this request's session."""
-    return AuthService(session=session, hasher=state.hasher, tokens=state.tokens)
+    """Auth use cases bound to this request's session (they apply the auth rate limits)."""
+    return AuthService(
+        session=session,
+        hasher=state.hasher,
+        tokens=state.tokens,
+        limiter=state.limiter,
+        limits=AuthLimits.from_settings(state.settings),
+    )
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
@@ -121,8 +130,7 @@ async def get_stream_principal(
     if token or not ticket:
         yield await get_principal(request, state, token)
         return
-    tickets: StreamTickets = state.stream_tickets
-    redeemed = await tickets.redeem(
+    redeemed = await state.stream_tickets.redeem(
         ticket=ticket, path=request.url.path, resume="last-event-id" in request.headers
     )
     request.state.user_id = str(redeemed.principal.user.id)
@@ -193,9 +201,42 @@ async def admit_chat(state: StateDep) -> AsyncIterator[None]:
 ChatAdmission = Annotated[None, Depends(admit_chat, scope="function")]
 
 
-async def get_chat_service(state: StateDep) -> ChatService:
+async def get_models(state: StateDep) -> ModelRegistry:
+    """The configured models."""
+    return state.models
+
+
+ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
+
+
+async def get_tools(state: StateDep) -> ToolExecutor:
+    """The tools the model may call (MCP servers and adapters)."""
+    return state.tools
+
+
+ToolsDep = Annotated[ToolExecutor, Depends(get_tools)]
+
+
+async def get_shutdown(state: StateDep) -> StreamShutdown:
+    """Ends open streams with a terminal event when the server stops."""
+    return state.shutdown
+
+
+ShutdownDep = Annotated[StreamShutdown, Depends(get_shutdown)]
+
+
+async def get_chat_service(state: StateDep, models: ModelsDep, tools: ToolsDep) -> ChatService:
     """Chat use cases (they open a session only when they must read)."""
-    return ChatService(state=state)
+    return ChatService(
+        settings=state.settings,
+        limiter=state.limiter,
+        session_factory=state.session_factory,
+        models=models,
+        tools=tools,
+        generations=state.generations,
+        writer=state.turn_writer,
+        pending=state.pending_writes,
+    )
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
@@ -211,16 +252,151 @@ HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
 
 async def get_stream_tickets(state: StateDep) -> StreamTickets:
     """Issues and redeems stream tickets (browser EventSource clients)."""
-    tickets: StreamTickets = state.stream_tickets
-    return tickets
+    return state.stream_tickets
 
 
 StreamTicketsDep = Annotated[StreamTickets, Depends(get_stream_tickets)]
 
 
-async def get_sync_service(state: StateDep, session: SessionDep) -> SyncService:
+async def get_sync_service(
+    state: StateDep, settings: SettingsDep, session: SessionDep, shutdown: ShutdownDep
+) -> SyncService:
     """Sync and backup use cases bound to this request's session."""
-    return SyncService(session=session, state=state)
+    return SyncService(
+        session=session,
+        session_factory=state.session_factory,
+        runtime=state.sync,
+        revocations=state.revocations,
+        shutdown=shutdown,
+        ping_s=settings.sse_ping_seconds,
+        max_import_bytes=settings.max_import_bytes,
+    )
 
 
 SyncServiceDep = Annotated[SyncService, Depends(get_sync_service)]
+
+
+async def read_login(request: Request) -> LoginRequest:
+    """Parse an OAuth2 password form or a JSON body into one login request."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.form()
+            data: Any = {
+                key: form.get(key)
+                for key in ("username", "email", "password")
+                if isinstance(form.get(key), str)
+            }
+        else:
+            data = loads_bounded(await request.body() or b"null", max_depth=MAX_JSON_DEPTH)
+        return LoginRequest.model_validate(data)
+    except (ValidationError, ValueError) as exc:
+        raise InvalidInput(
+            "Send username (or email) and password as an OAuth2 form or a JSON object"
+        ) from exc
+
+
+LoginCredentials = Annotated[LoginRequest, Depends(read_login)]
+
+
+# -- MCP admin, status and metrics ------------------------------------------------------
+
+
+async def get_mcp_pool(request: Request) -> McpPool:
+    """The lifespan-owned MCP pool (503 before the lifespan has started it: not @answers,
+    a started app always has one)."""
+    state: AppState | None = getattr(request.app.state, "vektor", None)
+    if state is None:
+        raise ServiceUnavailable("The MCP pool is not running")
+    return state.mcp
+
+
+McpPoolDep = Annotated[McpPool, Depends(get_mcp_pool)]
+
+
+async def get_adapter_tools(state: StateDep) -> AdapterTools:
+    """The declarative HTTP adapters (config/app/*.json)."""
+    return state.adapters
+
+
+AdapterToolsDep = Annotated[AdapterTools, Depends(get_adapter_tools)]
+
+
+async def get_observability_dep(request: Request) -> Observability:
+    """The app's request window and samplers."""
+    return get_observability(request.app)
+
+
+ObservabilityDep = Annotated[Observability, Depends(get_observability_dep)]
+
+
+async def get_capabilities(state: StateDep) -> list[str]:
+    """What the running parts add to /api/info's capabilities."""
+    return state.capabilities
+
+
+CapabilitiesDep = Annotated[list[str], Depends(get_capabilities)]
+
+
+async def get_engine(state: StateDep) -> AsyncEngine:
+    """The database engine (its pool's numbers for /metrics and /api/status)."""
+    return state.engine
+
+
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+
+
+async def get_system_health(state: StateDep) -> SystemHealth:
+    """The checks behind /health: database, Redis when configured, optional parts."""
+    return SystemHealth(
+        db_health=state.db_health,
+        backend=state.engine.dialect.name,
+        limiter=state.limiter,
+        redis_configured=bool(state.settings.redis_url),
+        probes=state.health_probes,
+    )
+
+
+SystemHealthDep = Annotated[SystemHealth, Depends(get_system_health)]
+
+
+async def get_status_report(
+    state: StateDep,
+    engine: EngineDep,
+    health: SystemHealthDep,
+    models: ModelsDep,
+    observability: ObservabilityDep,
+    mcp: McpPoolDep,
+) -> StatusReport:
+    """The /api/status report over the running parts."""
+    return StatusReport(
+        health=health,
+        mcp=mcp,
+        models=models,
+        engine=engine,
+        observability=observability,
+        environment=state.settings.environment.value,
+        started_at=state.started_at,
+    )
+
+
+StatusReportDep = Annotated[StatusReport, Depends(get_status_report)]
+
+
+@answers(401, 403, 503)
+async def require_metrics_reader(
+    request: Request,
+    state: StateDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> None:
+    """Let through `METRICS_TOKEN` (compared in constant time) or an admin's access token."""
+    expected = state.settings.metrics_token
+    if token and expected is not None:
+        wanted = expected.get_secret_value().encode()
+        if wanted and hmac.compare_digest(token.encode(), wanted):
+            return
+    principal = await get_principal(request, state, token)  # 401 when missing or invalid
+    await get_admin_user(principal.user)  # 403 for everyone else
+
+
+MetricsReader = Annotated[None, Depends(require_metrics_reader)]

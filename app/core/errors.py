@@ -5,12 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-
-from app.db.availability import is_unavailable
 
 
 class AppError(Exception):
@@ -145,11 +141,16 @@ def error_body(detail: str, code: str) -> dict[str, str]:
     return {"detail": detail, "code": code}
 
 
-async def _app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+def app_error_response(exc: AppError) -> JSONResponse:
+    """The response of an `AppError`: its status, `{detail, code}` and headers."""
     return JSONResponse(
         error_body(exc.detail, exc.code), status_code=exc.status_code, headers=exc.headers
     )
+
+
+async def _app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return app_error_response(exc)
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -184,18 +185,6 @@ async def _validation_error_handler(_request: Request, exc: Exception) -> JSONRe
     return JSONResponse({"detail": errors, "code": "validation_error"}, status_code=422)
 
 
-async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """A database that cannot answer is a 503 (reported once per outage, no traceback);
-    any other database error is a bug and stays a 500 with its traceback."""
-    if not is_unavailable(exc):
-        raise exc
-    state = getattr(request.app.state, "vektor", None)
-    health = getattr(state, "db_health", None)
-    if health is not None:
-        health.failed(exc)
-    return await _app_error_handler(request, DatabaseUnavailable())
-
-
 async def _unexpected_error_handler(request: Request, _exc: Exception) -> JSONResponse:
     """The 500 body for a bug: documented shape plus the request id to quote in a report.
 
@@ -217,5 +206,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(DBAPIError, _database_error_handler)
-    app.add_exception_handler(PoolTimeout, _database_error_handler)

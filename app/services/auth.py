@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,9 @@ from loguru import logger
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.config import Settings
 from app.core.errors import Conflict, NotFound, Unauthorized
+from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenClaims, TokenCodec, new_jti
 from app.db.base import utcnow
 from app.db.direct import DirectDb
@@ -66,20 +67,49 @@ class ClientInfo:
     ip: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    """The rate limits of the auth use cases (`"5/minute"` strings from the settings)."""
+
+    register: str
+    login_ip: str
+    login_account: str
+    refresh: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthLimits:
+        """From the `RATE_LIMIT_*` settings."""
+        return cls(
+            register=settings.rate_limit_register,
+            login_ip=settings.rate_limit_login_ip,
+            login_account=settings.rate_limit_login_account,
+            refresh=settings.rate_limit_refresh,
+        )
+
+
 class AuthService:
-    """Owns the transaction of each auth use case."""
+    """Owns the transaction and the rate limits of each auth use case."""
 
     def __init__(
-        self, *, session: AsyncSession, hasher: PasswordHasher, tokens: TokenCodec
+        self,
+        *,
+        session: AsyncSession,
+        hasher: PasswordHasher,
+        tokens: TokenCodec,
+        limiter: RateLimiter,
+        limits: AuthLimits,
     ) -> None:
         self.session = session
         self.hasher = hasher
         self.tokens = tokens
+        self.limiter = limiter
+        self.limits = limits
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
 
-    async def register(self, *, data: RegisterRequest) -> User:
+    async def register(self, *, data: RegisterRequest, ip: str) -> User:
         """Create an account; 409 when the email or username is taken."""
+        await self.limiter.hit(self.limits.register, "register", ip, fail_closed=True)
         email, username = data.email.lower(), data.username.lower()
         await self._ensure_free(email=email, username=username)
         user = User(
@@ -115,16 +145,18 @@ class AuthService:
         identifier: str,
         password: str,
         client: ClientInfo,
-        account_limit: Callable[[str], Awaitable[None]] | None = None,
+        ip: str,
     ) -> TokenPair:
         """Check the password (same cost for unknown users) and open a device session.
 
-        `account_limit` counts the attempt against the account, one budget whether it is
+        Each attempt counts against the IP and against the account, one budget whether it is
         addressed by username or by email (an unknown name is its own key)."""
+        limiter, limits = self.limiter, self.limits
+        await limiter.hit(limits.login_ip, "login-ip", ip, fail_closed=True)
         name = identifier.strip().lower()
         user = await self.users.get_by_login(identifier=name)
-        if account_limit is not None:
-            await account_limit(str(user.id) if user else name)
+        account = str(user.id) if user else name
+        await limiter.hit(limits.login_account, "login-account", ip, account, fail_closed=True)
         ok = await self.hasher.verify(password, user.password_hash if user else None)
         if user is None or not ok or not user.is_active:
             logger.info("login failed")
@@ -162,8 +194,9 @@ class AuthService:
             refresh_expires_in=int(self.tokens.refresh_ttl.total_seconds()),
         )
 
-    async def refresh(self, *, refresh_token: str) -> TokenPair:
+    async def refresh(self, *, refresh_token: str, ip: str) -> TokenPair:
         """Spend a refresh token for a new pair; a replayed one revokes its whole session."""
+        await self.limiter.hit(self.limits.refresh, "refresh", ip, fail_closed=True)
         claims = self.tokens.decode(refresh_token, expected="refresh")
         now = utcnow()
         next_jti = new_jti()

@@ -2,48 +2,46 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core import metrics
-from app.core.observability import Observability, cluster_totals, maybe_await
 from app.core.redact import redact_tree
-from app.services import system
-from app.state import AppState
+from app.observability import metrics
+from app.observability.runtime import Observability, cluster_totals
+from app.services.system import SystemHealth
 
 BAD_MCP_STATES = frozenset({"down", "degraded", "error", "unhealthy"})
 
 
-def as_dict(item: Any) -> dict[str, Any]:
-    """A plain dict from a dict, pydantic model or dataclass (anything else: its repr)."""
-    if isinstance(item, Mapping):
-        return dict(item)
-    if hasattr(item, "model_dump"):
+class ServerStatusSource(Protocol):
+    """The MCP pool as the report sees it: one item per configured server."""
+
+    def status(self) -> Sequence[Mapping[str, Any]]:
+        """`[{"name", "transport", "status", "endpoints", "tools_count"}, ...]`."""
+        ...
+
+
+class ModelCatalog(Protocol):
+    """The model registry as the report sees it."""
+
+    def describe(self) -> Sequence[Mapping[str, Any] | BaseModel]:
+        """One item per configured model (`GET /chat/models`)."""
+        ...
+
+
+def as_dict(item: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+    """A plain dict from a mapping or a pydantic model."""
+    if isinstance(item, BaseModel):
         dumped: dict[str, Any] = item.model_dump(mode="json")
         return dumped
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
-    return {"name": repr(item)}
-
-
-async def _describe(part: Any, method: str, what: str) -> list[dict[str, Any]]:
-    """`part.<method>()` as a list of dicts; [] when the part is absent or fails."""
-    describe = getattr(part, method, None)
-    if describe is None:
-        return []
-    try:
-        items = await maybe_await(describe())
-    except Exception:
-        logger.opt(exception=True).warning("status: listing {} failed", what)
-        return [{"name": what, "status": "error", "error": "status unavailable"}]
-    if isinstance(items, Mapping):  # {name: {...}}
-        return [{"name": name, **as_dict(value)} for name, value in items.items()]
-    return [as_dict(item) for item in items or []]
+    return dict(item)
 
 
 def overall_status(health_status: str, mcp: list[dict[str, Any]]) -> str:
@@ -55,42 +53,66 @@ def overall_status(health_status: str, mcp: list[dict[str, Any]]) -> str:
     return "ok"
 
 
-async def build_status(
-    *, state: AppState, observability: Observability, version: str
-) -> dict[str, Any]:
-    """Everything the dashboard shows, as one JSON document."""
-    _, health = await system.health(state)
-    checks: dict[str, Any] = health["checks"]
-    # anonymous readers: endpoint URLs and errors only ever in their display form
-    mcp = redact_tree(await _describe(state.mcp, "status", "mcp"))
-    models = await _describe(state.models, "describe", "models")
-    database = {**checks["database"], "pool": metrics.pool_usage(state.engine)}
-    cluster = cluster_totals()
-    requests = observability.window.snapshot()
-    local = {
-        "active_streams": metrics.streams_active.value,
-        "active_generations": metrics.generations_active.value,
-        "tokens_streamed": metrics.tokens_streamed.total,
-    }
-    totals = {key: cluster[key] for key in local} if cluster else local
-    now = time.time()
-    return {
-        "status": overall_status(health["status"], mcp),
-        "version": version,
-        "environment": state.settings.environment.value,
-        "started_at": _iso(state.started_at),
-        "generated_at": _iso(now),
-        "uptime_s": round(now - state.started_at, 1),
-        "database": database,
-        "checks": {k: v for k, v in checks.items() if k != "database"},
-        "mcp": mcp,
-        "models": models,
-        "requests": requests,
-        **totals,
-        "process": observability.process_stats(),
-        "worker": {"pid": observability.process.pid, **local},
-        "cluster": cluster,
-    }
+@dataclass(frozen=True)
+class StatusReport:
+    """Builds the report from the parts it describes."""
+
+    health: SystemHealth
+    mcp: ServerStatusSource
+    models: ModelCatalog
+    engine: AsyncEngine
+    observability: Observability
+    environment: str
+    started_at: float
+
+    def _servers(self) -> list[dict[str, Any]]:
+        """The MCP servers; one `error` item when the pool cannot say."""
+        try:
+            return [as_dict(item) for item in self.mcp.status()]
+        except Exception:
+            logger.opt(exception=True).warning("status: listing mcp failed")
+            return [{"name": "mcp", "status": "error", "error": "status unavailable"}]
+
+    def _models(self) -> list[dict[str, Any]]:
+        """The models; one `error` item when the registry cannot say."""
+        try:
+            return [as_dict(item) for item in self.models.describe()]
+        except Exception:
+            logger.opt(exception=True).warning("status: listing models failed")
+            return [{"name": "models", "status": "error", "error": "status unavailable"}]
+
+    async def build(self, *, version: str) -> dict[str, Any]:
+        """Everything the dashboard shows, as one JSON document."""
+        _, health = await self.health.report()
+        checks: dict[str, Any] = health["checks"]
+        # anonymous readers: endpoint URLs and errors only ever in their display form
+        mcp = redact_tree(self._servers())
+        database = {**checks["database"], "pool": metrics.pool_usage(self.engine)}
+        cluster = cluster_totals()
+        local = {
+            "active_streams": metrics.streams_active.value,
+            "active_generations": metrics.generations_active.value,
+            "tokens_streamed": metrics.tokens_streamed.total,
+        }
+        totals = {key: cluster[key] for key in local} if cluster else local
+        now = time.time()
+        return {
+            "status": overall_status(health["status"], mcp),
+            "version": version,
+            "environment": self.environment,
+            "started_at": _iso(self.started_at),
+            "generated_at": _iso(now),
+            "uptime_s": round(now - self.started_at, 1),
+            "database": database,
+            "checks": {k: v for k, v in checks.items() if k != "database"},
+            "mcp": mcp,
+            "models": self._models(),
+            "requests": self.observability.window.snapshot(),
+            **totals,
+            "process": self.observability.process_stats(),
+            "worker": {"pid": self.observability.process.pid, **local},
+            "cluster": cluster,
+        }
 
 
 def _iso(timestamp: float) -> str:

@@ -3,53 +3,67 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 
-from app.state import AppState
+from app.core.config import Settings
+from app.core.ratelimit import RateLimiter
+from app.db.health import DatabaseHealth
 
 API_VERSION = "v1"
 
-
-async def check_database(state: AppState) -> dict[str, Any]:
-    """Run a short probe and time it; an answer within 1.5 s whatever the database does."""
-    return {**await state.db_health.check(), "backend": state.engine.dialect.name}
+# an optional part's check (MCP pool, ...): `{"status": "ok" | "disabled" | ..., ...}`
+HealthProbe = Callable[[], Awaitable[Mapping[str, object]]]
 
 
-async def check_redis(state: AppState) -> dict[str, Any]:
-    """Ping the shared Redis (rate limits, generation mirror, sync push) and time it."""
-    started = time.perf_counter()
-    if not await state.limiter.healthy():
-        return {"status": "error", "error": "unreachable"}
-    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+@dataclass(frozen=True)
+class SystemHealth:
+    """`/health` and `/health/ready`: the database, Redis when configured, optional parts."""
+
+    db_health: DatabaseHealth
+    backend: str  # the database dialect's name
+    limiter: RateLimiter
+    redis_configured: bool
+    probes: Mapping[str, HealthProbe]
+
+    async def check_database(self) -> dict[str, Any]:
+        """Run a short probe and time it; an answer within 1.5 s whatever the database does."""
+        return {**await self.db_health.check(), "backend": self.backend}
+
+    async def check_redis(self) -> dict[str, Any]:
+        """Ping the shared Redis (rate limits, generation mirror, sync push) and time it."""
+        started = time.perf_counter()
+        if not await self.limiter.healthy():
+            return {"status": "error", "error": "unreachable"}
+        return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+    async def report(self) -> tuple[int, dict[str, Any]]:
+        """Overall status: error (503) without the database, degraded when a part is down."""
+        checks: dict[str, Any] = {"database": await self.check_database()}
+        if self.redis_configured:  # configured but down: still serving, but "degraded"
+            checks["redis"] = await self.check_redis()
+        for name, probe in self.probes.items():
+            try:
+                checks[name] = await probe()
+            except Exception as exc:  # an optional part must never take health down with it
+                checks[name] = {"status": "error", "error": type(exc).__name__}
+        if checks["database"]["status"] != "ok":
+            return 503, {"status": "error", "checks": checks}
+        degraded = any(c.get("status") not in ("ok", "disabled") for c in checks.values())
+        return 200, {"status": "degraded" if degraded else "ok", "checks": checks}
 
 
-async def health(state: AppState) -> tuple[int, dict[str, Any]]:
-    """Overall status: error (503) without the database, degraded when an optional part is down."""
-    checks: dict[str, Any] = {"database": await check_database(state)}
-    if state.settings.redis_url:  # configured but down: still serving, but "degraded"
-        checks["redis"] = await check_redis(state)
-    for name, probe in state.health_probes.items():
-        try:
-            checks[name] = await probe()
-        except Exception as exc:  # an optional part must never take health down with it
-            checks[name] = {"status": "error", "error": type(exc).__name__}
-    if checks["database"]["status"] != "ok":
-        return 503, {"status": "error", "checks": checks}
-    degraded = any(c.get("status") not in ("ok", "disabled") for c in checks.values())
-    return 200, {"status": "degraded" if degraded else "ok", "checks": checks}
-
-
-def info(state: AppState, version: str) -> dict[str, Any]:
+def info(*, settings: Settings, capabilities: list[str], version: str) -> dict[str, Any]:
     """Name, versions, capabilities and limits a client can adapt to."""
-    settings = state.settings
     return {
         "name": "Vektor Backend",
         "version": version,
         "api_version": API_VERSION,
         "environment": settings.environment.value,
-        "capabilities": ["auth", "users", "preferences", *state.capabilities],
+        "capabilities": ["auth", "users", "preferences", *capabilities],
         "limits": {
             "max_message_chars": 32000,
             "max_concurrent_generations": settings.max_concurrent_generations,

@@ -25,11 +25,12 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from app.core import metrics
+from app.api import deps
 from app.core.config import Settings
 from app.db.migrate import upgrade_head
 from app.main import create_app
 from app.models import User
+from app.observability import metrics
 from test.conftest import make_settings, register_and_login
 from test.support.redis_server import private_redis_url
 
@@ -194,7 +195,6 @@ async def test_mcp_pool_numbers_become_counters(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     app, client = observed
-    state = app.state.vektor
     search, clock = f"search-{uuid.uuid4().hex[:6]}", f"time-{uuid.uuid4().hex[:6]}"
     # the shape McpPool.metrics_snapshot() returns (cumulative numbers per server) ...
     numbers = {"calls": 10, "errors": 2, "timeouts": 1, "failovers": 1, "latency_ms_sum": 1500.0}
@@ -207,7 +207,7 @@ async def test_mcp_pool_numbers_become_counters(
             clock: {"calls": 4, "errors": 0, "latency_s_sum": 0.4, "endpoints": endpoints},
         }
     )
-    saved, state.mcp = state.mcp, pool
+    app.dependency_overrides[deps.get_mcp_pool] = lambda: pool
     try:
         text = await scrape(client)
         assert sample(text, "vektor_mcp_calls_total", server=search) == 10
@@ -237,7 +237,7 @@ async def test_mcp_pool_numbers_become_counters(
             pool.snapshot = broken
             assert (await client.get("/metrics", headers=TOKEN_HEADERS)).status_code == 200
     finally:
-        state.mcp = saved
+        del app.dependency_overrides[deps.get_mcp_pool]
 
 
 def test_token_batch_costs_well_under_a_microsecond_per_token() -> None:

@@ -19,7 +19,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from app import __version__
-from app.core.request_window import RequestWindow, percentile
+from app.api import deps
+from app.observability.request_window import RequestWindow, percentile
 from test.api.test_metrics import offline_config, running
 from test.conftest import make_settings
 
@@ -120,11 +121,11 @@ class ModelInfo(BaseModel):
 
 @dataclass
 class FakeParts:
-    """Stands in for the MCP pool and the model registry (sync and async methods)."""
+    """Stands in for the MCP pool and the model registry."""
 
     servers: list[dict[str, Any]]
 
-    async def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[dict[str, Any]]:
         return self.servers
 
     def describe(self) -> list[ModelInfo]:
@@ -140,27 +141,34 @@ async def test_status_lists_mcp_servers_and_models(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     app, client = observed
-    state = app.state.vektor
-    saved = state.mcp, state.models
+    overrides = app.dependency_overrides
+
+    def use(mcp: Any, models: Any = None) -> None:
+        overrides[deps.get_mcp_pool] = lambda: mcp
+        if models is not None:
+            overrides[deps.get_models] = lambda: models
+
     healthy = {"name": "time", "transport": "stdio", "status": "healthy", "endpoints": []}
     down = {"name": "search", "transport": "streamable_http", "status": "down", "tools_count": 0}
     try:
-        state.mcp = state.models = FakeParts([healthy])
+        parts = FakeParts([healthy])
+        use(parts, parts)
         body = (await client.get("/api/status")).json()
         assert body["status"] == "ok"
         assert body["mcp"] == [healthy]
         assert body["models"][0] == {
             "id": "echo", "name": "Echo", "provider": "echo", "available": True, "default": True,
         }  # fmt: skip
-        state.mcp = FakeParts([healthy, down])
+        use(FakeParts([healthy, down]))
         body = (await client.get("/api/status")).json()
         assert body["status"] == "degraded"  # an optional part is down; still served
         assert [s["status"] for s in body["mcp"]] == ["healthy", "down"]
-        state.mcp = Broken()
+        use(Broken())
         body = (await client.get("/api/status")).json()
         assert body["mcp"][0]["status"] == "error"
     finally:
-        state.mcp, state.models = saved
+        overrides.pop(deps.get_mcp_pool, None)
+        overrides.pop(deps.get_models, None)
 
 
 async def test_status_and_metrics_show_a_real_mcp_server(

@@ -18,7 +18,7 @@ import httpx
 import jwt
 
 from app.core.config import Settings
-from app.core.logging import redact
+from app.observability.logging import redact
 from test.api.chat.helpers import Event, stream_chat, text_of
 from test.api.sync.test_stream import _frames, _next_event
 from test.api.test_logs_secrets import read_logs

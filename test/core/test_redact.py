@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.logging import redact
 from app.core.redact import display_url, redact_tree, redact_urls
+from app.observability.logging import redact
 
 CASES = [
     # (url, display form)

@@ -25,8 +25,9 @@ import pytest
 import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
-from app.core.observability import get_observability
+from app.api import deps
 from app.main import create_app
+from app.observability.runtime import get_observability
 from test.api.test_metrics import free_port, offline_config, wait_for
 from test.conftest import make_settings
 
@@ -153,12 +154,10 @@ def serve_dashboard(
     thread.start()
     try:
         wait_for(lambda: uv_server.started, 60, "uvicorn to start")
-        state = app.state.vektor
-        saved = state.mcp, state.models
-        state.mcp = state.models = parts
+        app.dependency_overrides[deps.get_mcp_pool] = lambda: parts
+        app.dependency_overrides[deps.get_models] = lambda: parts
         demo_traffic(app)
         yield f"http://127.0.0.1:{config.port}", app
-        state.mcp, state.models = saved  # the lifespan closes the real ones
     finally:
         uv_server.should_exit = True
         thread.join(timeout=30)

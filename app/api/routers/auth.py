@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
-from pydantic import ValidationError
+from fastapi import APIRouter, Body, Request, Response, status
 
 from app.api.deps import (
     AuthServiceDep,
     ClientInfoDep,
     CurrentPrincipal,
-    LimiterDep,
-    SettingsDep,
+    LoginCredentials,
     StreamTicketsDep,
 )
 from app.api.openapi import errors, schema_ref
-from app.core.errors import InvalidInput
-from app.core.json_input import loads_bounded
 from app.core.ratelimit import client_ip
 from app.schemas.auth import (
     IDENTIFIER_SCHEMA,
@@ -31,7 +26,6 @@ from app.schemas.auth import (
     StreamTicketRead,
     TokenPair,
 )
-from app.schemas.common import MAX_JSON_DEPTH
 from app.schemas.user import UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -56,12 +50,14 @@ _LOGIN_BODY: dict[str, Any] = {
         "application/json": {"schema": schema_ref(LoginRequest)},
     },
 }
-_LOGIN_ERRORS = errors(
+# the auth service applies the rate limits: 429 rate_limited, 503 rate_limit_unavailable
+RATE_LIMITED = errors(429, 503)
+_LOGIN_ERRORS = RATE_LIMITED | errors(
     (400, "`bad_request`: a form that cannot be parsed"),
     (401, "`invalid_credentials`: the same answer whether the account exists or not"),
     (422, "`validation_error`: neither a username (or email) and password form nor JSON"),
 )
-_TOKEN_ERRORS = errors(
+_TOKEN_ERRORS = RATE_LIMITED | errors(
     (
         401,
         "`invalid_token`, `token_expired`, `token_revoked`; `token_reused`: a spent refresh "
@@ -70,44 +66,15 @@ _TOKEN_ERRORS = errors(
 )
 
 
-async def read_login(request: Request) -> LoginRequest:
-    """Parse an OAuth2 password form or a JSON body into one login request."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            form = await request.form()
-            data: Any = {
-                key: form.get(key)
-                for key in ("username", "email", "password")
-                if isinstance(form.get(key), str)
-            }
-        else:
-            data = loads_bounded(await request.body() or b"null", max_depth=MAX_JSON_DEPTH)
-        return LoginRequest.model_validate(data)
-    except (ValidationError, ValueError) as exc:
-        raise InvalidInput(
-            "Send username (or email) and password as an OAuth2 form or a JSON object"
-        ) from exc
-
-
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=errors((409, "`email_taken` or `username_taken`")),
+    responses=RATE_LIMITED | errors((409, "`email_taken` or `username_taken`")),
 )
-async def register(
-    request: Request,
-    body: RegisterRequest,
-    auth: AuthServiceDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-) -> Any:
+async def register(request: Request, body: RegisterRequest, auth: AuthServiceDep) -> Any:
     """Create an account."""
-    await limiter.hit(
-        settings.rate_limit_register, "register", client_ip(request), fail_closed=True
-    )
-    return await auth.register(data=body)
+    return await auth.register(data=body, ip=client_ip(request))
 
 
 @router.post(
@@ -118,37 +85,23 @@ async def register(
 )
 async def login(
     request: Request,
-    credentials: Annotated[LoginRequest, Depends(read_login)],
+    credentials: LoginCredentials,
     auth: AuthServiceDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
     client: ClientInfoDep,
 ) -> Any:
     """Log in with username or email and password (OAuth2 form or JSON)."""
-    ip = client_ip(request)
-    await limiter.hit(settings.rate_limit_login_ip, "login-ip", ip, fail_closed=True)
-    account_limit = partial(
-        limiter.hit, settings.rate_limit_login_account, "login-account", ip, fail_closed=True
-    )
     return await auth.login(
         identifier=credentials.identifier,
         password=credentials.password,
         client=client,
-        account_limit=account_limit,
+        ip=client_ip(request),
     )
 
 
 @router.post("/refresh", response_model=TokenPair, responses=_TOKEN_ERRORS)
-async def refresh(
-    request: Request,
-    body: RefreshRequest,
-    auth: AuthServiceDep,
-    limiter: LimiterDep,
-    settings: SettingsDep,
-) -> Any:
+async def refresh(request: Request, body: RefreshRequest, auth: AuthServiceDep) -> Any:
     """Exchange a refresh token for a new pair (the old refresh token is spent)."""
-    await limiter.hit(settings.rate_limit_refresh, "refresh", client_ip(request), fail_closed=True)
-    return await auth.refresh(refresh_token=body.refresh_token)
+    return await auth.refresh(refresh_token=body.refresh_token, ip=client_ip(request))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

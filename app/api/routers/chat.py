@@ -16,12 +16,14 @@ from app.api.deps import (
     CurrentPrincipal,
     CurrentUser,
     HistoryServiceDep,
-    StateDep,
+    ModelsDep,
+    ShutdownDep,
     StreamUser,
 )
 from app.api.openapi import errors
-from app.core import metrics
 from app.core.errors import InvalidInput
+from app.core.shutdown import StreamShutdown
+from app.observability import metrics
 from app.schemas.chat import (
     ChatStreamRequest,
     ConversationPage,
@@ -32,7 +34,6 @@ from app.schemas.chat import (
 )
 from app.schemas.common import Text
 from app.services.chat.events import shutdown_frame
-from app.state import AppState
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
@@ -60,16 +61,16 @@ async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         metrics.streams_active.dec()
 
 
-def _sse(state: AppState, body: AsyncIterator[bytes], *, after: int) -> StreamingResponse:
+def _sse(shutdown: StreamShutdown, body: AsyncIterator[bytes], *, after: int) -> StreamingResponse:
     """A chat stream that ends with `error` `server_shutdown` if the server stops first."""
-    guarded = state.shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
+    guarded = shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
     return StreamingResponse(_tracked(guarded), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(state: StateDep, _user: CurrentUser) -> Any:
+async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
     """The models a client may choose, with availability and the default."""
-    return {"items": state.models.describe()}
+    return {"items": models.describe()}
 
 
 @router.post(
@@ -89,11 +90,11 @@ async def stream_answer(
     body: ChatStreamRequest,
     principal: CurrentPrincipal,
     chat: ChatServiceDep,
-    state: StateDep,
+    shutdown: ShutdownDep,
 ) -> StreamingResponse:
     """Send a message and stream the answer as Server-Sent Events."""
     message_id = await chat.start(user=principal.user, preferences=principal.preferences, body=body)
-    return _sse(state, state.generations.follow(message_id=message_id, last_event_id=0), after=0)
+    return _sse(shutdown, chat.follow(message_id=message_id), after=0)
 
 
 @router.post(
@@ -117,7 +118,7 @@ async def reattach_answer(
     message_id: uuid.UUID,
     user: StreamUser,
     chat: ChatServiceDep,
-    state: StateDep,
+    shutdown: ShutdownDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[int | None, Query(ge=0)] = None,
 ) -> StreamingResponse:
@@ -131,7 +132,7 @@ async def reattach_answer(
         if after < 0:
             raise InvalidInput("Last-Event-ID must not be negative")
     body = await chat.attach(user=user, message_id=message_id, last_event_id=after)
-    return _sse(state, body, after=after)
+    return _sse(shutdown, body, after=after)
 
 
 @router.get(

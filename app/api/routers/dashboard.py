@@ -2,50 +2,24 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.api.deps import StateDep, get_admin_user, get_principal, oauth2_scheme
-from app.api.openapi import answers
-from app.core import metrics
-from app.core.observability import Observability, get_observability
-from app.services import status as status_service
+from app.api.deps import (
+    EngineDep,
+    McpPoolDep,
+    MetricsReader,
+    ObservabilityDep,
+    StatusReportDep,
+)
+from app.observability import metrics
 from app.web import dashboard_html, html_security_headers
 
 router = APIRouter(tags=["system"])
-
-
-async def observability_dep(request: Request) -> Observability:
-    """The app's request window and samplers."""
-    return get_observability(request.app)
-
-
-ObservabilityDep = Annotated[Observability, Depends(observability_dep)]
-
-
-@answers(401, 403, 503)
-async def require_metrics_reader(
-    request: Request,
-    state: StateDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> None:
-    """Let through `METRICS_TOKEN` (compared in constant time) or an admin's access token."""
-    expected = state.settings.metrics_token
-    if token and expected is not None:
-        wanted = expected.get_secret_value().encode()
-        if wanted and hmac.compare_digest(token.encode(), wanted):
-            return
-    principal = await get_principal(request, state, token)  # 401 when missing or invalid
-    await get_admin_user(principal.user)  # 403 for everyone else
-
-
-MetricsReader = Annotated[None, Depends(require_metrics_reader)]
 
 
 def prefers_html(accept: str) -> bool:
@@ -78,14 +52,12 @@ def dashboard_response() -> HTMLResponse:
     responses={200: {"content": {"application/json": {}, "text/html": {}}}},
     response_class=JSONResponse,
 )
-async def status(request: Request, state: StateDep, observability: ObservabilityDep) -> Response:
+async def status(request: Request, report: StatusReportDep) -> Response:
     """Service status as JSON, or the dashboard for `Accept: text/html`."""
     if prefers_html(request.headers.get("accept", "")):
         response: Response = dashboard_response()
     else:
-        body = await status_service.build_status(
-            state=state, observability=observability, version=__version__
-        )
+        body = await report.build(version=__version__)
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
     response.headers["Vary"] = "Accept"
     return response
@@ -103,9 +75,9 @@ async def dashboard() -> HTMLResponse:
     responses={200: {"description": "Prometheus text format"}},
 )
 async def prometheus_metrics(
-    state: StateDep, observability: ObservabilityDep, _reader: MetricsReader
+    engine: EngineDep, observability: ObservabilityDep, mcp: McpPoolDep, _reader: MetricsReader
 ) -> Response:
     """Prometheus metrics of every worker (admins or METRICS_TOKEN)."""
-    await observability.refresh(state)
+    await observability.refresh(engine=engine, mcp=mcp)
     payload, content_type = await run_in_threadpool(metrics.render_metrics)
     return Response(payload, media_type=content_type, headers={"Cache-Control": "no-store"})

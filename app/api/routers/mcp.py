@@ -2,60 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Response, status
 
-from app.api.deps import AdminUser
-from app.api.openapi import answers
-from app.core.errors import NotFound, ServiceUnavailable
+from app.api.deps import AdapterToolsDep, AdminUser, McpPoolDep
+from app.core.errors import NotFound
 from app.core.redact import redact_tree
-from app.services.mcp import McpPool
-
-
-class McpEndpointRead(BaseModel):
-    """One replica of a server."""
-
-    target: str
-    healthy: bool
-    in_flight: int
-    last_error: str | None
-    latency_ms: float | None
-
-
-class McpServerRead(BaseModel):
-    """A configured server and the state of its replicas."""
-
-    name: str
-    transport: str
-    status: Literal["healthy", "degraded", "down", "disabled"]
-    endpoints: list[McpEndpointRead]
-    tools_count: int
-
-
-class McpToolRead(BaseModel):
-    """A tool as the model sees it."""
-
-    server: str
-    name: str
-    qualified_name: str
-    description: str
-    input_schema: dict[str, Any]
-    available: bool
-    kind: str
-
-
-@answers(503)
-async def get_mcp_pool(request: Request) -> McpPool:
-    """The lifespan-owned MCP pool."""
-    pool: McpPool | None = getattr(request.app.state.vektor, "mcp", None)
-    if pool is None:
-        raise ServiceUnavailable("The MCP pool is not running")
-    return pool
-
-
-McpPoolDep = Annotated[McpPool, Depends(get_mcp_pool)]
+from app.schemas.mcp import McpServerRead, McpToolRead
 
 router = APIRouter(prefix="/mcp", tags=["mcp"])
 
@@ -67,10 +21,9 @@ async def list_servers(_admin: AdminUser, pool: McpPoolDep) -> Any:
 
 
 @router.get("/tools", response_model=list[McpToolRead])
-async def list_tools(_admin: AdminUser, pool: McpPoolDep, request: Request) -> Any:
+async def list_tools(_admin: AdminUser, pool: McpPoolDep, adapters: AdapterToolsDep) -> Any:
     """Every known tool, including those of servers that are down right now."""
-    adapters = getattr(request.app.state.vektor, "adapters", None)  # kind "adapter"
-    return [*pool.tools(include_unavailable=True), *(adapters.tools_info() if adapters else [])]
+    return [*pool.tools(include_unavailable=True), *adapters.tools_info()]
 
 
 @router.post(

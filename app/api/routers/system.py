@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app import __version__
-from app.api.deps import StateDep
+from app.api.deps import CapabilitiesDep, SettingsDep, SystemHealthDep
+from app.schemas.system import HealthReport, ReadyReport
 from app.services import system
 
 router = APIRouter(tags=["system"])
-
-
-class HealthReport(BaseModel):
-    """`/health`: the overall status and one check per part."""
-
-    status: Literal["ok", "degraded", "error"]
-    checks: dict[str, dict[str, Any]]
-
-
-class ReadyReport(BaseModel):
-    """`/health/ready`: whether the database answers."""
-
-    status: Literal["ok", "error"]
-    database: dict[str, Any]
 
 
 def _unhealthy(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
@@ -35,9 +22,9 @@ def _unhealthy(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 
 
 @router.get("/health", response_model=HealthReport, responses=_unhealthy(HealthReport))
-async def health(state: StateDep) -> JSONResponse:
+async def health(checks: SystemHealthDep) -> JSONResponse:
     """Liveness of the service and its parts (503 when the database is unreachable)."""
-    status_code, body = await system.health(state)
+    status_code, body = await checks.report()
     return JSONResponse(body, status_code=status_code)
 
 
@@ -48,17 +35,17 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/health/ready", response_model=ReadyReport, responses=_unhealthy(ReadyReport))
-async def ready(state: StateDep) -> JSONResponse:
+async def ready(checks: SystemHealthDep) -> JSONResponse:
     """Ready to take traffic: the database answers."""
-    db = await system.check_database(state)
+    db = await checks.check_database()
     ok = db["status"] == "ok"
     return JSONResponse({"status": "ok" if ok else "error", "database": db}, 200 if ok else 503)
 
 
 @router.get("/api/info")
-async def info(state: StateDep) -> dict[str, Any]:
+async def info(settings: SettingsDep, capabilities: CapabilitiesDep) -> dict[str, Any]:
     """Name, version, capabilities and limits."""
-    return system.info(state, __version__)
+    return system.info(settings=settings, capabilities=capabilities, version=__version__)
 
 
 @router.get("/api/endpoints")

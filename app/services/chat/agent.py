@@ -15,9 +15,9 @@ from typing import Any
 
 from loguru import logger
 
-from app.core import metrics
 from app.core.text import storable
 from app.db.base import utcnow
+from app.observability import metrics
 from app.services.chat.registry import Generation, GenerationRegistry
 from app.services.chat.store import TurnIds, TurnStore, make_title
 from app.services.chat.tools import ToolExecutor

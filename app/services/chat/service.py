@@ -8,7 +8,11 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
 from app.core.errors import BadRequest, NotFound, RateLimited
+from app.core.ratelimit import RateLimiter
 from app.models import Message, User
 from app.repositories.conversations import ConversationRepository
 from app.schemas.chat import ChatStreamRequest
@@ -16,11 +20,14 @@ from app.schemas.user import Preferences
 from app.services.chat.agent import AgentRun, TurnRequest
 from app.services.chat.events import encode_frame
 from app.services.chat.history import replay
+from app.services.chat.pending import PendingWrites
+from app.services.chat.registry import GenerationRegistry
 from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
+from app.services.chat.tools import ToolExecutor
+from app.services.chat.writer import TurnWriter
 from app.services.llm import ChatMessage, ModelConfig, ToolSpec, fit_to_context
 from app.services.llm.registry import ModelRegistry
-from app.state import AppState
 
 
 class ChatService:
@@ -30,22 +37,40 @@ class ChatService:
     finished answer): a new conversation's first token needs none, and a stream must never
     hold one open."""
 
-    def __init__(self, *, state: AppState) -> None:
-        self.state = state
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        limiter: RateLimiter,
+        session_factory: async_sessionmaker[AsyncSession],
+        models: ModelRegistry,
+        tools: ToolExecutor,
+        generations: GenerationRegistry,
+        writer: TurnWriter,
+        pending: PendingWrites,
+    ) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.session_factory = session_factory
+        self.models = models
+        self.tools = tools
+        self.generations = generations
+        self.writer = writer
+        self.pending = pending
 
     async def start(
         self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
     ) -> uuid.UUID:
         """Start a generation and return its assistant message id (errors are raised first)."""
-        settings, generations = self.state.settings, self.state.generations
-        await self.state.limiter.hit(settings.rate_limit_chat, "chat", str(user.id))
+        settings, generations = self.settings, self.generations
+        await self.limiter.hit(settings.rate_limit_chat, "chat", str(user.id))
         prefs = Preferences.model_validate(preferences or {})
         model = self._resolve_model(requested=body.model, preferred=prefs.default_model)
         history: list[ChatMessage] = []
         conversation_id = body.conversation_id
         make_title = conversation_id is None
         if conversation_id is not None:
-            async with self.state.session_factory() as session:
+            async with self.session_factory() as session:
                 conversations = ConversationRepository(session)
                 conversation = await conversations.get_for_user(
                     user_id=user.id, conversation_id=conversation_id
@@ -79,7 +104,7 @@ class ChatService:
                 new_conversation=body.conversation_id is None,
                 text=body.message,
                 model=model,
-                fallbacks=[m for f in model.fallbacks if (m := self.state.models.get(f))],
+                fallbacks=[m for f in model.fallbacks if (m := self.models.get(f))],
                 messages=messages,
                 tools=self._tools(model=model, prefs=prefs, requested=body.tools),
                 temperature=body.temperature if body.temperature is not None else model.temperature,
@@ -88,9 +113,9 @@ class ChatService:
             ),
             gen=gen,
             generations=generations,
-            models=self.state.models,
-            tools=self.state.tools,
-            store=TurnStore(writer=self.state.turn_writer, pending=self.state.pending_writes),
+            models=self.models,
+            tools=self.tools,
+            store=TurnStore(writer=self.writer, pending=self.pending),
             max_tool_rounds=settings.max_tool_rounds,
             max_duration_s=settings.max_generation_seconds,
         )
@@ -98,7 +123,7 @@ class ChatService:
         return ids.message_id
 
     def _resolve_model(self, *, requested: str | None, preferred: str | None) -> ModelConfig:
-        models: ModelRegistry = self.state.models
+        models = self.models
         if requested is not None:
             model = models.get(requested)
             if model is None or not models.is_available(requested):
@@ -124,12 +149,16 @@ class ChatService:
             servers = set(requested) if servers is None else servers & set(requested)
         return [
             ToolSpec(name=t.qualified_name, description=t.description, input_schema=t.input_schema)
-            for t in self.state.tools.available(servers=servers)
+            for t in self.tools.available(servers=servers)
         ]
+
+    def follow(self, *, message_id: uuid.UUID) -> AsyncIterator[bytes]:
+        """The events of a generation this service just started, from the first."""
+        return self.generations.follow(message_id=message_id, last_event_id=0)
 
     async def cancel(self, *, user: User, message_id: uuid.UUID) -> None:
         """Stop a running generation of this user (from any device)."""
-        if not await self.state.generations.cancel(message_id=message_id, user_id=user.id):
+        if not await self.generations.cancel(message_id=message_id, user_id=user.id):
             raise NotFound("No running answer with this id")
 
     async def attach(
@@ -137,7 +166,7 @@ class ChatService:
     ) -> AsyncIterator[bytes]:
         """The events after `last_event_id`, live; when they cannot be replayed exactly, a
         snapshot of the message first (a saved answer whose log is gone: snapshot + outcome)."""
-        generations = self.state.generations
+        generations = self.generations
         owned = await generations.owner_known(message_id=message_id, user_id=user.id)
         if owned is False:
             raise NotFound("No answer with this id")
@@ -158,7 +187,7 @@ class ChatService:
 
     async def _saved(self, *, user_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
         """The user's assistant message, if it exists."""
-        async with self.state.session_factory() as session:
+        async with self.session_factory() as session:
             message = await ConversationRepository(session).get_message_for_user(
                 user_id=user_id, message_id=message_id
             )

@@ -6,32 +6,42 @@ from collections.abc import AsyncIterator
 
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import Conflict
+from app.core.shutdown import StreamShutdown
 from app.models import User
 from app.schemas.sync import ImportResult, SyncChanges
 from app.services.auth import Principal
+from app.services.revocations import SessionRevocations
 from app.services.sync.export import export_document
 from app.services.sync.feed import read_changes
 from app.services.sync.restore import BackupImporter, parse_document, read_limited
 from app.services.sync.runtime import SyncRuntime
 from app.services.sync.stream import change_stream, shutdown_frame
-from app.state import AppState
 
 
 class SyncService:
     """Owns the transaction of each sync use case."""
 
-    def __init__(self, *, session: AsyncSession, state: AppState) -> None:
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        session_factory: async_sessionmaker[AsyncSession],
+        runtime: SyncRuntime,
+        revocations: SessionRevocations,
+        shutdown: StreamShutdown,
+        ping_s: float,
+        max_import_bytes: int,
+    ) -> None:
         self.session = session
-        self.state = state
-
-    @property
-    def runtime(self) -> SyncRuntime:
-        """The lifespan-owned hub and pruner."""
-        runtime: SyncRuntime = self.state.sync
-        return runtime
+        self.session_factory = session_factory
+        self.runtime = runtime  # the lifespan-owned hub and pruner
+        self.revocations = revocations
+        self.shutdown = shutdown
+        self.ping_s = ping_s
+        self.max_import_bytes = max_import_bytes
 
     async def changes(self, *, user: User, since: str | None, limit: int) -> SyncChanges:
         """One page of the user's changes after `since`."""
@@ -42,25 +52,23 @@ class SyncService:
         server shuts down: then `error` `server_shutdown` at once, nothing is lost)."""
         stream = change_stream(
             hub=self.runtime.hub,
-            revocations=self.state.revocations,
-            factory=self.state.session_factory,
+            revocations=self.revocations,
+            factory=self.session_factory,
             user_id=principal.user.id,
             session_id=principal.session_id,
-            ping_s=self.state.settings.sse_ping_seconds,
+            ping_s=self.ping_s,
         )
-        return self.state.shutdown.guard(stream, terminal=shutdown_frame, at_once=True)
+        return self.shutdown.guard(stream, terminal=shutdown_frame, at_once=True)
 
     def export(self, *, user: User) -> AsyncIterator[bytes]:
         """The backup document of the caller's account, streamed."""
-        return export_document(factory=self.state.session_factory, user_id=user.id)
+        return export_document(factory=self.session_factory, user_id=user.id)
 
     async def import_backup(
         self, *, user: User, body: AsyncIterator[bytes], declared_length: str | None
     ) -> ImportResult:
         """Restore a backup into the caller's account in one transaction."""
-        raw = await read_limited(
-            body, limit=self.state.settings.max_import_bytes, declared=declared_length
-        )
+        raw = await read_limited(body, limit=self.max_import_bytes, declared=declared_length)
         doc = await to_thread.run_sync(parse_document, raw)
         del raw
         try:

@@ -14,6 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from httpx_sse import aconnect_sse
 
+from app.api import deps
 from app.main import create_app
 from test.api.chat.stubs import StubTools
 from test.conftest import make_settings, serve_app
@@ -66,12 +67,12 @@ def text_of(events: list[Event]) -> str:
 
 
 @pytest.fixture
-def stub_tools(state: Any) -> Iterator[StubTools]:
-    """Swap the app's tool source for a recording stub during one test."""
+def stub_tools(app: Any) -> Iterator[StubTools]:
+    """Give chat a recording stub as its tool source during one test."""
     stub = StubTools(delay=0.05)
-    previous, state.tools = state.tools, stub
+    app.dependency_overrides[deps.get_tools] = lambda: stub
     yield stub
-    state.tools = previous
+    del app.dependency_overrides[deps.get_tools]
 
 
 @pytest.fixture

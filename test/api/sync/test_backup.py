@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from app.api import deps
 from app.repositories.backups import BackupRepository
 from app.state import AppState
 from test.api.chat.helpers import stream_chat
@@ -160,10 +161,18 @@ async def test_invalid_documents_name_the_bad_field(client: httpx.AsyncClient, a
     assert (await client.get("/sync/export")).status_code == 401
 
 
+@pytest.fixture
+def small_imports(app: Any, state: AppState) -> Iterator[None]:
+    """MAX_IMPORT_BYTES=1024 for this test."""
+    small = state.settings.model_copy(update={"max_import_bytes": 1024})
+    app.dependency_overrides[deps.get_settings_dep] = lambda: small
+    yield
+    del app.dependency_overrides[deps.get_settings_dep]
+
+
 async def test_size_limit_is_checked_while_reading(
-    client: httpx.AsyncClient, alice: dict, state: AppState, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, alice: dict, small_imports: None
 ) -> None:
-    monkeypatch.setattr(state.settings, "max_import_bytes", 1024)
     h = alice["headers"]
     big = json.dumps({"format": "vektor-backup", "pad": "x" * 4000}).encode()
     declared = await _import(client, h, big)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from app.api import deps
 from app.state import AppState
 from test.api.chat.helpers import stream_chat
 from test.api.sync.helpers import Replica, server_state
@@ -41,10 +42,13 @@ async def _next_event(
 
 
 @pytest.fixture
-def fast_pings(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+def fast_pings(app: Any, state: AppState, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Pings every 0.2 s and session checks every 0.3 s for this test."""
-    monkeypatch.setattr(state.settings, "sse_ping_seconds", 0.2)
+    fast = state.settings.model_copy(update={"sse_ping_seconds": 0.2})
+    app.dependency_overrides[deps.get_settings_dep] = lambda: fast
     monkeypatch.setattr("app.services.sync.stream.REVALIDATE_S", 0.3)
+    yield
+    del app.dependency_overrides[deps.get_settings_dep]
 
 
 async def test_stream_pushes_each_change_and_pings(

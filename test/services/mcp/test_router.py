@@ -17,11 +17,14 @@ from test.services.mcp.conftest import FAST, PoolFactory, eventually, stdio_comm
 
 
 def build_app(pool: McpPool | None) -> FastAPI:
-    """The router alone, with the pool where the lifespan would put it."""
+    """The router alone, given the pool (and no adapters) the lifespan would start."""
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(mcp_router.router)
-    app.state.vektor = SimpleNamespace(mcp=pool)
+    if pool is not None:
+        app.dependency_overrides[deps.get_state] = lambda: SimpleNamespace()  # no lifespan
+        app.dependency_overrides[deps.get_mcp_pool] = lambda: pool
+        app.dependency_overrides[deps.get_adapter_tools] = lambda: SimpleNamespace(tools_info=list)
     return app
 
 

@@ -7,7 +7,7 @@ their gauges dropped). Without that variable the process-local default registry 
 
 Hot-path helpers: `streams_active.track()`, `generations_active.track()`, `add_tokens(n)`
 (or a `TokenBatch` per generation: a plain integer add per token), `observe_llm(...)`.
-The MCP pool's own numbers are read from its snapshot by `app.core.mcp_metrics`.
+The MCP pool's own numbers are read from its snapshot by `app.observability.mcp_metrics`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
-from app.core.request_window import method_label
+from app.observability.request_window import method_label
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LLM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -204,22 +206,18 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     HTTP_DURATION.labels(*labels).observe(seconds)
 
 
-def pool_usage(engine: Any) -> dict[str, int | None]:
-    """Size and checked-out connections of an engine's pool (None where the pool has none)."""
-    pool = getattr(getattr(engine, "sync_engine", engine), "pool", None)
-    usage: dict[str, int | None] = {}
-    for key, method in (
-        ("size", "size"),
-        ("checked_out", "checkedout"),
-        ("checked_in", "checkedin"),
-        ("overflow", "overflow"),
-    ):
-        getter = getattr(pool, method, None)
-        try:
-            usage[key] = max(0, int(getter())) if callable(getter) else None
-        except Exception:  # a pool class without that notion
-            usage[key] = None
-    return usage
+def pool_usage(engine: AsyncEngine) -> dict[str, int | None]:
+    """Size and checked-out connections of an engine's pool (None where the pool has none:
+    SQLite's single-connection and null pools)."""
+    pool = engine.sync_engine.pool
+    if not isinstance(pool, QueuePool):
+        return dict.fromkeys(("size", "checked_out", "checked_in", "overflow"))
+    return {
+        "size": max(0, pool.size()),
+        "checked_out": max(0, pool.checkedout()),
+        "checked_in": max(0, pool.checkedin()),
+        "overflow": max(0, pool.overflow()),
+    }
 
 
 def set_pool_gauges(usage: Mapping[str, int | None]) -> None:

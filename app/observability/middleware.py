@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: request ids, one access-log line per request (streams included), CORS."""
+"""Pure-ASGI middleware: request ids, one access-log line per request (streams included)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
-from starlette.datastructures import Headers
-from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.core.errors import error_body
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_logger = logger.bind(channel="api")
@@ -79,28 +74,6 @@ class RequestContextMiddleware:
         )
         for observe in self.observers:
             observe(scope["method"], template, status, elapsed)
-
-
-class JsonCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, but a rejected preflight answers `{detail, code: cors_rejected}`."""
-
-    def preflight_response(self, request_headers: Headers) -> Response:
-        """Starlette's preflight answer; a rejection (plain text 400) becomes the JSON error."""
-        response = super().preflight_response(request_headers)
-        if response.status_code < 400:
-            return response
-        # Starlette says "Disallowed CORS origin, method, headers"; keep which parts failed
-        failed = bytes(response.body).decode().removeprefix("Disallowed CORS ").strip()
-        detail = (
-            f"CORS preflight rejected: {failed or 'request'} not allowed "
-            "(the origin must be listed in BACKEND_CORS_ORIGINS)"
-        )
-        headers = {
-            key: value
-            for key, value in response.headers.items()
-            if key.lower() not in ("content-type", "content-length")
-        }
-        return JSONResponse(error_body(detail, "cors_rejected"), response.status_code, headers)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -5,7 +5,7 @@ the line all sinks write (`_patch`). One process (`python main.py`, tests) write
 through enqueued sinks, so writing never blocks the event loop. Under gunicorn the master
 owns the files (`start_worker_relay`): right after each fork the worker's sinks are replaced
 by one that relays its rendered lines to the master over a Unix datagram socket
-(`app.core.log_relay`), so one process rotates each file and a killed worker holds no lock
+(`app.observability.log_relay`), so one process rotates each file and a killed worker holds no lock
 that another process could wait on.
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 from loguru import logger
 
 from app.core.config import LogFormat, Settings
-from app.core.log_relay import LogRelay, RelayedLine
 from app.core.redact import redact_urls
+from app.observability.log_relay import LogRelay, RelayedLine
 
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[REDACTED]"),

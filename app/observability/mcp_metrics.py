@@ -1,8 +1,9 @@
 """Turns the MCP pool's `metrics_snapshot()` into Prometheus counters and gauges.
 
-Expected shape (code defensively: the pool may change): `{server: {"calls", "errors",
-"timeouts", "failovers", "latency_ms_sum", "latency_count", "replicas": {target:
-{"circuit": "closed" | "half_open" | "open", ...}}}}`; lists of `{"name": ...}` also work.
+The source is typed (`runtime.McpMetricsSource`); its snapshot is data, read defensively:
+`{server: {"calls", "errors", "timeouts", "failovers", "latency_ms_sum", "latency_count",
+"replicas": {target: {"circuit": "closed" | "half_open" | "open", ...}}}}` (what
+`McpPool.metrics_snapshot()` returns); lists of `{"name": ...}` also work.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from app.core.metrics import (
+from app.core.redact import display_url
+from app.observability.metrics import (
     MCP_CALLS,
     MCP_CIRCUIT,
     MCP_ERRORS,
@@ -20,7 +22,6 @@ from app.core.metrics import (
     MCP_TIMED,
     MCP_TIMEOUTS,
 )
-from app.core.redact import display_url
 
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 
@@ -41,7 +42,7 @@ class McpCounters:
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], float] = {}
 
-    def publish(self, snapshot: Any) -> None:
+    def publish(self, snapshot: object) -> None:
         """Add what changed since the previous snapshot; set each server's circuit state."""
         for server, entry in _servers(snapshot):
             for field, counter, keys, scale in self.FIELDS:
@@ -62,7 +63,7 @@ class McpCounters:
                     MCP_REPLICA_CIRCUIT.labels(server, display_url(replica)).set(replica_level)
 
 
-def _servers(snapshot: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def _servers(snapshot: object) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(name, numbers) pairs from `{name: {...}}` or `[{"name": ..., ...}]`."""
     if isinstance(snapshot, Mapping):
         for name, entry in snapshot.items():

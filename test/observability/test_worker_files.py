@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from app.core import metrics
-from app.core.metrics import WorkerFilesCollector
+from app.observability import metrics
+from app.observability.metrics import WorkerFilesCollector
 
 
 def _counter_file(directory: Path, pid: int, value: float) -> None:
