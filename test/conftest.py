@@ -21,9 +21,10 @@ from app.core.config import Settings
 from app.db.base import Base
 from app.main import create_app
 from app.state import AppState
+from test.support.apps import REPO_CONFIG, make_settings, serve_app
+from test.support.auth import register_and_login
 from test.support.databases import private_database
-
-TEST_PASSWORD = "correct horse battery"
+from test.support.pg_cluster import PgCluster, private_cluster
 
 
 @pytest.fixture(scope="session")
@@ -40,23 +41,6 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-def make_settings(database_url: str, log_dir: Path, **overrides: Any) -> Settings:
-    """Settings for tests: fast bcrypt, temp dirs, the repository's config."""
-    values: dict[str, Any] = {
-        "environment": "test",
-        "database_url": database_url,
-        "secret_key": "test-secret-key-" + "x" * 40,
-        "bcrypt_rounds": 4,
-        "log_dir": log_dir,
-        "log_level": "DEBUG",
-        "data_dir": log_dir.parent / "data",
-        "redis_url": None,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-REPO_CONFIG = Path(__file__).resolve().parents[1] / "config"
 FAKE_OPENAI_KEY = "sk-test-openai-" + "k" * 24
 FAKE_ANTHROPIC_KEY = "sk-ant-test-" + "k" * 24
 
@@ -170,30 +154,11 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@asynccontextmanager
-async def serve_app(application: Any, *, access_log: bool = False) -> AsyncIterator[str]:
-    """Serve an already-started app with a real uvicorn on a loopback port (true streaming,
-    real disconnects; httpx's ASGITransport buffers whole responses)."""
-    import asyncio
-    import socket
-
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(application, lifespan="off", log_config=None, access_log=access_log)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster of the module's own, to stop and start (skips where none can run)."""
+    with private_cluster() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -259,23 +224,6 @@ async def live(live_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the shared app over a real socket."""
     async with httpx.AsyncClient(base_url=live_url, timeout=30) as c:
         yield c
-
-
-async def register_and_login(
-    client: httpx.AsyncClient, name: str = "alice", password: str = TEST_PASSWORD
-) -> dict[str, Any]:
-    """Create a user and log in; returns the token pair plus `headers` and `user`."""
-    response = await client.post(
-        "/auth/register",
-        json={"email": f"{name}@example.com", "username": name, "password": password},
-    )
-    assert response.status_code == 201, response.text
-    login = await client.post("/auth/login", json={"username": name, "password": password})
-    assert login.status_code == 200, login.text
-    tokens: dict[str, Any] = login.json()
-    tokens["headers"] = {"Authorization": f"Bearer {tokens['access_token']}"}
-    tokens["user"] = response.json()
-    return tokens
 
 
 @pytest.fixture

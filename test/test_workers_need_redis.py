@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test.support.redis_server import free_port
+from test.support.net import free_port
 from test.support.server import running_server
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,24 +21,16 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from loguru import logger
-from sqlalchemy import update
 
 from app.main import create_app
-from app.models import User
-from test.api.chat.helpers import stream_chat
-from test.conftest import TEST_PASSWORD, make_settings, register_and_login, serve_app
-from test.support.pg_cluster import PgCluster, private_cluster
+from test.support.apps import make_settings, serve_app
+from test.support.auth import TEST_PASSWORD, make_admin, register_and_login
+from test.support.pg_cluster import PgCluster
+from test.support.sse import stream_chat
 
 DB_TIMEOUT = 2.0
 MARGIN = 1.5  # scheduling on a loaded machine; a hang or a retry loop would be far over
 HEALTH_LIMIT = 2.0
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """A PostgreSQL cluster of this module's own."""
-    with private_cluster() as running:
-        yield running
 
 
 @asynccontextmanager
@@ -64,10 +56,7 @@ async def _app(database_url: str, log_dir: Path, config_dir: Path) -> AsyncItera
 async def _world(client: httpx.AsyncClient, state: Any) -> dict[str, Any]:
     """A user (admin) with a conversation, before the outage."""
     alice = await register_and_login(client, "alice")
-    async with state.engine.begin() as conn:
-        await conn.execute(
-            update(User).where(User.id == uuid.UUID(alice["user"]["id"])).values(is_admin=True)
-        )
+    await make_admin(state, alice["user"]["id"])
     events = await stream_chat(client, alice["headers"], message="hello")
     start = next(e.data for e in events if e.name == "start")
     alice["conversation_id"] = start["conversation_id"]

@@ -7,20 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 
-from app.models import User
-from test.conftest import register_and_login
-
-
-async def _make_admin(state: Any, user_id: str) -> None:
-    import uuid
-
-    async with state.session_factory() as session:
-        await session.execute(
-            update(User).where(User.id == uuid.UUID(user_id)).values(is_admin=True)
-        )
-        await session.commit()
+from test.support.auth import make_admin, register_and_login
 
 
 async def test_mcp_routes_are_admin_only(
@@ -34,7 +22,7 @@ async def test_mcp_routes_are_admin_only(
     assert reconnect.status_code == 403
 
     admin = await register_and_login(client, "root")
-    await _make_admin(state, admin["user"]["id"])
+    await make_admin(state, admin["user"]["id"])
     servers = await client.get("/mcp/servers", headers=admin["headers"])
     assert servers.status_code == 200 and isinstance(servers.json(), list)
     tools = await client.get("/mcp/tools", headers=admin["headers"])
@@ -52,7 +40,7 @@ async def test_health_is_degraded_while_an_mcp_server_is_down(
     from asgi_lifespan import LifespanManager
 
     from app.main import create_app
-    from test.conftest import REPO_CONFIG, make_settings
+    from test.support.apps import REPO_CONFIG, make_settings
 
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))

@@ -18,8 +18,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from app.main import create_app
-from test.api.test_auth import assert_error
-from test.conftest import TEST_PASSWORD, make_settings
+from test.support.apps import make_settings
+from test.support.assertions import assert_error
+from test.support.auth import TEST_PASSWORD
 
 
 @pytest.fixture

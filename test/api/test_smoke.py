@@ -25,7 +25,7 @@ async def test_first_start_creates_the_sqlite_directory(tmp_path, log_dir, confi
     from asgi_lifespan import LifespanManager
 
     from app.main import create_app
-    from test.conftest import make_settings
+    from test.support.apps import make_settings
 
     target = tmp_path / "fresh" / "data" / "vektor.db"
     application = create_app(

@@ -20,8 +20,7 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.core.request_window import RequestWindow, percentile
-from test.api.test_metrics import offline_config, running
-from test.conftest import make_settings
+from test.support.apps import make_settings, offline_config, running
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ALLOWED_ORIGIN = "https://app.example.com"

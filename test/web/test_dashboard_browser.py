@@ -27,8 +27,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from app.core.observability import get_observability
 from app.main import create_app
-from test.api.test_metrics import free_port, offline_config, wait_for
-from test.conftest import make_settings
+from test.support.apps import make_settings, offline_config
+from test.support.net import free_port
+from test.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER_FLAGS = [

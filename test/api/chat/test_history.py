@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from test.api.chat.helpers import stream_chat
+from test.support.sse import stream_chat
 
 
 async def _chat(client: httpx.AsyncClient, headers: dict, text: str) -> str:

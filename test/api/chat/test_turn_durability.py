@@ -29,8 +29,9 @@ from sqlalchemy import select
 from app.main import create_app
 from app.models import Conversation, Message
 from app.services.chat.store import make_title
-from test.conftest import make_settings, register_and_login, serve_app
-from test.support.pg_cluster import PgCluster, private_cluster
+from test.support.apps import make_settings, serve_app
+from test.support.auth import register_and_login
+from test.support.pg_cluster import PgCluster
 
 WORDS = " ".join(f"w{i}" for i in range(200))  # echo-slow: 30 ms a word, ~6 s
 EXPECTED = f"Echo: {WORDS}"
@@ -45,13 +46,6 @@ class Backend:
     url: str
     take_away: Callable[[], None]
     give_back: Callable[[], None]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """This module's own PostgreSQL cluster."""
-    with private_cluster() as running:
-        yield running
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

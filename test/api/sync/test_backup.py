@@ -12,9 +12,9 @@ import pytest
 
 from app.repositories.backups import BackupRepository
 from app.state import AppState
-from test.api.chat.helpers import stream_chat
 from test.api.chat.stubs import StubTools
-from test.conftest import TEST_PASSWORD, register_and_login
+from test.support.auth import TEST_PASSWORD, register_and_login
+from test.support.sse import stream_chat
 
 
 async def _fill(client: httpx.AsyncClient, h: dict) -> list[str]:

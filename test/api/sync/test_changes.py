@@ -15,9 +15,9 @@ from app.db.base import utcnow
 from app.models import SyncTombstone
 from app.services.sync.cursor import encode_cursor
 from app.state import AppState
-from test.api.chat.helpers import read_events, stream_chat
 from test.api.sync.helpers import Replica, server_state
-from test.conftest import register_and_login
+from test.support.auth import register_and_login
+from test.support.sse import read_events, stream_chat
 
 
 async def _changes(client: httpx.AsyncClient, h: dict, **params: Any) -> dict[str, Any]:

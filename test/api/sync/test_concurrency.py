@@ -14,9 +14,9 @@ from app.models import User
 from app.repositories.changes import ChangeRepository
 from app.repositories.conversations import ConversationRepository
 from app.state import AppState
-from test.api.chat.helpers import stream_chat
 from test.api.sync.helpers import Replica, server_state
-from test.conftest import TEST_PASSWORD
+from test.support.auth import TEST_PASSWORD
+from test.support.sse import stream_chat
 
 
 async def _head(state: AppState, user_id: str) -> int:

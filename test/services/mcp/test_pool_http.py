@@ -6,14 +6,9 @@ import asyncio
 import collections
 import json
 
-from test.services.mcp.conftest import (
-    FAST,
-    PoolFactory,
-    ServerProcess,
-    endpoint,
-    eventually,
-    free_port,
-)
+from test.services.mcp.conftest import FAST, PoolFactory, ServerProcess, endpoint
+from test.support.net import free_port
+from test.support.waiting import eventually
 
 
 def http_server(replicas: list[ServerProcess], **overrides: object) -> dict[str, object]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from test.services.mcp.conftest import FAST, PoolFactory, ServerProcess, eventually
+from test.services.mcp.conftest import FAST, PoolFactory, ServerProcess
+from test.support.waiting import eventually
 
 
 @pytest.fixture

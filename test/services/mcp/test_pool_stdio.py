@@ -7,7 +7,8 @@ import json
 
 import psutil
 
-from test.services.mcp.conftest import FAST, PoolFactory, eventually, stdio_children, stdio_command
+from test.services.mcp.conftest import FAST, PoolFactory, stdio_children, stdio_command
+from test.support.waiting import eventually
 
 TIME_SERVER = {
     "transport": "stdio",

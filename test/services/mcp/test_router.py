@@ -13,7 +13,8 @@ from app.api import deps
 from app.api.routers import mcp as mcp_router
 from app.core.errors import install_error_handlers
 from app.services.mcp import McpPool
-from test.services.mcp.conftest import FAST, PoolFactory, eventually, stdio_command
+from test.services.mcp.conftest import FAST, PoolFactory, stdio_command
+from test.support.waiting import eventually
 
 
 def build_app(pool: McpPool | None) -> FastAPI:
