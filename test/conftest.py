@@ -7,6 +7,7 @@ made by the real Alembic migrations. Each test starts from empty tables.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -16,14 +17,18 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.db.base import Base
+from app.db.migrate import upgrade_head
+from app.db.session import create_engine
 from app.main import create_app
 from app.state import AppState
 from test.support.apps import REPO_CONFIG, make_settings, serve_app
 from test.support.auth import register_and_login
 from test.support.databases import private_database
+from test.support.db import rolled_back_session, savepoints_on_sqlite
 from test.support.pg_cluster import PgCluster, private_cluster
 
 
@@ -33,6 +38,31 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = os.environ.get("TEST_DATABASE_URL", "").strip()
     with private_database(base, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def repository_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second private database for the tests below the API (`db_session`)."""
+    base = os.environ.get("TEST_DATABASE_URL", "").strip()
+    with private_database(base, tmp_path_factory.mktemp("repo-db"), "vektor_repo") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def repository_engine(repository_database_url: str, log_dir: Path) -> AsyncIterator[Any]:
+    """The app's engine on that database, migrated once, able to nest savepoints."""
+    await asyncio.to_thread(upgrade_head, repository_database_url)
+    engine = create_engine(make_settings(repository_database_url, log_dir))
+    savepoints_on_sqlite(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(repository_engine: Any) -> AsyncIterator[AsyncSession]:
+    """A session whose every write is rolled back after the test (commits are savepoints)."""
+    async with rolled_back_session(repository_engine) as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from loguru import logger
 
-from app.main import create_app
-from test.support.apps import make_settings, serve_app
+from test.support.apps import make_settings, served
 from test.support.auth import TEST_PASSWORD, make_admin, register_and_login
 from test.support.pg_cluster import PgCluster
 from test.support.sse import stream_chat
@@ -42,15 +40,10 @@ async def _app(database_url: str, log_dir: Path, config_dir: Path) -> AsyncItera
         db_timeout_seconds=DB_TIMEOUT,
         data_dir=log_dir.parent / f"data-{uuid.uuid4().hex[:8]}",
     )
-    application = create_app(settings)
     # a real socket: streams start and are cut like a client sees them (httpx's
     # ASGITransport would wait for a stream's end)
-    async with (
-        LifespanManager(application, startup_timeout=120, shutdown_timeout=60),
-        serve_app(application) as url,
-        httpx.AsyncClient(base_url=url, timeout=30) as client,
-    ):
-        yield application, client
+    async with served(settings) as pair:
+        yield pair
 
 
 async def _world(client: httpx.AsyncClient, state: Any) -> dict[str, Any]:

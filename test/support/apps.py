@@ -89,15 +89,24 @@ async def serve_app(application: Any, *, access_log: bool = False) -> AsyncItera
 
 
 @asynccontextmanager
+async def served(
+    settings: Settings, *, timeout: float = 30
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A started app (its own lifespan) on a real loopback socket, and a client for it."""
+    application = create_app(settings)
+    async with (
+        LifespanManager(application, startup_timeout=120, shutdown_timeout=60),
+        serve_app(application) as url,
+        httpx.AsyncClient(base_url=url, timeout=timeout) as client,
+    ):
+        yield application, client
+
+
+@asynccontextmanager
 async def app_instance(
     database_url: str, log_dir: Path, config_dir: Path, **overrides: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """Another app instance on the test database, on a real socket: its client and state."""
     settings = make_settings(database_url, log_dir, config_dir=config_dir, **overrides)
-    application = create_app(settings)
-    async with (
-        LifespanManager(application, startup_timeout=60, shutdown_timeout=60),
-        serve_app(application) as url,
-        httpx.AsyncClient(base_url=url, timeout=30) as client,
-    ):
+    async with served(settings) as (application, client):
         yield client, application.state.vektor

@@ -22,14 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from httpx_sse import aconnect_sse
 from sqlalchemy import select
 
-from app.main import create_app
 from app.models import Conversation, Message
 from app.services.chat.store import make_title
-from test.support.apps import make_settings, serve_app
+from test.support.apps import make_settings, served
 from test.support.auth import register_and_login
 from test.support.pg_cluster import PgCluster
 
@@ -82,13 +80,8 @@ async def _serving(
     settings = make_settings(
         url, log_dir, config_dir=config_dir, data_dir=data_dir, db_timeout_seconds=1
     )
-    application = create_app(settings)
-    async with (
-        LifespanManager(application, startup_timeout=120, shutdown_timeout=60),
-        serve_app(application) as base,
-        httpx.AsyncClient(base_url=base, timeout=60) as client,
-    ):
-        yield application, client
+    async with served(settings, timeout=60) as pair:
+        yield pair
 
 
 async def _answer_through_an_outage(
