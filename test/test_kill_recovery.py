@@ -29,6 +29,8 @@ from test.support.net import free_port
 from test.support.pg_cluster import PgCluster
 from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = " ".join(f"w{i}" for i in range(600))  # 30 ms a word: ~18 s, checkpoints every 5 s
 KILL_AFTER_S = 7.0  # after the first checkpoint (5 s), long before the end

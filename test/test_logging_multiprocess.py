@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from loguru import logger
 
 from app.core.log_relay import Forwarder, LogRelay, RelayedLine
@@ -34,6 +35,8 @@ from app.db.migrate import upgrade_head
 from test.support.net import free_port
 from test.support.redis_server import private_redis_url
 from test.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120

@@ -57,9 +57,12 @@ def _unavailable() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(
-    (reason := _unavailable()) is not None, reason=reason or "services available"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        (reason := _unavailable()) is not None, reason=reason or "services available"
+    ),
+]
 
 
 def _start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -26,6 +26,8 @@ from test.support.auth import log_in, register_and_login
 from test.support.net import free_port
 from test.support.sse import Event, next_event, read_events, sse_frames
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

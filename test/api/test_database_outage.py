@@ -160,6 +160,7 @@ async def _one_line_per_outage(log_dir: Path, offset: int) -> None:
     assert "Traceback" not in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["stopped", "frozen"])
 async def test_a_dead_or_frozen_postgresql_is_a_quick_503_on_every_route(
     cluster: PgCluster, log_dir: Path, config_dir: Path, failure: str
@@ -189,6 +190,7 @@ async def test_a_dead_or_frozen_postgresql_is_a_quick_503_on_every_route(
         assert app_log.count("database reachable again") == 1
 
 
+@pytest.mark.slow
 async def test_a_locked_sqlite_file_is_a_quick_503_for_writes_and_reads_go_on(
     tmp_path: Path, log_dir: Path, config_dir: Path
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from test.support.auth import make_admin, register_and_login
 
@@ -31,6 +32,7 @@ async def test_mcp_routes_are_admin_only(
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
 
 
+@pytest.mark.slow
 async def test_health_is_degraded_while_an_mcp_server_is_down(
     app: Any, database_url: str, log_dir: Path, config_dir: Path, tmp_path: Path
 ) -> None:

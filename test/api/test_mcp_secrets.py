@@ -110,6 +110,7 @@ async def tool_turn(client: httpx.AsyncClient, h: dict[str, str], tool: str) -> 
     return str(results[0]["content"])
 
 
+@pytest.mark.slow
 async def test_credentials_in_endpoint_urls_never_show(
     mcp_servers: tuple[ServerProcess, ServerProcess],
     database_url: str,

@@ -93,6 +93,7 @@ async def test_users_are_forbidden_and_admins_allowed(
     assert "vektor_http_requests_total" in allowed.text
 
 
+@pytest.mark.slow
 async def test_requests_counted_by_route_template_and_status(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -119,6 +120,7 @@ async def test_requests_counted_by_route_template_and_status(
     assert sample(after, "vektor_db_pool_size") >= 1
 
 
+@pytest.mark.slow
 async def test_chat_helpers_reach_metrics_and_status(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -164,6 +166,7 @@ class StubPool:
         return self.snapshot
 
 
+@pytest.mark.slow
 async def test_mcp_pool_numbers_become_counters(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -230,6 +233,7 @@ def server_command(port: int, tmp_path: Path) -> list[str]:
     return [sys.executable, "main.py", "prod", "--workers", "2"]
 
 
+@pytest.mark.slow
 def test_totals_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'vektor.db'}"
     upgrade_head(url)  # once, before the workers (which must not migrate concurrently)

@@ -162,6 +162,7 @@ async def test_refresh_is_limited_per_ip(env: dict[str, Any]) -> None:
         assert ok.status_code == 200
 
 
+@pytest.mark.slow
 async def test_redis_shares_the_counter_between_app_instances(
     env: dict[str, Any], private_redis: Any
 ) -> None:

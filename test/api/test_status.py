@@ -162,6 +162,7 @@ async def test_status_lists_mcp_servers_and_models(
         state.mcp, state.models = saved
 
 
+@pytest.mark.slow
 async def test_status_and_metrics_show_a_real_mcp_server(
     database_url: str, log_dir: Path, tmp_path: Path
 ) -> None:

@@ -51,9 +51,12 @@ def find_browser() -> str | None:
 
 
 BROWSER = find_browser()
-pytestmark = pytest.mark.skipif(
-    BROWSER is None, reason="no Chromium binary (apt-get install chromium, or set CHROMIUM_BIN)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        BROWSER is None, reason="no Chromium binary (apt-get install chromium, or set CHROMIUM_BIN)"
+    ),
+]
 
 
 class StubParts:

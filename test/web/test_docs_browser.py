@@ -20,7 +20,10 @@ from test.web.test_dashboard_browser import BROWSER, DevTools, devtools_session,
 
 __all__ = ["server"]  # the dashboard test's loopback server fixture, used here too
 
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium binary")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(BROWSER is None, reason="no Chromium binary"),
+]
 HOST = "docs.test"
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 

@@ -33,7 +33,10 @@ from test.support.waiting import wait_for
 from test.web.test_dashboard_browser import BROWSER, DevTools, browser
 
 __all__ = ["browser"]  # the fixture: a fresh headless Chromium per test
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium binary")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(BROWSER is None, reason="no Chromium binary"),
+]
 
 SLOW_WORDS = 220  # ~9 s of answer at 40 ms a word: it outlives the drop and the 3 s reconnect
 PAGE = b"""<!doctype html><meta charset="utf-8"><title>stream tickets</title><script>

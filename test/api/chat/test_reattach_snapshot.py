@@ -150,6 +150,7 @@ async def test_random_drops_on_the_live_log(
     await _ends_with_the_saved_text(live, h, reader)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_random_drops_with_the_live_log_expiring(instance_paths: tuple, seed: int) -> None:
     rng = random.Random(seed)
@@ -213,6 +214,7 @@ async def _lose_mirrored_events(redis: Redis, message_id: str, *, after: int) ->
     redis.delete(key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_random_drops_across_two_instances_and_a_lossy_mirror(
     instance_paths: tuple, private_redis: Any, seed: int

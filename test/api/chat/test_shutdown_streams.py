@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from httpx_sse import aconnect_sse
 
 from app.core.shutdown import SHUTDOWN_ERROR
@@ -27,6 +28,7 @@ async def after_changes(frames: AsyncIterator[tuple[str, Any]], timeout: float) 
     return event
 
 
+@pytest.mark.slow
 async def test_shutdown_ends_sync_streams_at_once_and_chat_streams_before_the_grace(
     instance_paths: tuple,
 ) -> None:

@@ -31,6 +31,8 @@ from test.support.apps import make_settings, served
 from test.support.auth import register_and_login
 from test.support.pg_cluster import PgCluster
 
+pytestmark = pytest.mark.slow
+
 WORDS = " ".join(f"w{i}" for i in range(200))  # echo-slow: 30 ms a word, ~6 s
 EXPECTED = f"Echo: {WORDS}"
 DOWN_AFTER_S = 2.0

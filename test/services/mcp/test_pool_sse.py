@@ -17,6 +17,7 @@ def sse_server() -> ServerProcess:
     server.kill()
 
 
+@pytest.mark.slow
 async def test_sse_server_calls_and_reconnects_after_a_restart(
     sse_server: ServerProcess, make_pool: PoolFactory
 ) -> None:

@@ -60,6 +60,7 @@ async def admin(pool: McpPool) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.mark.slow
 async def test_admin_sees_servers_and_tools(pool: McpPool, admin: httpx.AsyncClient) -> None:
     await eventually(lambda: pool.groups["tools"].available, timeout_s=20)
     servers = (await admin.get("/mcp/servers")).json()
@@ -96,6 +97,7 @@ async def test_admin_sees_servers_and_tools(pool: McpPool, admin: httpx.AsyncCli
     assert echo["description"] == "Return the text unchanged."
 
 
+@pytest.mark.slow
 async def test_reconnect_is_accepted_for_known_servers_only(
     pool: McpPool, admin: httpx.AsyncClient
 ) -> None:
