@@ -25,7 +25,7 @@ from app.db.migrate import upgrade_head
 from app.db.session import create_engine
 from app.main import create_app
 from app.state import AppState
-from test.support.apps import REPO_CONFIG, make_settings, serve_app
+from test.support.apps import REPO_CONFIG, in_process_client, make_settings, serve_app
 from test.support.auth import register_and_login
 from test.support.databases import private_database
 from test.support.db import rolled_back_session, savepoints_on_sqlite
@@ -179,8 +179,7 @@ async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with in_process_client(app) as c:
         yield c
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from test.support.apps import in_process_client
 from test.support.auth import make_admin, register_and_login
 
 
@@ -65,8 +66,7 @@ async def test_health_is_degraded_while_an_mcp_server_is_down(
             if pool.health()["servers"].get("time") == "healthy":
                 break
             await asyncio.sleep(0.1)
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with in_process_client(application) as client:
             health = await client.get("/health")
             assert health.status_code == 200
             body = health.json()

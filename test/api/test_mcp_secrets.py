@@ -22,7 +22,7 @@ from asgi_lifespan import LifespanManager
 from app.main import create_app
 from test.api.test_metrics import METRICS_TOKEN, TOKEN_HEADERS
 from test.services.mcp.conftest import FAST, ServerProcess
-from test.support.apps import make_settings
+from test.support.apps import in_process_client, make_settings
 from test.support.auth import make_admin, register_and_login
 from test.support.logs import read_logs
 from test.support.net import free_port
@@ -138,8 +138,7 @@ async def test_credentials_in_endpoint_urls_never_show(
         seen_sse = json.loads((await pool.call("vaultsse__request_info", {})).content)
         assert seen_sse["authorization"] == basic
 
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with in_process_client(app) as client:
             admin = await register_and_login(client, "root")
             await make_admin(app.state.vektor, admin["user"]["id"])
             h = admin["headers"]
