@@ -7,6 +7,7 @@ made by the real Alembic migrations. Each test starts from empty tables.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -16,14 +17,19 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.db.base import Base
+from app.db.migrate import upgrade_head
+from app.db.session import create_engine
 from app.main import create_app
 from app.state import AppState
+from test.support.apps import REPO_CONFIG, in_process_client, make_settings, serve_app
+from test.support.auth import register_and_login
 from test.support.databases import private_database
-
-TEST_PASSWORD = "correct horse battery"
+from test.support.db import rolled_back_session, savepoints_on_sqlite
+from test.support.pg_cluster import PgCluster, private_cluster
 
 
 @pytest.fixture(scope="session")
@@ -35,28 +41,36 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def repository_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second private database for the tests below the API (`db_session`)."""
+    base = os.environ.get("TEST_DATABASE_URL", "").strip()
+    with private_database(base, tmp_path_factory.mktemp("repo-db"), "vektor_repo") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def repository_engine(repository_database_url: str, log_dir: Path) -> AsyncIterator[Any]:
+    """The app's engine on that database, migrated once, able to nest savepoints."""
+    await asyncio.to_thread(upgrade_head, repository_database_url)
+    engine = create_engine(make_settings(repository_database_url, log_dir))
+    savepoints_on_sqlite(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(repository_engine: Any) -> AsyncIterator[AsyncSession]:
+    """A session whose every write is rolled back after the test (commits are savepoints)."""
+    async with rolled_back_session(repository_engine) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the app under test writes app.log, api.log and error.log."""
     return tmp_path_factory.mktemp("logs")
 
 
-def make_settings(database_url: str, log_dir: Path, **overrides: Any) -> Settings:
-    """Settings for tests: fast bcrypt, temp dirs, the repository's config."""
-    values: dict[str, Any] = {
-        "environment": "test",
-        "database_url": database_url,
-        "secret_key": "test-secret-key-" + "x" * 40,
-        "bcrypt_rounds": 4,
-        "log_dir": log_dir,
-        "log_level": "DEBUG",
-        "data_dir": log_dir.parent / "data",
-        "redis_url": None,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-REPO_CONFIG = Path(__file__).resolve().parents[1] / "config"
 FAKE_OPENAI_KEY = "sk-test-openai-" + "k" * 24
 FAKE_ANTHROPIC_KEY = "sk-ant-test-" + "k" * 24
 
@@ -165,35 +179,15 @@ async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with in_process_client(app) as c:
         yield c
 
 
-@asynccontextmanager
-async def serve_app(application: Any, *, access_log: bool = False) -> AsyncIterator[str]:
-    """Serve an already-started app with a real uvicorn on a loopback port (true streaming,
-    real disconnects; httpx's ASGITransport buffers whole responses)."""
-    import asyncio
-    import socket
-
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(application, lifespan="off", log_config=None, access_log=access_log)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster of the module's own, to stop and start (skips where none can run)."""
+    with private_cluster() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -259,23 +253,6 @@ async def live(live_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the shared app over a real socket."""
     async with httpx.AsyncClient(base_url=live_url, timeout=30) as c:
         yield c
-
-
-async def register_and_login(
-    client: httpx.AsyncClient, name: str = "alice", password: str = TEST_PASSWORD
-) -> dict[str, Any]:
-    """Create a user and log in; returns the token pair plus `headers` and `user`."""
-    response = await client.post(
-        "/auth/register",
-        json={"email": f"{name}@example.com", "username": name, "password": password},
-    )
-    assert response.status_code == 201, response.text
-    login = await client.post("/auth/login", json={"username": name, "password": password})
-    assert login.status_code == 200, login.text
-    tokens: dict[str, Any] = login.json()
-    tokens["headers"] = {"Authorization": f"Bearer {tokens['access_token']}"}
-    tokens["user"] = response.json()
-    return tokens
 
 
 @pytest.fixture

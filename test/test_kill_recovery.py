@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.models import Message
-from test.conftest import REPO_CONFIG, TEST_PASSWORD
-from test.support.pg_cluster import PgCluster, private_cluster
-from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess, free_port
+from test.support.apps import REPO_CONFIG
+from test.support.auth import TEST_PASSWORD
+from test.support.net import free_port
+from test.support.pg_cluster import PgCluster
+from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = " ".join(f"w{i}" for i in range(600))  # 30 ms a word: ~18 s, checkpoints every 5 s
 KILL_AFTER_S = 7.0  # after the first checkpoint (5 s), long before the end
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """This module's own PostgreSQL cluster."""
-    with private_cluster() as running:
-        yield running
 
 
 class Server:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,35 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from loguru import logger
 
 from app.db.migrate import upgrade_head
 from app.observability.log_relay import Forwarder, LogRelay, RelayedLine
 from app.observability.logging import render_line
+from test.support.net import free_port
 from test.support.redis_server import private_redis_url
+from test.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 40
 JSON_HEADERS = {"Accept": "application/json"}
 REDIS_DB = 11
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `check` until true, at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass

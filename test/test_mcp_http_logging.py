@@ -20,6 +20,8 @@ import pytest
 from test.services.mcp.conftest import ServerProcess
 from test.support.server import ROOT, running_server, server_env
 
+pytestmark = pytest.mark.slow
+
 REQUEST_LINE = "HTTP Request:"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,10 +25,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from test.api.chat.helpers import read_events
-from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import REPO_CONFIG, TEST_PASSWORD
+from test.support.apps import REPO_CONFIG
+from test.support.auth import TEST_PASSWORD
+from test.support.factories import new_user
+from test.support.net import free_port
 from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess
+from test.support.sse import first_events, next_event, read_events, sse_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("MULTI_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -56,15 +57,12 @@ def _unavailable() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(
-    (reason := _unavailable()) is not None, reason=reason or "services available"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        (reason := _unavailable()) is not None, reason=reason or "services available"
+    ),
+]
 
 
 def _start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -132,7 +130,7 @@ def instances(
     }
     processes = []
     try:
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         processes.append(_start(ports[0], {**env, "DB_AUTO_MIGRATE": "true"}, work / "a.log"))
         processes.append(_start(ports[1], {**env, "DB_AUTO_MIGRATE": "false"}, work / "b.log"))
         yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
@@ -155,22 +153,9 @@ async def ab(
         yield a, b
 
 
-async def _user(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    name = f"u{uuid.uuid4().hex[:8]}"
-    body = {"email": f"{name}@example.com", "username": name, "password": TEST_PASSWORD}
-    assert (await client.post("/auth/register", json=body)).status_code == 201
-    return name, await _login(client, name)
-
-
-async def _login(client: httpx.AsyncClient, name: str) -> dict[str, str]:
-    response = await client.post("/auth/login", json={"username": name, "password": TEST_PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 async def test_logout_on_b_revokes_the_token_on_a_at_once(ab: Any) -> None:
     a, b = ab
-    _, h = await _user(a)
+    h = (await new_user(a))["headers"]
     assert (await a.get("/users/me", headers=h)).status_code == 200
     assert (await b.get("/users/me", headers=h)).status_code == 200
     assert (await b.post("/auth/logout", headers=h)).status_code == 204
@@ -186,11 +171,10 @@ async def test_logout_on_b_revokes_the_token_on_a_at_once(ab: Any) -> None:
 
 async def test_generation_on_a_is_reattached_and_cancelled_through_b(ab: Any) -> None:
     a, b = ab
-    _, h = await _user(a)
-    async with aconnect_sse(
-        a, "POST", "/chat/stream", json={"message": LONG, "model": "echo-slow"}, headers=h
-    ) as source:
-        first = await asyncio.wait_for(read_events(source, 4), timeout=10)
+    h = (await new_user(a))["headers"]
+    first = await asyncio.wait_for(
+        first_events(a, h, 4, message=LONG, model="echo-slow"), timeout=10
+    )
     message_id = first[0].data["message_id"]
     async with aconnect_sse(
         b, "GET", f"/chat/stream/{message_id}", headers={**h, "Last-Event-ID": first[-1].id}
@@ -207,7 +191,7 @@ async def test_generation_on_a_is_reattached_and_cancelled_through_b(ab: Any) ->
 
 async def test_a_rate_limit_is_shared_by_both_instances(ab: Any) -> None:
     a, b = ab
-    name, _ = await _user(a)  # one login so far
+    name = (await new_user(a))["user"]["username"]  # one login so far
     codes = []
     for i in range(LOGINS_PER_MINUTE + 1):
         client = b if i % 2 == 0 else a
@@ -222,12 +206,12 @@ async def test_a_rate_limit_is_shared_by_both_instances(ab: Any) -> None:
 
 async def test_a_change_on_a_is_pushed_to_a_stream_on_b(ab: Any) -> None:
     a, b = ab
-    _, h = await _user(a)
+    h = (await new_user(a))["headers"]
     async with b.stream("GET", "/sync/stream", headers=h) as response:
-        frames = _frames(response)
-        name, first = await _next_event(frames)
+        frames = sse_frames(response)
+        name, first = await next_event(frames)
         await a.put("/users/preferences", json={"theme": "dark"}, headers=h)
-        name, pushed = await _next_event(frames, timeout=5)  # B re-checks only every 30 s
+        name, pushed = await next_event(frames, timeout=5)  # B re-checks only every 30 s
     assert name == "changed" and pushed["cursor"] != first["cursor"]
     page = (await b.get("/sync/changes", params={"since": first["cursor"]}, headers=h)).json()
     assert page["preferences"]["theme"] == "dark" and page["cursor"] == pushed["cursor"]

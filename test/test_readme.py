@@ -25,9 +25,12 @@ from test.support.server import ROOT, running_server, server_env
 README = ROOT / "README.md"
 DEFAULT_BASE = "B=http://127.0.0.1:8000"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("curl") and shutil.which("python3")), reason="needs curl and python3"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("curl") and shutil.which("python3")), reason="needs curl and python3"
+    ),
+]
 
 
 def quick_start_block() -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,11 @@ from httpx_sse import aconnect_sse
 from redis import Redis
 
 from app.main import create_app
-from test.api.chat.helpers import read_events, stream_chat
-from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import TEST_PASSWORD, make_settings, register_and_login, serve_app
+from test.support.apps import make_settings, serve_app
+from test.support.auth import TEST_PASSWORD, register_and_login
 from test.support.redis_server import REDIS_SERVER, SKIP_REASON, RedisProcess
+from test.support.sse import first_events, next_event, read_events, sse_frames, stream_chat
+from test.support.waiting import eventually
 
 LONG = " ".join(f"word{i}" for i in range(200))
 # cancel requests, sync push, session revocations
@@ -71,13 +72,6 @@ async def xy(
         yield clients[0], clients[1]
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"not recovered within {within} s"
-        await asyncio.sleep(0.1)
-
-
 async def _login(client: httpx.AsyncClient) -> httpx.Response:
     return await client.post("/auth/login", json={"username": "alice", "password": TEST_PASSWORD})
 
@@ -106,41 +100,42 @@ async def test_redis_outage_degrades_then_recovers(
     assert events[-1].name == "done"
     assert (await x.get("/chat/history", headers=h)).json()["items"]
     async with x.stream("GET", "/sync/stream", headers=h) as response:
-        frames = _frames(response)
-        await _next_event(frames)
+        frames = sse_frames(response)
+        await next_event(frames)
         assert (
             await x.put("/users/preferences", json={"theme": "dark"}, headers=h)
         ).status_code == 200
-        assert (await _next_event(frames))[0] == "changed"  # same-instance push needs no Redis
+        assert (await next_event(frames))[0] == "changed"  # same-instance push needs no Redis
 
     redis_process.start()  # same port, empty
-    await _eventually(lambda: _status_is(x, "ok"), within=10)
-    await _eventually(lambda: _ok(_login(x)), within=5)
+    await eventually(lambda: _status_is(x, "ok"), timeout_s=10, interval_s=0.1, what="recovery")
+    await eventually(lambda: _ok(_login(x)), timeout_s=5, interval_s=0.1, what="recovery")
     # both instances' cancel and sync listeners subscribe again by themselves
-    await _eventually(lambda: _subscribed(redis_process, 2), within=10)
+    await eventually(
+        lambda: _subscribed(redis_process, 2), timeout_s=10, interval_s=0.1, what="recovery"
+    )
 
     # a change written on Y reaches a stream on X through Redis pub/sub again
     async with x.stream("GET", "/sync/stream", headers=h) as response:
-        frames = _frames(response)
-        _, last = await _next_event(frames)
+        frames = sse_frames(response)
+        _, last = await next_event(frames)
 
         async def pushed() -> bool:
             await y.put(
                 "/users/preferences", json={"language": f"l{time.monotonic_ns()}"}, headers=h
             )
             try:
-                _, data = await _next_event(frames, timeout=1.5)
+                _, data = await next_event(frames, timeout=1.5)
             except TimeoutError:
                 return False
             return data["cursor"] != last["cursor"]
 
-        await _eventually(pushed, within=10)
+        await eventually(pushed, timeout_s=10, interval_s=0.1, what="recovery")
 
     # a generation on Y is mirrored to Redis, re-attached and cancelled through X
-    async with aconnect_sse(
-        y, "POST", "/chat/stream", json={"message": LONG, "model": "echo-slow"}, headers=h
-    ) as source:
-        first = await asyncio.wait_for(read_events(source, 4), timeout=10)
+    first = await asyncio.wait_for(
+        first_events(y, h, 4, message=LONG, model="echo-slow"), timeout=10
+    )
     message_id = first[0].data["message_id"]
     async with aconnect_sse(
         x, "GET", f"/chat/stream/{message_id}", headers={**h, "Last-Event-ID": first[-1].id}

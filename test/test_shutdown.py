@@ -20,20 +20,15 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from app.core.shutdown import SHUTDOWN_ERROR
-from test.api.chat.helpers import Event, read_events
 from test.api.chat.test_shutdown_streams import after_changes
-from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import REPO_CONFIG
+from test.support.apps import REPO_CONFIG
+from test.support.auth import log_in, register_and_login
+from test.support.net import free_port
+from test.support.sse import Event, next_event, read_events, sse_frames
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _launch(tmp_path: Path, *mode: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -47,7 +42,7 @@ def _launch(tmp_path: Path, *mode: str) -> tuple[subprocess.Popen[bytes], str]:
         )
         (config / "model_configs.json").write_text(json.dumps(models))
         (config / "mcp_servers.json").write_text(json.dumps({"servers": {}}))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/prod.db",
@@ -123,14 +118,6 @@ def test_sigterm_during_a_stream_saves_the_partial_reply(prod_server) -> None:  
     assert received <= len(content.split()) < 600
 
 
-async def _login(client: httpx.AsyncClient, name: str) -> dict[str, str]:
-    password = f"password-{name}"
-    body = {"email": f"{name}@example.com", "username": name, "password": password}
-    (await client.post("/auth/register", json=body)).raise_for_status()
-    login = await client.post("/auth/login", json={"username": name, "password": password})
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 @pytest.mark.parametrize(
     "mode", [("prod", "--workers", "1"), ("dev",)], ids=["gunicorn", "uvicorn"]
 )
@@ -140,19 +127,19 @@ async def test_sigterm_ends_every_stream_with_server_shutdown_then_reattach_work
     proc, base = _launch(tmp_path, *mode)
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            h = await _login(client, "zed")
+            h = (await register_and_login(client, "zed", "password-zed"))["headers"]
             body = {"message": " ".join(f"w{i}" for i in range(600)), "model": "echo-slow"}
             async with (
                 client.stream("GET", "/sync/stream", headers=h) as sync,
                 aconnect_sse(client, "POST", "/chat/stream", json=body, headers=h) as chat,
             ):
-                sync_frames = _frames(sync)
-                assert (await _next_event(sync_frames))[0] == "changed"
+                sync_frames = sse_frames(sync)
+                assert (await next_event(sync_frames))[0] == "changed"
                 events = await read_events(chat, 5)
                 proc.send_signal(signal.SIGTERM)
                 # each stream gets its terminal event, then ends cleanly (no cut connection)
                 assert await after_changes(sync_frames, timeout=5) == ("error", SHUTDOWN_ERROR)
-                assert await _next_event(sync_frames) == ("eof", None)
+                assert await next_event(sync_frames) == ("eof", None)
                 events += await asyncio.wait_for(read_events(chat), 10)
         assert events[-1] == Event("error", events[-2].id, SHUTDOWN_ERROR)
         assert {e.name for e in events[1:-1]} == {"delta"}
@@ -166,7 +153,7 @@ async def test_sigterm_ends_every_stream_with_server_shutdown_then_reattach_work
     proc, base = _launch(tmp_path, *mode)  # the same database
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            h = await _login_again(client, "zed")
+            h = (await log_in(client, "zed", "password-zed"))["headers"]
             headers = {**h, "Last-Event-ID": str(last_id)}
             path = f"/chat/stream/{message_id}"
             async with aconnect_sse(client, "GET", path, headers=headers) as source:
@@ -183,9 +170,3 @@ async def test_sigterm_ends_every_stream_with_server_shutdown_then_reattach_work
     assert int(rest[0].id) > last_id and int(rest[1].id) == int(rest[0].id) + 1
     assert rest[0].data["content"] == content and rest[1].data["finish_reason"] == "cancelled"
     assert content.startswith("".join(e.data["content"] for e in events if e.name == "delta"))
-
-
-async def _login_again(client: httpx.AsyncClient, name: str) -> dict[str, str]:
-    body = {"username": name, "password": f"password-{name}"}
-    login = await client.post("/auth/login", json=body)
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}

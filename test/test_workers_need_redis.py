@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test.support.redis_server import free_port
+from test.support.net import free_port
 from test.support.server import running_server
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 WHY = "without Redis, re-attach, cancel, approvals and rate limits would break across workers"

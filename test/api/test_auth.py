@@ -8,34 +8,19 @@ from typing import Any
 import httpx
 import pytest
 
-from test.conftest import TEST_PASSWORD, register_and_login
+from test.support.assertions import assert_error
+from test.support.auth import TEST_PASSWORD, log_in, register_and_login, registration
 
 USER_FIELDS = {"id", "email", "username", "full_name", "avatar_url", "is_admin", "created_at"}
 USER_FIELDS |= {"updated_at"}
 SESSION_FIELDS = {"id", "user_agent", "ip", "created_at", "last_used_at", "current"}
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    """The documented error body, exactly `{"detail", "code"}`."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"detail", "code"}, body
-    assert body["code"] == code
-    assert isinstance(body["detail"], str) and body["detail"]
-    if status == 401:
-        assert response.headers["www-authenticate"] == "Bearer"
-
-
-def new_user(name: str, password: str = TEST_PASSWORD, **extra: Any) -> dict[str, Any]:
-    """A registration body."""
-    return {"email": f"{name}@example.com", "username": name, "password": password, **extra}
-
-
 # --- register -----------------------------------------------------------------------------
 
 
 async def test_register_returns_the_user_without_secrets(client: httpx.AsyncClient) -> None:
-    response = await client.post("/auth/register", json=new_user("carol", full_name="Carol C"))
+    response = await client.post("/auth/register", json=registration("carol", full_name="Carol C"))
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) == USER_FIELDS
@@ -48,7 +33,7 @@ async def test_register_returns_the_user_without_secrets(client: httpx.AsyncClie
 
 
 async def test_register_cannot_make_an_admin(client: httpx.AsyncClient) -> None:
-    response = await client.post("/auth/register", json=new_user("mallory", is_admin=True))
+    response = await client.post("/auth/register", json=registration("mallory", is_admin=True))
     assert response.status_code == 422
     login = await client.post(
         "/auth/login", json={"username": "mallory", "password": TEST_PASSWORD}
@@ -75,18 +60,18 @@ async def test_register_conflicts(
 @pytest.mark.parametrize(
     "body",
     [
-        new_user("dave", email="not-an-email"),
-        new_user("dave", email="dave@"),
-        new_user("ab"),
-        new_user("x" * 33),
-        new_user("has space"),
-        new_user("semi;colon"),
-        new_user("ümlaut"),
-        new_user("dave", password="short7!"),
-        new_user("dave", password="é" * 40),  # 40 characters but 80 UTF-8 bytes
-        new_user("dave", password="a" * 73),
+        registration("dave", email="not-an-email"),
+        registration("dave", email="dave@"),
+        registration("ab"),
+        registration("x" * 33),
+        registration("has space"),
+        registration("semi;colon"),
+        registration("ümlaut"),
+        registration("dave", password="short7!"),
+        registration("dave", password="é" * 40),  # 40 characters but 80 UTF-8 bytes
+        registration("dave", password="a" * 73),
         {"email": "dave@example.com", "username": "dave"},
-        new_user("dave", unexpected="field"),
+        registration("dave", unexpected="field"),
     ],
 )
 async def test_register_rejects_invalid_input(
@@ -188,13 +173,8 @@ async def test_login_needs_an_account_name_and_password(
 
 async def login_as(client: httpx.AsyncClient, name: str, agent: str) -> dict[str, str]:
     """Log in again from another 'device'; returns the bearer header."""
-    response = await client.post(
-        "/auth/login",
-        json={"username": name, "password": TEST_PASSWORD},
-        headers={"User-Agent": agent, "X-Forwarded-For": "203.0.113.9"},
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    headers = {"User-Agent": agent, "X-Forwarded-For": "203.0.113.9"}
+    return dict((await log_in(client, name, headers=headers))["headers"])
 
 
 async def test_sessions_list_devices_and_mark_the_current_one(
@@ -252,8 +232,8 @@ async def test_concurrent_registrations_of_one_email(client: httpx.AsyncClient) 
     import asyncio
 
     results = await asyncio.gather(
-        client.post("/auth/register", json=new_user("twin", email="twin@example.com")),
-        client.post("/auth/register", json=new_user("twin2", email="twin@example.com")),
+        client.post("/auth/register", json=registration("twin", email="twin@example.com")),
+        client.post("/auth/register", json=registration("twin2", email="twin@example.com")),
     )
     assert sorted(r.status_code for r in results) == [201, 409], [r.text for r in results]
     loser = next(r for r in results if r.status_code == 409)

@@ -30,8 +30,8 @@ from sqlalchemy import select
 
 from app.db.base import Base
 from app.state import AppState
-from test.api.chat.helpers import stream_chat
-from test.conftest import TEST_PASSWORD, register_and_login
+from test.support.auth import TEST_PASSWORD, register_and_login
+from test.support.sse import stream_chat
 
 NUL = "a\x00b"
 SURROGATE = "a\ud800b"

@@ -12,33 +12,23 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from loguru import logger
-from sqlalchemy import update
 
-from app.main import create_app
-from app.models import User
-from test.api.chat.helpers import stream_chat
-from test.conftest import TEST_PASSWORD, make_settings, register_and_login, serve_app
-from test.support.pg_cluster import PgCluster, private_cluster
+from test.support.apps import make_settings, served
+from test.support.auth import TEST_PASSWORD, make_admin, register_and_login
+from test.support.pg_cluster import PgCluster
+from test.support.sse import stream_chat
 
 DB_TIMEOUT = 2.0
 MARGIN = 1.5  # scheduling on a loaded machine; a hang or a retry loop would be far over
 HEALTH_LIMIT = 2.0
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """A PostgreSQL cluster of this module's own."""
-    with private_cluster() as running:
-        yield running
 
 
 @asynccontextmanager
@@ -50,24 +40,16 @@ async def _app(database_url: str, log_dir: Path, config_dir: Path) -> AsyncItera
         db_timeout_seconds=DB_TIMEOUT,
         data_dir=log_dir.parent / f"data-{uuid.uuid4().hex[:8]}",
     )
-    application = create_app(settings)
     # a real socket: streams start and are cut like a client sees them (httpx's
     # ASGITransport would wait for a stream's end)
-    async with (
-        LifespanManager(application, startup_timeout=120, shutdown_timeout=60),
-        serve_app(application) as url,
-        httpx.AsyncClient(base_url=url, timeout=30) as client,
-    ):
-        yield application, client
+    async with served(settings) as pair:
+        yield pair
 
 
 async def _world(client: httpx.AsyncClient, state: Any) -> dict[str, Any]:
     """A user (admin) with a conversation, before the outage."""
     alice = await register_and_login(client, "alice")
-    async with state.engine.begin() as conn:
-        await conn.execute(
-            update(User).where(User.id == uuid.UUID(alice["user"]["id"])).values(is_admin=True)
-        )
+    await make_admin(state, alice["user"]["id"])
     events = await stream_chat(client, alice["headers"], message="hello")
     start = next(e.data for e in events if e.name == "start")
     alice["conversation_id"] = start["conversation_id"]
@@ -178,6 +160,7 @@ async def _one_line_per_outage(log_dir: Path, offset: int) -> None:
     assert "Traceback" not in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["stopped", "frozen"])
 async def test_a_dead_or_frozen_postgresql_is_a_quick_503_on_every_route(
     cluster: PgCluster, log_dir: Path, config_dir: Path, failure: str
@@ -207,6 +190,7 @@ async def test_a_dead_or_frozen_postgresql_is_a_quick_503_on_every_route(
         assert app_log.count("database reachable again") == 1
 
 
+@pytest.mark.slow
 async def test_a_locked_sqlite_file_is_a_quick_503_for_writes_and_reads_go_on(
     tmp_path: Path, log_dir: Path, config_dir: Path
 ) -> None:

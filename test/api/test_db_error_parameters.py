@@ -16,7 +16,7 @@ from loguru import logger
 from sqlalchemy import text
 
 from app.state import AppState
-from test.conftest import TEST_PASSWORD
+from test.support.auth import TEST_PASSWORD
 
 CANARY_EMAIL = "param.canary.7781@example.com"
 FAILURE = "vektor_test_refuse"

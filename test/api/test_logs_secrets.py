@@ -7,7 +7,6 @@ that handles secrets (chat, sync, ...) by appending an `async def` to `FLOWS`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from loguru import logger
 
-LOG_FILES = ("app.log", "api.log", "error.log")
+from test.support.auth import bearer
+from test.support.logs import read_logs
+
 PASSWORD = "Quokka-Zebra-7731-secret"
 NEW_PASSWORD = "Narwhal-Ibis-4409-secret"
 WRONG_PASSWORD = "Pangolin-Wrong-5512"
@@ -39,11 +39,6 @@ class Secrets:
 
 
 Flow = Callable[[httpx.AsyncClient, Secrets], Awaitable[None]]
-
-
-def bearer(token: str) -> dict[str, str]:
-    """An Authorization header."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def auth_flow(client: httpx.AsyncClient, secrets: Secrets) -> None:
@@ -122,15 +117,6 @@ async def auth_flow(client: httpx.AsyncClient, secrets: Secrets) -> None:
 
 
 FLOWS: list[Flow] = [auth_flow]
-
-
-async def read_logs(log_dir: Path) -> dict[str, str]:
-    """Wait for the enqueued sinks to drain, then read the three files."""
-    await asyncio.to_thread(logger.complete)
-    return {
-        name: (log_dir / name).read_text(encoding="utf-8") if (log_dir / name).exists() else ""
-        for name in LOG_FILES
-    }
 
 
 def access_lines(api_log: str) -> dict[str, dict[str, Any]]:

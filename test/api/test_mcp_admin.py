@@ -7,20 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+import pytest
 
-from app.models import User
-from test.conftest import register_and_login
-
-
-async def _make_admin(state: Any, user_id: str) -> None:
-    import uuid
-
-    async with state.session_factory() as session:
-        await session.execute(
-            update(User).where(User.id == uuid.UUID(user_id)).values(is_admin=True)
-        )
-        await session.commit()
+from test.support.apps import in_process_client
+from test.support.auth import make_admin, register_and_login
 
 
 async def test_mcp_routes_are_admin_only(
@@ -34,7 +24,7 @@ async def test_mcp_routes_are_admin_only(
     assert reconnect.status_code == 403
 
     admin = await register_and_login(client, "root")
-    await _make_admin(state, admin["user"]["id"])
+    await make_admin(state, admin["user"]["id"])
     servers = await client.get("/mcp/servers", headers=admin["headers"])
     assert servers.status_code == 200 and isinstance(servers.json(), list)
     tools = await client.get("/mcp/tools", headers=admin["headers"])
@@ -43,6 +33,7 @@ async def test_mcp_routes_are_admin_only(
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
 
 
+@pytest.mark.slow
 async def test_health_is_degraded_while_an_mcp_server_is_down(
     app: Any, database_url: str, log_dir: Path, config_dir: Path, tmp_path: Path
 ) -> None:
@@ -52,7 +43,7 @@ async def test_health_is_degraded_while_an_mcp_server_is_down(
     from asgi_lifespan import LifespanManager
 
     from app.main import create_app
-    from test.conftest import REPO_CONFIG, make_settings
+    from test.support.apps import REPO_CONFIG, make_settings
 
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -75,8 +66,7 @@ async def test_health_is_degraded_while_an_mcp_server_is_down(
             if pool.health()["servers"].get("time") == "healthy":
                 break
             await asyncio.sleep(0.1)
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with in_process_client(application) as client:
             health = await client.get("/health")
             assert health.status_code == 200
             body = health.json()

@@ -9,27 +9,25 @@ none holds a secret, while the pool demonstrably connected with the full URL.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from loguru import logger
-from sqlalchemy import update
 
 from app.main import create_app
-from app.models import User
-from test.api.chat.helpers import stream_chat
-from test.api.test_logs_secrets import LOG_FILES
 from test.api.test_metrics import METRICS_TOKEN, TOKEN_HEADERS
-from test.conftest import make_settings, register_and_login
-from test.services.mcp.conftest import FAST, ServerProcess, eventually, free_port
+from test.services.mcp.conftest import FAST, ServerProcess
+from test.support.apps import in_process_client, make_settings
+from test.support.auth import make_admin, register_and_login
+from test.support.logs import read_logs
+from test.support.net import free_port
+from test.support.sse import stream_chat
+from test.support.waiting import eventually
 
 PASSWORD = "pw-" + secrets.token_hex(8)
 API_KEY = "ak-" + secrets.token_hex(8)
@@ -84,15 +82,6 @@ def write_config(
     (directory / "mcp_servers.json").write_text(json.dumps({"servers": servers}))
 
 
-async def make_admin(app: Any, user_id: str) -> None:
-    """Give a user the admin flag."""
-    async with app.state.vektor.session_factory() as session:
-        await session.execute(
-            update(User).where(User.id == uuid.UUID(user_id)).values(is_admin=True)
-        )
-        await session.commit()
-
-
 async def surfaces(client: httpx.AsyncClient, admin: dict[str, Any]) -> dict[str, str]:
     """Everything a person or a scraper can read, as text."""
     h = admin["headers"]
@@ -111,12 +100,6 @@ async def surfaces(client: httpx.AsyncClient, admin: dict[str, Any]) -> dict[str
     return {name: response.text for name, response in reads.items()}
 
 
-async def read_logs(log_dir: Path) -> dict[str, str]:
-    """The three log files once every queued line is written."""
-    await asyncio.to_thread(logger.complete)
-    return {name: (log_dir / name).read_text(encoding="utf-8") for name in LOG_FILES}
-
-
 async def tool_turn(client: httpx.AsyncClient, h: dict[str, str], tool: str) -> str:
     """Ask the echo model to call `tool`; returns the tool result's content."""
     events = await stream_chat(
@@ -127,6 +110,7 @@ async def tool_turn(client: httpx.AsyncClient, h: dict[str, str], tool: str) -> 
     return str(results[0]["content"])
 
 
+@pytest.mark.slow
 async def test_credentials_in_endpoint_urls_never_show(
     mcp_servers: tuple[ServerProcess, ServerProcess],
     database_url: str,
@@ -154,10 +138,9 @@ async def test_credentials_in_endpoint_urls_never_show(
         seen_sse = json.loads((await pool.call("vaultsse__request_info", {})).content)
         assert seen_sse["authorization"] == basic
 
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with in_process_client(app) as client:
             admin = await register_and_login(client, "root")
-            await make_admin(app, admin["user"]["id"])
+            await make_admin(app.state.vektor, admin["user"]["id"])
             h = admin["headers"]
             assert await tool_turn(client, h, "vault__echo") == "hi"
             assert await tool_turn(client, h, "vaultsse__echo") == "hi"
@@ -185,7 +168,7 @@ async def test_credentials_in_endpoint_urls_never_show(
     assert shown(http, "api_key=***&token=***&region=eu") in targets, targets
     assert shown(sse, "api_key=***&access_token=***") in targets, targets
     assert shown(http, "api_key=***&token=***&region=eu") in seen_by["metrics"]
-    logs = await read_logs(log_dir)
+    logs = await read_logs(log_dir, must_exist=True)
     assert shown(http, "api_key=***&token=***&region=eu") in logs["app.log"]
     leaks = {
         (where, secret[:3])

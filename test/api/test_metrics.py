@@ -4,58 +4,34 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import timeit
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
 
 from app.api import deps
-from app.core.config import Settings
 from app.db.migrate import upgrade_head
-from app.main import create_app
-from app.models import User
 from app.observability import metrics
-from test.conftest import make_settings, register_and_login
+from test.support.apps import make_settings, offline_config, running
+from test.support.auth import make_admin, register_and_login
+from test.support.net import free_port
 from test.support.redis_server import private_redis_url
+from test.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "static-metrics-token-for-tests-0123456789"
 TOKEN_HEADERS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-
-
-def offline_config(directory: Path) -> Path:
-    """A CONFIG_DIR with the repository's models and no MCP servers (nothing to spawn)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    models = ROOT / "config" / "model_configs.json"
-    if models.exists():
-        shutil.copy(models, directory / models.name)
-    return directory
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """A started app with observability and an in-process client."""
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield app, client
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +88,13 @@ async def test_users_are_forbidden_and_admins_allowed(
     denied = await client.get("/metrics", headers=user["headers"])
     assert denied.status_code == 403
     assert denied.json()["code"] == "forbidden"
-    async with app.state.vektor.engine.begin() as conn:
-        user_id = uuid.UUID(user["user"]["id"])
-        await conn.execute(update(User).where(User.id == user_id).values(is_admin=True))
+    await make_admin(app.state.vektor, user["user"]["id"])
     allowed = await client.get("/metrics", headers=user["headers"])
     assert allowed.status_code == 200
     assert "vektor_http_requests_total" in allowed.text
 
 
+@pytest.mark.slow
 async def test_requests_counted_by_route_template_and_status(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -146,6 +121,7 @@ async def test_requests_counted_by_route_template_and_status(
     assert sample(after, "vektor_db_pool_size") >= 1
 
 
+@pytest.mark.slow
 async def test_chat_helpers_reach_metrics_and_status(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -191,6 +167,7 @@ class StubPool:
         return self.snapshot
 
 
+@pytest.mark.slow
 async def test_mcp_pool_numbers_become_counters(
     observed: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -251,28 +228,12 @@ def test_token_batch_costs_well_under_a_microsecond_per_token() -> None:
 # --- several gunicorn workers ------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `check` until true, at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def server_command(port: int, tmp_path: Path) -> list[str]:
     """The production entry point with two workers (the port comes from PORT)."""
     return [sys.executable, "main.py", "prod", "--workers", "2"]
 
 
+@pytest.mark.slow
 def test_totals_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'vektor.db'}"
     upgrade_head(url)  # once, before the workers (which must not migrate concurrently)

@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from test.api.test_auth import assert_error
+from test.support.assertions import assert_error
 
 STREAMS = {("post", "/chat/stream"), ("get", "/chat/stream/{message_id}"), ("get", "/sync/stream")}
 ADMIN_ONLY = ("/mcp/", "/metrics")

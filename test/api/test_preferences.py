@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from test.api.test_auth import assert_error
+from test.support.assertions import assert_error
 
 DEFAULTS = {
     "theme": "system",

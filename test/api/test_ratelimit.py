@@ -18,8 +18,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from app.main import create_app
-from test.api.test_auth import assert_error
-from test.conftest import TEST_PASSWORD, make_settings
+from test.support.apps import make_settings
+from test.support.assertions import assert_error
+from test.support.auth import TEST_PASSWORD
 
 
 @pytest.fixture
@@ -161,6 +162,7 @@ async def test_refresh_is_limited_per_ip(env: dict[str, Any]) -> None:
         assert ok.status_code == 200
 
 
+@pytest.mark.slow
 async def test_redis_shares_the_counter_between_app_instances(
     env: dict[str, Any], private_redis: Any
 ) -> None:

@@ -25,14 +25,12 @@ async def test_first_start_creates_the_sqlite_directory(tmp_path, log_dir, confi
     from asgi_lifespan import LifespanManager
 
     from app.main import create_app
-    from test.conftest import make_settings
+    from test.support.apps import in_process_client, make_settings
 
     target = tmp_path / "fresh" / "data" / "vektor.db"
     application = create_app(
         make_settings(f"sqlite+aiosqlite:///{target}", log_dir, config_dir=config_dir)
     )
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/health")).json()["status"] == "ok"
+    async with LifespanManager(application), in_process_client(application) as client:
+        assert (await client.get("/health")).json()["status"] == "ok"
     assert target.exists()

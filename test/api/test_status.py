@@ -21,8 +21,7 @@ from pydantic import BaseModel
 from app import __version__
 from app.api import deps
 from app.observability.request_window import RequestWindow, percentile
-from test.api.test_metrics import offline_config, running
-from test.conftest import make_settings
+from test.support.apps import make_settings, offline_config, running
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ALLOWED_ORIGIN = "https://app.example.com"
@@ -171,6 +170,7 @@ async def test_status_lists_mcp_servers_and_models(
         overrides.pop(deps.get_models, None)
 
 
+@pytest.mark.slow
 async def test_status_and_metrics_show_a_real_mcp_server(
     database_url: str, log_dir: Path, tmp_path: Path
 ) -> None:

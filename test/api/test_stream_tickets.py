@@ -19,10 +19,10 @@ import jwt
 
 from app.core.config import Settings
 from app.observability.logging import redact
-from test.api.chat.helpers import Event, stream_chat, text_of
-from test.api.sync.test_stream import _frames, _next_event
-from test.api.test_logs_secrets import read_logs
-from test.conftest import register_and_login, serve_app
+from test.support.apps import serve_app
+from test.support.auth import register_and_login
+from test.support.logs import read_logs
+from test.support.sse import Event, next_event, sse_frames, stream_chat, text_of
 
 
 async def new_ticket(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
@@ -102,14 +102,14 @@ async def test_a_ticket_holds_the_sync_stream_and_resumes_only_it(
     params = {"ticket": ticket}
     async with live.stream("GET", "/sync/stream", params=params) as response:
         assert response.status_code == 200
-        frames = _frames(response)
-        assert (await _next_event(frames))[0] == "changed"
+        frames = sse_frames(response)
+        assert (await next_event(frames))[0] == "changed"
         # while it is open, nobody can open or resume a stream with the same ticket
         refused(await live.get("/sync/stream", params=params), "invalid_token")
         resume = {"Last-Event-ID": "1"}
         refused(await live.get("/sync/stream", params=params, headers=resume), "invalid_token")
         await live.put("/users/preferences", json={"theme": "dark"}, headers=h)
-        assert (await _next_event(frames))[0] == "changed"  # live events reach it
+        assert (await next_event(frames))[0] == "changed"  # live events reach it
     # closed: a fresh open, or another stream, is still a reuse
     refused(await live.get("/sync/stream", params=params), "invalid_token")
     other = f"/chat/stream/{uuid.uuid4()}"
@@ -119,7 +119,7 @@ async def test_a_ticket_holds_the_sync_stream_and_resumes_only_it(
     async def reconnect() -> httpx.Response:
         async with live.stream("GET", "/sync/stream", params=params, headers=resume) as again:
             if again.status_code == 200:
-                assert (await _next_event(_frames(again)))[0] == "changed"
+                assert (await next_event(sse_frames(again)))[0] == "changed"
             else:
                 await again.aread()
             return again

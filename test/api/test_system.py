@@ -11,8 +11,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from app.main import create_app
-from test.api.test_auth import assert_error
-from test.conftest import make_settings
+from test.support.apps import make_settings
+from test.support.assertions import assert_error
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -15,13 +15,8 @@ import jwt
 import pytest
 
 from app.core.config import Settings
-from test.api.test_auth import assert_error
-from test.conftest import TEST_PASSWORD
-
-
-def bearer(token: str) -> dict[str, str]:
-    """An Authorization header."""
-    return {"Authorization": f"Bearer {token}"}
+from test.support.assertions import assert_error
+from test.support.auth import TEST_PASSWORD, bearer
 
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:

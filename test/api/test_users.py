@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from test.api.test_auth import USER_FIELDS, assert_error
-from test.conftest import TEST_PASSWORD, register_and_login
+from test.api.test_auth import USER_FIELDS
+from test.support.assertions import assert_error
+from test.support.auth import TEST_PASSWORD, register_and_login
 
 NEW_PASSWORD = "a brand new passphrase"
 

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import atexit
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 from redis import Redis
 
+from test.support.net import free_port
+
 REDIS_SERVER = shutil.which("redis-server")
 NO_PERSISTENCE = ["--save", "", "--appendonly", "no"]
 SKIP_REASON = "redis-server is not installed"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisProcess:

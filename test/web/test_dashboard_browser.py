@@ -28,8 +28,9 @@ from websockets.sync.client import ClientConnection, connect
 from app.api import deps
 from app.main import create_app
 from app.observability.runtime import get_observability
-from test.api.test_metrics import free_port, offline_config, wait_for
-from test.conftest import make_settings
+from test.support.apps import make_settings, offline_config
+from test.support.net import free_port
+from test.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER_FLAGS = [
@@ -51,9 +52,12 @@ def find_browser() -> str | None:
 
 
 BROWSER = find_browser()
-pytestmark = pytest.mark.skipif(
-    BROWSER is None, reason="no Chromium binary (apt-get install chromium, or set CHROMIUM_BIN)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        BROWSER is None, reason="no Chromium binary (apt-get install chromium, or set CHROMIUM_BIN)"
+    ),
+]
 
 
 class StubParts:

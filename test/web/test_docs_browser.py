@@ -15,12 +15,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from test.api.test_metrics import wait_for
+from test.support.waiting import wait_for
 from test.web.test_dashboard_browser import BROWSER, DevTools, devtools_session, server
 
 __all__ = ["server"]  # the dashboard test's loopback server fixture, used here too
 
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium binary")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(BROWSER is None, reason="no Chromium binary"),
+]
 HOST = "docs.test"
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 

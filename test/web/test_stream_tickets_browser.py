@@ -26,12 +26,17 @@ import pytest
 import uvicorn
 
 from app.main import create_app
-from test.api.test_metrics import free_port, offline_config, wait_for
-from test.conftest import TEST_PASSWORD, make_settings
+from test.support.apps import make_settings, offline_config
+from test.support.auth import TEST_PASSWORD
+from test.support.net import free_port
+from test.support.waiting import wait_for
 from test.web.test_dashboard_browser import BROWSER, DevTools, browser
 
 __all__ = ["browser"]  # the fixture: a fresh headless Chromium per test
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium binary")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(BROWSER is None, reason="no Chromium binary"),
+]
 
 SLOW_WORDS = 220  # ~9 s of answer at 40 ms a word: it outlives the drop and the 3 s reconnect
 PAGE = b"""<!doctype html><meta charset="utf-8"><title>stream tickets</title><script>

@@ -15,10 +15,12 @@ from asgi_lifespan import LifespanManager
 
 from app.api import deps
 from app.main import create_app
-from test.api.chat.helpers import names, stream_chat, text_of
-from test.conftest import REPO_CONFIG, extra_models, make_settings, register_and_login, serve_app
+from test.conftest import extra_models
 from test.fakes.http_service import HttpService, NetworkJail, http_service, network_jail
 from test.fakes.llm_upstream import FakeToolCall, Reply
+from test.support.apps import REPO_CONFIG, make_settings, serve_app
+from test.support.auth import register_and_login
+from test.support.sse import names, stream_chat, text_of
 
 __all__ = ["http_service", "network_jail"]
 

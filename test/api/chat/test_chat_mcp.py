@@ -17,9 +17,11 @@ from asgi_lifespan import LifespanManager
 from httpx_sse import aconnect_sse
 
 from app.main import create_app
-from test.api.chat.helpers import Event, names, stream_chat, text_of
-from test.conftest import REPO_CONFIG, extra_models, make_settings, register_and_login, serve_app
+from test.conftest import extra_models
 from test.fakes.llm_upstream import FakeToolCall, Reply
+from test.support.apps import REPO_CONFIG, make_settings, serve_app
+from test.support.auth import register_and_login
+from test.support.sse import Event, names, stream_chat, text_of
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / "fakes" / "mcp_test_server.py"
 

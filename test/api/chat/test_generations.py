@@ -8,7 +8,8 @@ import json
 import httpx
 from httpx_sse import aconnect_sse
 
-from test.api.chat.helpers import Event, names, read_events, stream_chat, text_of
+from test.support.auth import log_in
+from test.support.sse import Event, first_events, names, read_events, stream_chat, text_of
 
 LONG = " ".join(f"word{i}" for i in range(60))  # echo-slow: ~30 ms per word
 
@@ -40,10 +41,7 @@ async def test_disconnect_then_reattach_gets_exactly_the_missed_events(
     live: httpx.AsyncClient, alice: dict
 ) -> None:
     h = alice["headers"]
-    async with aconnect_sse(
-        live, "POST", "/chat/stream", json={"message": LONG, "model": "echo-slow"}, headers=h
-    ) as source:
-        first = await read_events(source, 5)
+    first = await first_events(live, h, 5, message=LONG, model="echo-slow")
     # the live went away after 5 events; the generation keeps going
     start = first[0].data
     rest = await _reattach(live, h, start["message_id"], first[-1].id)
@@ -70,10 +68,7 @@ async def test_disconnect_then_reattach_gets_exactly_the_missed_events(
 
 async def test_client_gone_reply_is_still_saved(live: httpx.AsyncClient, alice: dict) -> None:
     h = alice["headers"]
-    async with aconnect_sse(
-        live, "POST", "/chat/stream", json={"message": LONG, "model": "echo-slow"}, headers=h
-    ) as source:
-        first = await read_events(source, 2)
+    first = await first_events(live, h, 2, message=LONG, model="echo-slow")
     conv = await _wait_saved(live, h, first[0].data["conversation_id"])
     assert conv["messages"][-1]["status"] == "complete"
     assert "word59" in conv["messages"][-1]["content"]
@@ -84,10 +79,7 @@ async def test_cancel_from_a_second_client_saves_partial_text(
 ) -> None:
     h = alice["headers"]
     # a second device of the same user
-    login = await live.post(
-        "/auth/login", json={"username": "alice", "password": "correct horse battery"}
-    )
-    other = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    other = (await log_in(live, "alice"))["headers"]
     async with aconnect_sse(
         live, "POST", "/chat/stream", json={"message": LONG, "model": "echo-slow"}, headers=h
     ) as source:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import httpx
 
-from test.api.chat.helpers import stream_chat
-
-
-async def _chat(client: httpx.AsyncClient, headers: dict, text: str) -> str:
-    events = await stream_chat(client, headers, message=text)
-    return str(events[0].data["conversation_id"])
+from test.support.factories import chat_turns, imported_conversation, message
 
 
 async def test_pagination_newest_first_without_gaps(client: httpx.AsyncClient, alice: dict) -> None:
     h = alice["headers"]
-    created = [await _chat(client, h, f"topic number {i}") for i in range(7)]
+    created = [await chat_turns(client, h, f"topic number {i}") for i in range(7)]
     seen: list[str] = []
     cursor = None
     for _ in range(10):
@@ -42,9 +37,9 @@ async def test_pagination_newest_first_without_gaps(client: httpx.AsyncClient, a
 
 async def test_search_titles_and_message_text(client: httpx.AsyncClient, alice: dict) -> None:
     h = alice["headers"]
-    penguin = await _chat(client, h, "Tell me about penguins")
-    await _chat(client, h, "Something else entirely")
-    renamed = await _chat(client, h, "untitled thing")
+    penguin = await chat_turns(client, h, "Tell me about penguins")
+    await chat_turns(client, h, "Something else entirely")
+    renamed = await chat_turns(client, h, "untitled thing")
     await client.patch(f"/chat/history/{renamed}", json={"title": "Antarctic birds"}, headers=h)
     found = (await client.get("/chat/history", params={"q": "penguins"}, headers=h)).json()
     assert [c["id"] for c in found["items"]] == [penguin]
@@ -56,9 +51,26 @@ async def test_search_titles_and_message_text(client: httpx.AsyncClient, alice: 
     assert weird.status_code == 200
 
 
+async def test_search_reaches_later_messages_of_a_conversation(
+    client: httpx.AsyncClient, alice: dict
+) -> None:
+    h = alice["headers"]
+    later = await imported_conversation(
+        client,
+        h,
+        message("user", "first question"),
+        message("assistant", "an answer about walruses", model="vektor-echo"),
+        message("user", "thanks"),
+        title="Sea life",
+    )
+    assert [m["role"] for m in later["messages"]] == ["user", "assistant", "user"]
+    found = (await client.get("/chat/history", params={"q": "walruses"}, headers=h)).json()
+    assert [c["id"] for c in found["items"]] == [later["id"]]
+
+
 async def test_patch_and_delete(client: httpx.AsyncClient, alice: dict) -> None:
     h = alice["headers"]
-    cid = await _chat(client, h, "keep me")
+    cid = await chat_turns(client, h, "keep me")
     patched = await client.patch(
         f"/chat/history/{cid}",
         json={"title": "Renamed", "pinned": True, "archived": True},
@@ -80,7 +92,7 @@ async def test_patch_and_delete(client: httpx.AsyncClient, alice: dict) -> None:
 async def test_another_users_conversation_is_not_found(
     client: httpx.AsyncClient, alice: dict, bob: dict
 ) -> None:
-    cid = await _chat(client, alice["headers"], "private")
+    cid = await chat_turns(client, alice["headers"], "private")
     b = bob["headers"]
     assert (await client.get(f"/chat/history/{cid}", headers=b)).status_code == 404
     assert (

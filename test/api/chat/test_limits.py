@@ -11,9 +11,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from app.main import create_app
-from test.api.chat.helpers import names, stream_chat, text_of
-from test.conftest import make_settings, register_and_login, serve_app
 from test.fakes.llm_upstream import Reply
+from test.support.apps import make_settings, serve_app
+from test.support.auth import register_and_login
+from test.support.sse import names, stream_chat, text_of
 
 
 @pytest.fixture

@@ -21,8 +21,11 @@ from redis import Redis
 
 from app.models import Conversation, Message
 from app.services.chat.snapshot import ERROR_MESSAGES
-from test.api.chat.helpers import Event, app_instance
-from test.conftest import register_and_login, two_instances_on_redis
+from test.conftest import two_instances_on_redis
+from test.support.apps import app_instance
+from test.support.auth import register_and_login
+from test.support.sse import Event
+from test.support.waiting import eventually
 
 WORDS = 90  # echo-slow: 30 ms a word, ~2.7 s an answer
 MESSAGE = " ".join(f"w{i}" for i in range(WORDS))
@@ -147,12 +150,7 @@ async def test_random_drops_on_the_live_log(
     await _ends_with_the_saved_text(live, h, reader)
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], seconds: float = 15) -> None:
-    async with asyncio.timeout(seconds):
-        while not await condition():
-            await asyncio.sleep(0.05)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_random_drops_with_the_live_log_expiring(instance_paths: tuple, seed: int) -> None:
     rng = random.Random(seed)
@@ -172,7 +170,7 @@ async def test_random_drops_with_the_live_log_expiring(instance_paths: tuple, se
                     )
                     return known is None
 
-                await _until(forgotten)
+                await eventually(forgotten, timeout_s=15)
             return client
 
         reader = await _chat_with_drops(client, user["headers"], rng, between)
@@ -212,10 +210,11 @@ async def _lose_mirrored_events(redis: Redis, message_id: str, *, after: int) ->
             return True
         return bool(redis.hget(f"vektor:gen:{message_id}", "status") != b"running")
 
-    await _until(written)
+    await eventually(written, timeout_s=15)
     redis.delete(key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_random_drops_across_two_instances_and_a_lossy_mirror(
     instance_paths: tuple, private_redis: Any, seed: int

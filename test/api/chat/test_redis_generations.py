@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 from httpx_sse import aconnect_sse
 
-from test.api.chat.helpers import read_events
-from test.conftest import register_and_login
+from test.support.auth import register_and_login
+from test.support.sse import first_events, read_events
 
 LONG = " ".join(f"word{i}" for i in range(80))
 
@@ -18,10 +18,7 @@ async def test_reattach_and_cancel_through_another_instance(
     a, b = two_instances
     user = await register_and_login(a, "alice")
     h = user["headers"]
-    async with aconnect_sse(
-        a, "POST", "/chat/stream", json={"message": LONG, "model": "echo-slow"}, headers=h
-    ) as source:
-        first = await read_events(source, 6)
+    first = await first_events(a, h, 6, message=LONG, model="echo-slow")
     message_id = first[0].data["message_id"]
 
     # B never ran this generation: it reads the mirror in Redis

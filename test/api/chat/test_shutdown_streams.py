@@ -9,12 +9,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from httpx_sse import aconnect_sse
 
 from app.core.shutdown import SHUTDOWN_ERROR
-from test.api.chat.helpers import Event, app_instance, read_events
-from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import register_and_login
+from test.support.apps import app_instance
+from test.support.auth import register_and_login
+from test.support.sse import Event, next_event, read_events, sse_frames
 
 LONG = " ".join(f"w{i}" for i in range(300))  # echo-slow: ~9 s
 
@@ -22,11 +23,12 @@ LONG = " ".join(f"w{i}" for i in range(300))  # echo-slow: ~9 s
 async def after_changes(frames: AsyncIterator[tuple[str, Any]], timeout: float) -> tuple:
     """The next sync event that is not `changed` (changes made before shutdown still come)."""
     async with asyncio.timeout(timeout):
-        while (event := await _next_event(frames)) and event[0] == "changed":
+        while (event := await next_event(frames)) and event[0] == "changed":
             pass
     return event
 
 
+@pytest.mark.slow
 async def test_shutdown_ends_sync_streams_at_once_and_chat_streams_before_the_grace(
     instance_paths: tuple,
 ) -> None:
@@ -39,14 +41,14 @@ async def test_shutdown_ends_sync_streams_at_once_and_chat_streams_before_the_gr
             client.stream("GET", "/sync/stream", headers=h) as sync,
         ):
             events = await read_events(chat, 4)
-            sync_frames = _frames(sync)
-            assert (await _next_event(sync_frames))[0] == "changed"
+            sync_frames = sse_frames(sync)
+            assert (await next_event(sync_frames))[0] == "changed"
             loop = asyncio.get_running_loop()
             began = loop.time()
             state.shutdown.begin()
             # the sync stream: the error at once, then the end of the response
             assert await after_changes(sync_frames, timeout=1) == ("error", SHUTDOWN_ERROR)
-            assert await _next_event(sync_frames, timeout=1) == ("eof", None)
+            assert await next_event(sync_frames, timeout=1) == ("eof", None)
             assert loop.time() - began < 0.5
             # the chat stream follows its answer until the grace minus the margin (0.5 s)
             events += await asyncio.wait_for(read_events(chat), 5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from test.api.chat.helpers import names, stream_chat, text_of
+from test.support.sse import names, stream_chat, text_of
 
 
 async def test_models_list_has_echo_as_default(client: httpx.AsyncClient, alice: dict) -> None:

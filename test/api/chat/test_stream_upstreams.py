@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from test.api.chat.helpers import names, stream_chat, text_of
 from test.fakes.llm_upstream import FakeToolCall, Reply
+from test.support.sse import names, stream_chat, text_of
 
 
 async def _conversation(live: httpx.AsyncClient, headers: dict, cid: str) -> dict[str, Any]:

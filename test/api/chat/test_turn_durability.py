@@ -22,15 +22,16 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from httpx_sse import aconnect_sse
 from sqlalchemy import select
 
-from app.main import create_app
 from app.models import Conversation, Message
 from app.services.chat.store import make_title
-from test.conftest import make_settings, register_and_login, serve_app
-from test.support.pg_cluster import PgCluster, private_cluster
+from test.support.apps import make_settings, served
+from test.support.auth import register_and_login
+from test.support.pg_cluster import PgCluster
+
+pytestmark = pytest.mark.slow
 
 WORDS = " ".join(f"w{i}" for i in range(200))  # echo-slow: 30 ms a word, ~6 s
 EXPECTED = f"Echo: {WORDS}"
@@ -45,13 +46,6 @@ class Backend:
     url: str
     take_away: Callable[[], None]
     give_back: Callable[[], None]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    """This module's own PostgreSQL cluster."""
-    with private_cluster() as running:
-        yield running
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -88,13 +82,8 @@ async def _serving(
     settings = make_settings(
         url, log_dir, config_dir=config_dir, data_dir=data_dir, db_timeout_seconds=1
     )
-    application = create_app(settings)
-    async with (
-        LifespanManager(application, startup_timeout=120, shutdown_timeout=60),
-        serve_app(application) as base,
-        httpx.AsyncClient(base_url=base, timeout=60) as client,
-    ):
-        yield application, client
+    async with served(settings, timeout=60) as pair:
+        yield pair
 
 
 async def _answer_through_an_outage(

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from app.services.chat.tools import ToolCallOutcome
-from test.api.chat.helpers import stream_chat, text_of
 from test.api.chat.stubs import StubTools
 from test.fakes.llm_upstream import FakeToolCall, Reply
+from test.support.sse import stream_chat, text_of
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import pytest
 from app.api import deps
 from app.repositories.backups import BackupRepository
 from app.state import AppState
-from test.api.chat.helpers import stream_chat
 from test.api.chat.stubs import StubTools
-from test.conftest import TEST_PASSWORD, register_and_login
+from test.support.auth import TEST_PASSWORD, register_and_login
+from test.support.factories import chat_turns
+from test.support.sse import stream_chat
 
 
 async def _fill(client: httpx.AsyncClient, h: dict) -> list[str]:
@@ -24,11 +25,11 @@ async def _fill(client: httpx.AsyncClient, h: dict) -> list[str]:
     assert any(e.name == "tool_result" for e in tool)
     first = tool[0].data["conversation_id"]
     await stream_chat(client, h, message="and then?", conversation_id=first)
-    second = (await stream_chat(client, h, message="pin me"))[0].data["conversation_id"]
+    second = await chat_turns(client, h, "pin me")
     await client.patch(
         f"/chat/history/{second}", json={"pinned": True, "title": "Pinned"}, headers=h
     )
-    third = (await stream_chat(client, h, message="archive me"))[0].data["conversation_id"]
+    third = await chat_turns(client, h, "archive me")
     await client.patch(f"/chat/history/{third}", json={"archived": True}, headers=h)
     await client.put(
         "/users/preferences",
@@ -119,7 +120,7 @@ async def test_merges_missing_messages_into_an_existing_conversation(
     client: httpx.AsyncClient, alice: dict
 ) -> None:
     h = alice["headers"]
-    cid = (await stream_chat(client, h, message="one"))[0].data["conversation_id"]
+    cid = await chat_turns(client, h, "one")
     doc = await _export(client, h)
     extra = copy.deepcopy(doc["conversations"][0]["messages"][0])
     extra.update(id="6f1d6c1e-3b7b-4d0c-9a57-1c2d3e4f5a6b", content="restored later")

@@ -15,9 +15,10 @@ from app.db.base import utcnow
 from app.models import SyncTombstone
 from app.services.sync.cursor import encode_cursor
 from app.state import AppState
-from test.api.chat.helpers import read_events, stream_chat
 from test.api.sync.helpers import Replica, server_state
-from test.conftest import register_and_login
+from test.support.auth import register_and_login
+from test.support.factories import chat_turns
+from test.support.sse import read_events, stream_chat
 
 
 async def _changes(client: httpx.AsyncClient, h: dict, **params: Any) -> dict[str, Any]:
@@ -132,7 +133,7 @@ async def test_a_cursor_older_than_pruned_tombstones_must_resync(
 ) -> None:
     h = alice["headers"]
     await stream_chat(client, h, message="kept, numbered before the deletion")
-    cid = (await stream_chat(client, h, message="to be deleted"))[0].data["conversation_id"]
+    cid = await chat_turns(client, h, "to be deleted")
     old = (await _changes(client, h))["cursor"]
     await client.delete(f"/chat/history/{cid}", headers=h)
     recent = (await _changes(client, h, since=old))["cursor"]

@@ -14,9 +14,10 @@ from app.models import User
 from app.repositories.changes import ChangeRepository
 from app.repositories.conversations import ConversationRepository
 from app.state import AppState
-from test.api.chat.helpers import stream_chat
 from test.api.sync.helpers import Replica, server_state
-from test.conftest import TEST_PASSWORD
+from test.support.auth import TEST_PASSWORD
+from test.support.factories import chat_turns
+from test.support.sse import stream_chat
 
 
 async def _head(state: AppState, user_id: str) -> int:
@@ -32,8 +33,8 @@ async def test_a_late_committer_is_never_skipped(
     sees neither, then both in commit order: the cursor never jumps over T1."""
     h = alice["headers"]
     user_id = uuid.UUID(alice["user"]["id"])
-    first = (await stream_chat(client, h, message="one"))[0].data["conversation_id"]
-    second = (await stream_chat(client, h, message="two"))[0].data["conversation_id"]
+    first = await chat_turns(client, h, "one")
+    second = await chat_turns(client, h, "two")
     replica = Replica()
     await replica.pull(client, h)
 

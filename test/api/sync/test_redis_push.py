@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from test.api.chat.helpers import stream_chat
 from test.api.sync.helpers import Replica, server_state
-from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import register_and_login
+from test.support.auth import register_and_login
+from test.support.sse import next_event, sse_frames, stream_chat
 
 
 async def test_a_change_on_one_instance_reaches_a_stream_on_the_other(
@@ -19,10 +18,10 @@ async def test_a_change_on_one_instance_reaches_a_stream_on_the_other(
     replica = Replica()
     await replica.pull(b, h)
     async with b.stream("GET", "/sync/stream", headers=h) as response:
-        frames = _frames(response)
-        assert (await _next_event(frames))[1]["cursor"] == replica.cursor
+        frames = sse_frames(response)
+        assert (await next_event(frames))[1]["cursor"] == replica.cursor
         await a.put("/users/preferences", json={"theme": "dark"}, headers=h)  # written on A
-        name, data = await _next_event(frames, timeout=5)  # well before B's own re-check
+        name, data = await next_event(frames, timeout=5)  # well before B's own re-check
         assert name == "changed" and data["cursor"] != replica.cursor
         await replica.pull(b, h)
         assert replica.cursor == data["cursor"] and replica.preferences["theme"] == "dark"
@@ -30,6 +29,6 @@ async def test_a_change_on_one_instance_reaches_a_stream_on_the_other(
         await stream_chat(a, h, message="from instance A")
         head = (await b.get("/sync/changes", headers=h)).json()["cursor"]
         while data["cursor"] != head:
-            name, data = await _next_event(frames, timeout=5)
+            name, data = await next_event(frames, timeout=5)
         await replica.pull(b, h)
         assert replica.state() == await server_state(a, h)

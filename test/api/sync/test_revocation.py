@@ -16,20 +16,11 @@ import httpx
 
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.state import AppState
-from test.api.sync.test_stream import _frames, _next_event
-from test.conftest import TEST_PASSWORD, register_and_login
+from test.support.auth import TEST_PASSWORD, log_in, register_and_login
+from test.support.sse import next_event, sse_frames
 
 Frames = AsyncIterator[tuple[str, Any]]
 PROMPTLY_S = 1.0
-
-
-async def login(client: httpx.AsyncClient, name: str = "alice") -> dict[str, Any]:
-    """Another device session of an existing user."""
-    response = await client.post("/auth/login", json={"username": name, "password": TEST_PASSWORD})
-    assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json()
-    tokens["headers"] = {"Authorization": f"Bearer {tokens['access_token']}"}
-    return tokens
 
 
 @asynccontextmanager
@@ -37,8 +28,8 @@ async def sync_stream(client: httpx.AsyncClient, headers: dict[str, str]) -> Asy
     """An open `/sync/stream` whose first `changed` event has arrived."""
     async with client.stream("GET", "/sync/stream", headers=headers) as response:
         assert response.status_code == 200
-        frames = _frames(response)
-        assert (await _next_event(frames))[0] == "changed"
+        frames = sse_frames(response)
+        assert (await next_event(frames))[0] == "changed"
         yield frames
 
 
@@ -46,9 +37,9 @@ async def ends_revoked(frames: Frames) -> None:
     """The stream says `token_revoked` and closes, both within `PROMPTLY_S`."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    name, data = await _next_event(frames, timeout=PROMPTLY_S)
+    name, data = await next_event(frames, timeout=PROMPTLY_S)
     assert (name, data.get("code")) == ("error", "token_revoked"), (name, data)
-    assert await _next_event(frames, timeout=PROMPTLY_S) == ("eof", None)
+    assert await next_event(frames, timeout=PROMPTLY_S) == ("eof", None)
     assert loop.time() - started < PROMPTLY_S
 
 
@@ -57,7 +48,7 @@ async def still_live(client: httpx.AsyncClient, headers: dict[str, str], frames:
     assert (
         await client.put("/users/preferences", json={"theme": "light"}, headers=headers)
     ).is_success
-    assert (await _next_event(frames))[0] == "changed"
+    assert (await next_event(frames))[0] == "changed"
 
 
 async def change_password(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
@@ -79,7 +70,7 @@ async def test_logout_ends_the_stream_at_once(live: httpx.AsyncClient, alice: di
 async def test_logout_of_all_devices_ends_every_stream(
     live: httpx.AsyncClient, alice: dict, bob: dict
 ) -> None:
-    phone = await login(live)
+    phone = await log_in(live)
     async with (
         sync_stream(live, alice["headers"]) as laptop_frames,
         sync_stream(live, phone["headers"]) as phone_frames,
@@ -97,7 +88,7 @@ async def test_logout_of_all_devices_ends_every_stream(
 async def test_revoking_one_device_ends_only_its_stream(
     live: httpx.AsyncClient, alice: dict
 ) -> None:
-    phone = await login(live)
+    phone = await log_in(live)
     sessions = (await live.get("/auth/sessions", headers=alice["headers"])).json()
     phone_id = next(s["id"] for s in sessions if not s["current"])
     async with (
@@ -113,7 +104,7 @@ async def test_revoking_one_device_ends_only_its_stream(
 async def test_password_change_ends_the_other_sessions_streams(
     live: httpx.AsyncClient, alice: dict
 ) -> None:
-    phone = await login(live)
+    phone = await log_in(live)
     async with (
         sync_stream(live, alice["headers"]) as laptop_frames,
         sync_stream(live, phone["headers"]) as phone_frames,
@@ -161,7 +152,7 @@ async def test_a_revocation_on_one_instance_ends_a_stream_on_the_other(
 ) -> None:
     a, b = two_instances
     alice = await register_and_login(a, "alice")
-    phone = await login(a)
+    phone = await log_in(a)
     async with (
         sync_stream(b, alice["headers"]) as laptop_frames,
         sync_stream(b, phone["headers"]) as phone_frames,

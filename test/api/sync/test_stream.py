@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,33 +10,8 @@ import pytest
 
 from app.api import deps
 from app.state import AppState
-from test.api.chat.helpers import stream_chat
 from test.api.sync.helpers import Replica, server_state
-
-
-async def _frames(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
-    """('ping', None) for keep-alives, (event name, data) for events."""
-    name = None
-    async for line in response.aiter_lines():
-        if line.startswith(": ping"):
-            yield "ping", None
-        elif line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: ") and name:
-            yield name, json.loads(line.removeprefix("data: "))
-            name = None
-
-
-async def _next_event(
-    frames: AsyncIterator[tuple[str, Any]], timeout: float = 5
-) -> tuple[str, Any]:
-    async def read() -> tuple[str, Any]:
-        async for name, data in frames:
-            if name != "ping":
-                return name, data
-        return "eof", None
-
-    return await asyncio.wait_for(read(), timeout=timeout)
+from test.support.sse import next_event, sse_frames, stream_chat
 
 
 @pytest.fixture
@@ -60,12 +33,12 @@ async def test_stream_pushes_each_change_and_pings(
     async with live.stream("GET", "/sync/stream", headers=h) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        frames = _frames(response)
-        name, data = await _next_event(frames)
+        frames = sse_frames(response)
+        name, data = await next_event(frames)
         assert name == "changed" and data["cursor"] == replica.cursor  # nothing missed yet
 
         await client.put("/users/preferences", json={"theme": "light"}, headers=h)
-        name, data = await _next_event(frames)
+        name, data = await next_event(frames)
         assert name == "changed" and data["cursor"] != replica.cursor
         await replica.pull(client, h)
         assert replica.cursor == data["cursor"] and replica.preferences["theme"] == "light"
@@ -73,7 +46,7 @@ async def test_stream_pushes_each_change_and_pings(
         await stream_chat(client, h, message="pushed")  # begin and finish: two commits
         head = (await client.get("/sync/changes", headers=h)).json()["cursor"]
         while data["cursor"] != head:
-            name, data = await _next_event(frames)
+            name, data = await next_event(frames)
         await replica.pull(client, h)
         assert replica.state() == await server_state(client, h)
 
@@ -91,11 +64,11 @@ async def test_stream_needs_a_token_and_ends_after_sign_out(
     assert (await live.get("/sync/stream")).status_code == 401
     h = alice["headers"]
     async with live.stream("GET", "/sync/stream", headers=h) as response:
-        frames = _frames(response)
-        assert (await _next_event(frames))[0] == "changed"
+        frames = sse_frames(response)
+        assert (await next_event(frames))[0] == "changed"
         await live.put("/users/preferences", json={"theme": "dark"}, headers=bob["headers"])
         assert (await live.post("/auth/logout", headers=h)).status_code == 204
         # bob's change is not alice's business; her stream ends after the sign-out, saying why
-        name, data = await _next_event(frames, timeout=5)
+        name, data = await next_event(frames, timeout=5)
         assert (name, data["code"]) == ("error", "token_revoked")
-        assert await _next_event(frames, timeout=5) == ("eof", None)
+        assert await next_event(frames, timeout=5) == ("eof", None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -18,16 +17,10 @@ import psutil
 import pytest
 
 from app.services.mcp import McpPool, load_mcp_config
+from test.support.net import free_port
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / "fakes" / "mcp_test_server.py"
 FAST = {"timeout_s": 5, "connect_timeout_s": 2, "health_interval_s": 0.5, "breaker_failures": 2}
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stdio_command(name: str = "S") -> dict[str, Any]:
@@ -139,15 +132,6 @@ async def make_pool(tmp_path: Path) -> AsyncIterator[PoolFactory]:
     yield factory
     for pool in pools:
         await pool.aclose()
-
-
-async def eventually(check: Callable[[], bool], *, timeout_s: float = 10) -> None:
-    """Poll `check` until it holds (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def endpoint(pool: McpPool, server: str, target: str) -> dict[str, Any]:

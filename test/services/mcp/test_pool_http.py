@@ -6,14 +6,11 @@ import asyncio
 import collections
 import json
 
-from test.services.mcp.conftest import (
-    FAST,
-    PoolFactory,
-    ServerProcess,
-    endpoint,
-    eventually,
-    free_port,
-)
+import pytest
+
+from test.services.mcp.conftest import FAST, PoolFactory, ServerProcess, endpoint
+from test.support.net import free_port
+from test.support.waiting import eventually
 
 
 def http_server(replicas: list[ServerProcess], **overrides: object) -> dict[str, object]:
@@ -259,6 +256,7 @@ async def test_reconnect_and_allow_deny_lists(healthy_replicas, make_pool: PoolF
     assert (await pool.call("t__echo", {"text": "back"})).content == "back"
 
 
+@pytest.mark.slow
 async def test_legacy_sessions_survive_a_replica_restart(
     healthy_replicas, make_pool: PoolFactory
 ) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from test.services.mcp.conftest import FAST, PoolFactory, ServerProcess, eventually
+from test.services.mcp.conftest import FAST, PoolFactory, ServerProcess
+from test.support.waiting import eventually
 
 
 @pytest.fixture
@@ -16,6 +17,7 @@ def sse_server() -> ServerProcess:
     server.kill()
 
 
+@pytest.mark.slow
 async def test_sse_server_calls_and_reconnects_after_a_restart(
     sse_server: ServerProcess, make_pool: PoolFactory
 ) -> None:

@@ -6,8 +6,10 @@ import asyncio
 import json
 
 import psutil
+import pytest
 
-from test.services.mcp.conftest import FAST, PoolFactory, eventually, stdio_children, stdio_command
+from test.services.mcp.conftest import FAST, PoolFactory, stdio_children, stdio_command
+from test.support.waiting import eventually
 
 TIME_SERVER = {
     "transport": "stdio",
@@ -19,6 +21,7 @@ TIME_SERVER = {
 }
 
 
+@pytest.mark.slow
 async def test_time_server_answers_and_comes_back_after_its_process_is_killed(
     make_pool: PoolFactory,
 ) -> None:
@@ -41,6 +44,7 @@ async def test_time_server_answers_and_comes_back_after_its_process_is_killed(
     assert process.pid not in {p.pid for p in stdio_children("mcp-server-time")}
 
 
+@pytest.mark.slow
 async def test_stdio_replicas_share_the_load_and_exit_cleanly(make_pool: PoolFactory) -> None:
     marker = "--name stdio-pair"
     pool = await make_pool(
@@ -61,6 +65,7 @@ async def test_stdio_replicas_share_the_load_and_exit_cleanly(make_pool: PoolFac
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.slow
 async def test_a_killed_stdio_replica_is_routed_around(make_pool: PoolFactory) -> None:
     marker = "--name stdio-kill"
     pool = await make_pool(
@@ -86,6 +91,7 @@ async def test_a_killed_stdio_replica_is_routed_around(make_pool: PoolFactory) -
     assert len(stdio_children(marker)) == 2
 
 
+@pytest.mark.slow
 async def test_cancelled_stdio_call_is_cancelled_on_the_server(make_pool: PoolFactory) -> None:
     pool = await make_pool({"s": {**stdio_command("stdio-cancel")}})
     task = asyncio.create_task(pool.call("s__slow", {"seconds": 5, "steps": 50}))
@@ -118,6 +124,7 @@ async def test_a_missing_command_leaves_the_server_down_without_failing_start(
     assert outcome.status == "error"
 
 
+@pytest.mark.slow
 async def test_garbage_on_stdout_and_a_crashing_server(make_pool: PoolFactory) -> None:
     pool = await make_pool({"s": {**stdio_command("stdio-garbage")}})
     replica = pool.groups["s"].replicas[0]

@@ -13,7 +13,8 @@ from app.api import deps
 from app.api.routers import mcp as mcp_router
 from app.core.errors import install_error_handlers
 from app.services.mcp import McpPool
-from test.services.mcp.conftest import FAST, PoolFactory, eventually, stdio_command
+from test.services.mcp.conftest import FAST, PoolFactory, stdio_command
+from test.support.waiting import eventually
 
 
 def build_app(pool: McpPool | None) -> FastAPI:
@@ -62,6 +63,7 @@ async def admin(pool: McpPool) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.mark.slow
 async def test_admin_sees_servers_and_tools(pool: McpPool, admin: httpx.AsyncClient) -> None:
     await eventually(lambda: pool.groups["tools"].available, timeout_s=20)
     servers = (await admin.get("/mcp/servers")).json()
@@ -98,6 +100,7 @@ async def test_admin_sees_servers_and_tools(pool: McpPool, admin: httpx.AsyncCli
     assert echo["description"] == "Return the text unchanged."
 
 
+@pytest.mark.slow
 async def test_reconnect_is_accepted_for_known_servers_only(
     pool: McpPool, admin: httpx.AsyncClient
 ) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from test.services.mcp.conftest import PoolFactory
+
+pytestmark = pytest.mark.slow
 
 VIZRO = {
     "transport": "stdio",

@@ -215,7 +215,7 @@ async def test_methods_are_limited(fetcher: SafeFetcher, http_service: HttpServi
 
 
 async def test_an_unreachable_port_is_a_fetch_error() -> None:
-    from test.services.mcp.conftest import free_port
+    from test.support.net import free_port
 
     port = free_port()
     client = make_fetcher(f"127.0.0.1:{port}", timeout_s=5)
