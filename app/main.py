@@ -31,9 +31,7 @@ from app.db.health import DatabaseHealth
 from app.db.migrate import upgrade_head
 from app.db.session import create_engine, create_session_factory, database_probes
 from app.services.adapters import start_adapter_tools
-from app.services.chat.composite_tools import CompositeTools
 from app.services.chat.interrupted import InterruptedAnswers
-from app.services.chat.mcp_tools import PoolTools
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.spool import Spool, database_key
@@ -44,6 +42,7 @@ from app.services.pushbus import PushBus
 from app.services.revocations import SessionRevocations
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncRuntime
+from app.services.tools import Toolbox
 from app.state import AppState
 
 SQLITE_SWITCH_INTERVAL_S = 0.0005
@@ -145,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.adapters = await start_adapter_tools(settings)
         state.mcp = McpPool(load_mcp_config(settings.config_dir))
         await state.mcp.start()
-        state.tools = CompositeTools([PoolTools(state.mcp), state.adapters])
+        state.tools = Toolbox([state.mcp, state.adapters])  # the tool sources, MCP first
         state.health_probes["mcp"] = state.mcp.health_probe
         state.capabilities += ["chat", "sse", "reattach", "cancel"]
         app.state.vektor = state

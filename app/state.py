@@ -33,7 +33,7 @@ class AppState:
     models: Any = None  # app.services.llm.registry.ModelRegistry
     mcp: Any = None  # app.services.mcp.pool.McpPool
     generations: Any = None  # app.services.chat.registry.GenerationRegistry
-    tools: Any = None  # app.services.chat.tools.ToolExecutor
+    tools: Any = None  # app.services.tools.Toolbox
     adapters: Any = None  # app.services.adapters.AdapterTools (config/app/*.json)
     turn_writer: Any = None  # app.services.chat.writer.TurnWriter (group commit)
     pending_writes: Any = None  # app.services.chat.pending.PendingWrites (retry, spool)

@@ -70,7 +70,7 @@ async def list_servers(_admin: AdminUser, pool: McpPoolDep) -> Any:
 async def list_tools(_admin: AdminUser, pool: McpPoolDep, request: Request) -> Any:
     """Every known tool, including those of servers that are down right now."""
     adapters = getattr(request.app.state.vektor, "adapters", None)  # kind "adapter"
-    return [*pool.tools(include_unavailable=True), *(adapters.tools_info() if adapters else [])]
+    return [*pool.tools(include_unavailable=True), *(adapters.tools() if adapters else [])]
 
 
 @router.post(

@@ -20,7 +20,6 @@ from app.core.text import storable
 from app.db.base import utcnow
 from app.services.chat.registry import Generation, GenerationRegistry
 from app.services.chat.store import TurnIds, TurnStore, make_title
-from app.services.chat.tools import ToolExecutor
 from app.services.llm import (
     ChatMessage,
     Finish,
@@ -30,10 +29,10 @@ from app.services.llm import (
     ProviderError,
     TextDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
     storable_event,
 )
+from app.services.tools import BoundTool, Tool, Toolbox, ToolOutcome
 
 CHECKPOINT_EVERY_S = 5.0
 
@@ -48,7 +47,7 @@ class TurnRequest:
     model: ModelConfig
     fallbacks: list[ModelConfig]
     messages: list[ChatMessage]
-    tools: list[ToolSpec]
+    tools: list[Tool]
     temperature: float | None
     max_tokens: int | None
     make_title: bool
@@ -90,7 +89,7 @@ class AgentRun:
         gen: Generation,
         generations: GenerationRegistry,
         models: ModelRegistry,
-        tools: ToolExecutor,
+        tools: Toolbox,
         store: TurnStore,
         max_tool_rounds: int,
         max_duration_s: float,
@@ -331,12 +330,12 @@ class AgentRun:
         """Announce every call, run them concurrently, and record them in call order."""
         await self._ensure_started()
         records = []
-        for call in calls:
-            ref = self.tools.resolve(call.name)
+        bound = [self.tools.resolve(call.name) for call in calls]  # once per call
+        for call, tool in zip(calls, bound, strict=True):
             record = {
                 "id": call.id,
-                "server": ref.server if ref else "",
-                "tool": ref.tool if ref else call.name,
+                "server": tool.tool.server if tool else "",
+                "tool": tool.tool.name if tool else call.name,
                 "qualified_name": call.name,
                 "arguments": call.arguments,
                 "status": "error",
@@ -357,18 +356,24 @@ class AgentRun:
             )
         return list(
             await asyncio.gather(
-                *(self._run_tool(c, r) for c, r in zip(calls, records, strict=True))
+                *(self._run_tool(c, t, r) for c, t, r in zip(calls, bound, records, strict=True))
             )
         )
 
-    async def _run_tool(self, call: ToolCallRequest, record: dict[str, Any]) -> str:
+    async def _run_tool(
+        self, call: ToolCallRequest, tool: BoundTool | None, record: dict[str, Any]
+    ) -> str:
         async def progress(done: float, total: float | None, message: str | None) -> None:
             self._emit(
                 "tool_progress",
                 {"call_id": call.id, "progress": done, "total": total, "message": message},
             )
 
-        outcome = await self.tools.call(call.name, call.arguments, on_progress=progress)
+        outcome = (
+            await tool.call(call.arguments, on_progress=progress)
+            if tool is not None
+            else ToolOutcome.unknown(call.name)
+        )
         content = storable(outcome.content)  # every tool source, not only MCP, cleans its text
         self._emit(
             "tool_result",

@@ -18,8 +18,9 @@ from app.services.chat.events import encode_frame
 from app.services.chat.history import replay
 from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
-from app.services.llm import ChatMessage, ModelConfig, ToolSpec, fit_to_context
+from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
+from app.services.tools import Tool, Toolbox
 from app.state import AppState
 
 
@@ -114,7 +115,7 @@ class ChatService:
 
     def _tools(
         self, *, model: ModelConfig, prefs: Preferences, requested: bool | list[str]
-    ) -> list[ToolSpec]:
+    ) -> list[Tool]:
         if requested is False or not model.supports_tools:
             return []
         servers: set[str] | None = (
@@ -122,10 +123,8 @@ class ChatService:
         )
         if isinstance(requested, list):
             servers = set(requested) if servers is None else servers & set(requested)
-        return [
-            ToolSpec(name=t.qualified_name, description=t.description, input_schema=t.input_schema)
-            for t in self.state.tools.available(servers=servers)
-        ]
+        tools: Toolbox = self.state.tools
+        return tools.available(servers=servers)
 
     async def cancel(self, *, user: User, message_id: uuid.UUID) -> None:
         """Stop a running generation of this user (from any device)."""

@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 from httpx_sse import aconnect_sse
 
 from app.main import create_app
+from app.services.tools import Toolbox
 from test.api.chat.stubs import StubTools
 from test.conftest import make_settings, serve_app
 
@@ -69,7 +70,7 @@ def text_of(events: list[Event]) -> str:
 def stub_tools(state: Any) -> Iterator[StubTools]:
     """Swap the app's tool source for a recording stub during one test."""
     stub = StubTools(delay=0.05)
-    previous, state.tools = state.tools, stub
+    previous, state.tools = state.tools, Toolbox([stub])
     yield stub
     state.tools = previous
 
