@@ -10,8 +10,10 @@ from typing import Any
 
 from app.core.errors import BadRequest, NotFound, RateLimited
 from app.models import Message, User
+from app.models.status import MessageStatus
 from app.repositories.conversations import ConversationRepository
 from app.schemas.chat import ChatStreamRequest
+from app.schemas.events import ErrorEvent
 from app.schemas.user import Preferences
 from app.services.chat.agent import AgentRun, TurnRequest
 from app.services.chat.events import encode_frame
@@ -146,7 +148,7 @@ class ChatService:
             if message is None:
                 raise NotFound("No answer with this id")
             # a generation that has just started on another worker may be mirrored by now
-            if message.status != "streaming" or not await generations.owner_known(
+            if message.status != MessageStatus.STREAMING or not await generations.owner_known(
                 message_id=message_id, user_id=user.id
             ):
                 return _once(rebuilt_frames(message, last_event_id))
@@ -169,9 +171,8 @@ class ChatService:
         """The saved answer as a snapshot and its outcome (its live log was lost)."""
         message = await self._saved(user_id=user_id, message_id=message_id)
         if message is None:  # deleted meanwhile
-            yield encode_frame(
-                last_event_id + 1, "error", {"code": "not_found", "message": "No such answer."}
-            )
+            gone: ErrorEvent = {"code": "not_found", "message": "No such answer."}
+            yield encode_frame(last_event_id + 1, "error", gone)
             return
         yield rebuilt_frames(message, last_event_id)
 
