@@ -2,6 +2,7 @@
 
 from app.models.auth_session import AuthSession
 from app.models.conversation import Conversation, Message
+from app.models.status import MessageStatus
 from app.models.sync import SyncTombstone
 from app.models.user import User, UserPreferences
 
@@ -9,6 +10,7 @@ __all__ = [
     "AuthSession",
     "Conversation",
     "Message",
+    "MessageStatus",
     "SyncTombstone",
     "User",
     "UserPreferences",

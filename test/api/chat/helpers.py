@@ -16,6 +16,7 @@ from httpx_sse import aconnect_sse
 
 from app.api import deps
 from app.main import create_app
+from app.services.tools import Toolbox
 from test.api.chat.stubs import StubTools
 from test.conftest import make_settings, serve_app
 
@@ -70,7 +71,7 @@ def text_of(events: list[Event]) -> str:
 def stub_tools(app: Any) -> Iterator[StubTools]:
     """Give chat a recording stub as its tool source during one test."""
     stub = StubTools(delay=0.05)
-    app.dependency_overrides[deps.get_tools] = lambda: stub
+    app.dependency_overrides[deps.get_tools] = lambda: Toolbox([stub])
     yield stub
     del app.dependency_overrides[deps.get_tools]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from httpx_sse import aconnect_sse
 
-from app.core.shutdown import SHUTDOWN_ERROR
+from app.schemas.events import SERVER_SHUTDOWN as SHUTDOWN_ERROR
 from test.api.chat.helpers import Event, app_instance, read_events
 from test.api.sync.test_stream import _frames, _next_event
 from test.conftest import register_and_login
