@@ -33,9 +33,7 @@ from app.observability.logging import configure_logging
 from app.observability.middleware import RequestContextMiddleware
 from app.observability.runtime import Observability
 from app.services.adapters import start_adapter_tools
-from app.services.chat.composite_tools import CompositeTools
 from app.services.chat.interrupted import InterruptedAnswers
-from app.services.chat.mcp_tools import PoolTools
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.spool import Spool, database_key
@@ -46,6 +44,7 @@ from app.services.pushbus import PushBus
 from app.services.revocations import SessionRevocations
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncRuntime
+from app.services.tools import Toolbox
 from app.state import AppState
 
 SQLITE_SWITCH_INTERVAL_S = 0.0005
@@ -148,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.adapters = await start_adapter_tools(settings)
         state.mcp = McpPool(load_mcp_config(settings.config_dir))
         await state.mcp.start()
-        state.tools = CompositeTools([PoolTools(state.mcp), state.adapters])
+        state.tools = Toolbox([state.mcp, state.adapters])  # the tool sources, MCP first
         state.health_probes["mcp"] = state.mcp.health_probe
         state.capabilities += ["chat", "sse", "reattach", "cancel"]
         app.state.vektor = state

@@ -22,7 +22,6 @@ from app.services.adapters import AdapterTools
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
-from app.services.chat.tools import ToolExecutor
 from app.services.chat.writer import TurnWriter
 from app.services.llm.registry import ModelRegistry
 from app.services.mcp.pool import McpPool
@@ -31,6 +30,7 @@ from app.services.revocations import SessionRevocations
 from app.services.stream_tickets import StreamTickets
 from app.services.sync.runtime import SyncRuntime
 from app.services.system import HealthProbe
+from app.services.tools import Toolbox
 
 
 @dataclass
@@ -51,7 +51,7 @@ class AppState:
     models: ModelRegistry = field(init=False)
     mcp: McpPool = field(init=False)
     generations: GenerationRegistry = field(init=False)
-    tools: ToolExecutor = field(init=False)  # MCP pool + adapters, as the agent sees them
+    tools: Toolbox = field(init=False)  # MCP pool + adapters, as the agent sees them
     adapters: AdapterTools = field(init=False)  # config/app/*.json
     turn_writer: TurnWriter = field(init=False)  # group commit
     pending_writes: PendingWrites = field(init=False)  # retry, spool

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from app.core.shutdown import SHUTDOWN_ERROR
+from app.schemas.events import SERVER_SHUTDOWN as SHUTDOWN_ERROR
 from test.api.chat.test_shutdown_streams import after_changes
 from test.support.apps import REPO_CONFIG
 from test.support.auth import log_in, register_and_login

@@ -26,13 +26,13 @@ from app.services.adapters import AdapterTools
 from app.services.auth import AuthLimits, AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
-from app.services.chat.tools import ToolExecutor
 from app.services.llm.registry import ModelRegistry
 from app.services.mcp import McpPool
 from app.services.status import StatusReport
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
 from app.services.system import SystemHealth
+from app.services.tools import Toolbox
 from app.services.users import UserService
 from app.state import AppState
 
@@ -209,12 +209,12 @@ async def get_models(state: StateDep) -> ModelRegistry:
 ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
 
 
-async def get_tools(state: StateDep) -> ToolExecutor:
+async def get_tools(state: StateDep) -> Toolbox:
     """The tools the model may call (MCP servers and adapters)."""
     return state.tools
 
 
-ToolsDep = Annotated[ToolExecutor, Depends(get_tools)]
+ToolsDep = Annotated[Toolbox, Depends(get_tools)]
 
 
 async def get_shutdown(state: StateDep) -> StreamShutdown:

@@ -21,10 +21,6 @@ from collections.abc import AsyncIterator, Callable
 from types import FrameType
 from typing import Any
 
-SHUTDOWN_ERROR = {
-    "code": "server_shutdown",
-    "message": "The server is restarting; reconnect (re-attach) to continue.",
-}
 MAX_MARGIN_S = 1.0  # chat streams end this long (at most half the grace) before the timeout
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

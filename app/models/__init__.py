@@ -1,5 +1,6 @@
 """ORM models; importing this package registers every table on `Base.metadata`."""
 
+from app.core.status import MessageStatus
 from app.models.auth_session import AuthSession
 from app.models.conversation import Conversation, Message
 from app.models.sync import SyncTombstone
@@ -9,6 +10,7 @@ __all__ = [
     "AuthSession",
     "Conversation",
     "Message",
+    "MessageStatus",
     "SyncTombstone",
     "User",
     "UserPreferences",

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.status import MessageStatus
 from app.db.base import Base, UTCDateTime, new_uuid, utcnow
 
 
@@ -69,7 +70,7 @@ class Message(Base):
     )
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     content: Mapped[str] = mapped_column(Text, default="", nullable=False)
-    status: Mapped[str] = mapped_column(String(16), default="complete", nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.COMPLETE, nullable=False)
     model: Mapped[str | None] = mapped_column(String(200))
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     tool_call_id: Mapped[str | None] = mapped_column(String(200))

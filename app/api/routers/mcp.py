@@ -23,7 +23,7 @@ async def list_servers(_admin: AdminUser, pool: McpPoolDep) -> Any:
 @router.get("/tools", response_model=list[McpToolRead])
 async def list_tools(_admin: AdminUser, pool: McpPoolDep, adapters: AdapterToolsDep) -> Any:
     """Every known tool, including those of servers that are down right now."""
-    return [*pool.tools(include_unavailable=True), *adapters.tools_info()]
+    return [*pool.tools(include_unavailable=True), *adapters.tools()]
 
 
 @router.post(

@@ -9,12 +9,12 @@ from fastapi.responses import StreamingResponse
 
 from app.api.deps import CurrentUser, StreamPrincipal, SyncServiceDep
 from app.api.openapi import errors, schema_ref
+from app.core.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from app.schemas.common import Text
 from app.schemas.sync import BackupDocument, ImportResult, SyncChanges
 
 router = APIRouter(prefix="/sync", tags=["sync"])
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "Server-Sent Events: `changed` with `{cursor}` (first one at once), "
@@ -68,7 +68,7 @@ async def read_changes(
 async def stream_changes(principal: StreamPrincipal, sync: SyncServiceDep) -> StreamingResponse:
     """Live `changed` events whenever the user's data changes on any device or worker."""
     return StreamingResponse(
-        sync.stream(principal=principal), media_type="text/event-stream", headers=SSE_HEADERS
+        sync.stream(principal=principal), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
     )
 
 

@@ -20,7 +20,7 @@ from app.services.adapters.operation import (
     check_arguments,
     shape_response,
 )
-from app.services.chat.tools import ProgressCallback, ToolCallOutcome, ToolDescription, ToolRef
+from app.services.tools import ProgressCallback, Tool, ToolOutcome
 from app.services.urls import FetchError, FetchLimits, SafeFetcher
 
 
@@ -44,6 +44,7 @@ class AdapterTools:
             if adapter.config.enabled
             for op in adapter.operations
         }
+        self._tools = {name: _tool(adapter, op) for name, (adapter, op) in self._ops.items()}
 
     async def aclose(self) -> None:
         """Close the HTTP client (calls in flight fail as errors)."""
@@ -59,32 +60,23 @@ class AdapterTools:
             adapter.config.auth is None or self._secret(adapter) is not None
         )
 
-    def available(self, *, servers: Collection[str] | None) -> list[ToolDescription]:
+    def available(self, *, servers: Collection[str] | None) -> list[Tool]:
         """Operations of available adapters, limited to `servers` (None = every adapter)."""
         return [
-            ToolDescription(op.qualified_name, op.description, op.input_schema)
-            for adapter, op in self._ops.values()
+            self._tools[name]
+            for name, (adapter, _op) in self._ops.items()
             if (servers is None or adapter.name in servers) and self.is_available(adapter)
         ]
 
-    def resolve(self, qualified_name: str) -> ToolRef | None:
-        """The adapter and operation behind a qualified name."""
-        found = self._ops.get(qualified_name)
-        return ToolRef(found[0].name, found[1].name) if found else None
+    def resolve(self, qualified_name: str) -> Tool | None:
+        """The operation behind a qualified name."""
+        return self._tools.get(qualified_name)
 
-    def tools_info(self) -> list[dict[str, Any]]:
+    def tools(self) -> list[Tool]:
         """Every operation of the enabled adapters, as `GET /mcp/tools` lists them."""
         return [
-            {
-                "server": adapter.name,
-                "name": op.name,
-                "qualified_name": op.qualified_name,
-                "description": op.description,
-                "input_schema": op.input_schema,
-                "available": self.is_available(adapter),
-                "kind": "adapter",
-            }
-            for adapter, op in self._ops.values()
+            tool if self.is_available(self._ops[name][0]) else replace(tool, available=False)
+            for name, tool in self._tools.items()
         ]
 
     async def call(
@@ -93,13 +85,24 @@ class AdapterTools:
         arguments: dict[str, Any],
         *,
         on_progress: ProgressCallback | None = None,
-    ) -> ToolCallOutcome:
+    ) -> ToolOutcome:
+        """Run one operation by name (see `call_tool`)."""
+        tool = self.resolve(qualified_name)
+        if tool is None:
+            return ToolOutcome.unknown(qualified_name)
+        return await self.call_tool(tool, arguments, on_progress=on_progress)
+
+    async def call_tool(
+        self,
+        tool: Tool,
+        arguments: dict[str, Any],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> ToolOutcome:
         """Run one operation; bad arguments and HTTP failures become `error` outcomes."""
         started = time.monotonic()
-        found = self._ops.get(qualified_name)
-        if found is None:
-            return _outcome("error", f"Unknown tool: {qualified_name}", started)
-        adapter, op = found
+        qualified_name = tool.qualified_name
+        adapter, op = self._ops[qualified_name]
         try:
             status, text = await self._run(adapter, op, arguments)
         except ArgumentError as exc:
@@ -114,7 +117,7 @@ class AdapterTools:
         secret = self._secret(adapter)
         if secret:
             text = text.replace(secret, "[redacted]")
-        outcome = _outcome(status, text, started)
+        outcome = ToolOutcome.timed(status, text, started)
         logger.debug("adapter call {} -> {} in {} ms", qualified_name, status, outcome.duration_ms)
         return outcome
 
@@ -160,6 +163,12 @@ class AdapterTools:
         )
 
 
-def _outcome(status: str, text: str, started: float) -> ToolCallOutcome:
-    duration = int((time.monotonic() - started) * 1000)
-    return ToolCallOutcome("ok" if status == "ok" else "error", text, duration)
+def _tool(adapter: Adapter, op: Operation) -> Tool:
+    return Tool(
+        server=adapter.name,
+        name=op.name,
+        qualified_name=op.qualified_name,
+        description=op.description,
+        input_schema=op.input_schema,
+        kind="adapter",
+    )

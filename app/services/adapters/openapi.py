@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app.services.mcp.naming import sanitise
+from app.services.tools.naming import sanitise
 from app.services.urls import FetchError, SafeFetcher
 
 MAX_REF_DEPTH = 24

@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from app.services.adapters.schema import PLACEHOLDER, AdapterFile, OperationConfig
-from app.services.mcp.naming import qualified_name
-from app.services.mcp.render import cap, clean_text
+from app.services.tools.naming import qualified_name
+from app.services.tools.render import cap, clean_text
 from app.services.urls import FetchResponse, ParsedUrl, parse_url
 
 MAX_ERROR_SNIPPET = 500

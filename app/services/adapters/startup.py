@@ -52,6 +52,6 @@ async def start_adapter_tools(
             "Loaded {} app adapters ({} enabled, {} operations)",
             len(adapters),
             sum(1 for a in adapters if a.config.enabled),
-            len(tools.tools_info()),
+            len(tools.tools()),
         )
     return tools

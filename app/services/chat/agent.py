@@ -15,12 +15,23 @@ from typing import Any
 
 from loguru import logger
 
-from app.core.text import storable
+from app.core.status import MessageStatus
 from app.db.base import utcnow
 from app.observability import metrics
+from app.schemas.events import (
+    ChatEventData,
+    ChatEventName,
+    DoneEvent,
+    ErrorEvent,
+    FinishReason,
+    ModelEvent,
+    StartEvent,
+    TitleEvent,
+    UsageEvent,
+)
 from app.services.chat.registry import Generation, GenerationRegistry
 from app.services.chat.store import TurnIds, TurnStore, make_title
-from app.services.chat.tools import ToolExecutor
+from app.services.chat.tool_round import run_tool_round
 from app.services.llm import (
     ChatMessage,
     Finish,
@@ -30,10 +41,10 @@ from app.services.llm import (
     ProviderError,
     TextDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
     storable_event,
 )
+from app.services.tools import Tool, Toolbox
 
 CHECKPOINT_EVERY_S = 5.0
 
@@ -48,7 +59,7 @@ class TurnRequest:
     model: ModelConfig
     fallbacks: list[ModelConfig]
     messages: list[ChatMessage]
-    tools: list[ToolSpec]
+    tools: list[Tool]
     temperature: float | None
     max_tokens: int | None
     make_title: bool
@@ -75,7 +86,7 @@ class TurnState:
 class StopTurn(Exception):
     """Ends the loop with a finish reason or an error."""
 
-    def __init__(self, reason: str, *, code: str | None = None, message: str = "") -> None:
+    def __init__(self, reason: FinishReason, *, code: str | None = None, message: str = "") -> None:
         super().__init__(message or reason)
         self.reason, self.code, self.message = reason, code, message
 
@@ -90,7 +101,7 @@ class AgentRun:
         gen: Generation,
         generations: GenerationRegistry,
         models: ModelRegistry,
-        tools: ToolExecutor,
+        tools: Toolbox,
         store: TurnStore,
         max_tool_rounds: int,
         max_duration_s: float,
@@ -104,7 +115,7 @@ class AgentRun:
         self._last_checkpoint = time.monotonic()
         self._checkpoint: asyncio.Task[None] | None = None
 
-    def _emit(self, name: str, data: dict[str, Any]) -> None:
+    def _emit(self, name: ChatEventName, data: ChatEventData) -> None:
         self.generations.publish(self.gen, name, data)
 
     async def _ensure_started(self) -> None:
@@ -118,15 +129,13 @@ class AgentRun:
         if not self._started:
             self._started = True
             ids = self.req.ids
-            self._emit(
-                "start",
-                {
-                    "conversation_id": str(ids.conversation_id),
-                    "user_message_id": str(ids.user_message_id),
-                    "message_id": str(ids.message_id),
-                    "model": self.req.model.id,
-                },
-            )
+            start: StartEvent = {
+                "conversation_id": str(ids.conversation_id),
+                "user_message_id": str(ids.user_message_id),
+                "message_id": str(ids.message_id),
+                "model": self.req.model.id,
+            }
+            self._emit("start", start)
 
     def _on_persisted(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -169,10 +178,12 @@ class AgentRun:
                 with contextlib.suppress(BaseException):
                     await work
                 outcome = (
-                    StopTurn("cancelled")
+                    StopTurn(FinishReason.CANCELLED)
                     if cancel_wait in done
                     else StopTurn(
-                        "error", code="generation_timeout", message="The answer took too long."
+                        FinishReason.ERROR,
+                        code="generation_timeout",
+                        message="The answer took too long.",
                     )
                 )
         finally:
@@ -184,12 +195,13 @@ class AgentRun:
             await self._ensure_started()
         except Exception as exc:
             logger.opt(exception=exc).error("could not save the user message")
-            self._emit("error", {"code": "storage_error", "message": "Could not save the message."})
+            failed: ErrorEvent = {"code": "storage_error", "message": "Could not save the message."}
+            self._emit("error", failed)
             return
         if self._checkpoint is not None:
             with contextlib.suppress(Exception):
                 await self._checkpoint
-        status = {"cancelled": "cancelled", "error": "error"}.get(outcome.reason, "complete")
+        status = _STATUS_OF.get(outcome.reason, MessageStatus.COMPLETE)
         title = make_title(self.req.text) if self.req.make_title else None
         usage = (
             {"input_tokens": self.state.input_tokens, "output_tokens": self.state.output_tokens}
@@ -207,22 +219,30 @@ class AgentRun:
             tool_calls=self.state.tool_calls,
             title=title,
             now=utcnow(),
-            error_code=(outcome.code or "error") if status == "error" else None,
+            error_code=(outcome.code or "error") if status == MessageStatus.ERROR else None,
             last_event_id=terminal_id,
         )
         if usage is not None:
-            self._emit("usage", usage)
+            counted: UsageEvent = {
+                "input_tokens": self.state.input_tokens,
+                "output_tokens": self.state.output_tokens,
+            }
+            self._emit("usage", counted)
         if title:
-            self._emit(
-                "title", {"conversation_id": str(self.req.ids.conversation_id), "title": title}
-            )
-        if outcome.reason == "error":
-            self._emit("error", {"code": outcome.code or "error", "message": outcome.message})
+            titled: TitleEvent = {
+                "conversation_id": str(self.req.ids.conversation_id),
+                "title": title,
+            }
+            self._emit("title", titled)
+        if outcome.reason == FinishReason.ERROR:
+            error: ErrorEvent = {"code": outcome.code or "error", "message": outcome.message}
+            self._emit("error", error)
         else:
-            self._emit(
-                "done",
-                {"message_id": str(self.req.ids.message_id), "finish_reason": outcome.reason},
-            )
+            done: DoneEvent = {
+                "message_id": str(self.req.ids.message_id),
+                "finish_reason": outcome.reason,
+            }
+            self._emit("done", done)
 
     async def _rounds(self) -> StopTurn:
         messages = list(self.req.messages)
@@ -231,18 +251,18 @@ class AgentRun:
             if not calls:
                 return StopTurn(reason)
             if round_no == self.max_tool_rounds:
-                return StopTurn("tool_limit")
+                return StopTurn(FinishReason.TOOL_LIMIT)
             messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
             results = await self._run_tools(calls, round_no)
             messages.extend(
                 ChatMessage(role="tool", content=content, tool_call_id=call.id)
                 for call, content in zip(calls, results, strict=True)
             )
-        return StopTurn("tool_limit")
+        return StopTurn(FinishReason.TOOL_LIMIT)
 
     async def _stream_round(
         self, messages: list[ChatMessage], *, first: bool
-    ) -> tuple[list[ToolCallRequest], str]:
+    ) -> tuple[list[ToolCallRequest], FinishReason]:
         calls: list[ToolCallRequest] = []
         reason = "stop"
         state, emit, parts = self.state, self._emit, self.state.parts
@@ -265,9 +285,8 @@ class AgentRun:
                 state.output_tokens += event.output_tokens  # type: ignore[union-attr]
             elif kind is Finish:
                 reason = event.reason  # type: ignore[union-attr]
-        if reason == "tool_calls" and not calls:
-            reason = "stop"
-        return calls, ("stop" if reason == "tool_calls" else reason)
+        # the model asked for tools: the turn goes on (and a call-less request ends it)
+        return calls, FinishReason.STOP if reason == "tool_calls" else FinishReason(reason)
 
     async def _events(self, messages: list[ChatMessage], *, first: bool) -> AsyncIterator[LLMEvent]:
         """The provider's events, trying fallbacks when a model fails before its first event."""
@@ -298,7 +317,7 @@ class AgentRun:
             except ProviderError as exc:
                 metrics.observe_llm(model.id, time.monotonic() - started, error=exc.code)
                 if produced or index == len(candidates) - 1:
-                    raise StopTurn("error", code=exc.code, message=exc.message) from exc
+                    raise StopTurn(FinishReason.ERROR, code=exc.code, message=exc.message) from exc
                 logger.warning(
                     "model {} failed before its first token ({}); trying {}",
                     model.id,
@@ -310,7 +329,8 @@ class AgentRun:
     async def _announce_model(self, model: ModelConfig) -> None:
         """The `model` event: from now on this model answers (and is saved on the message)."""
         await self._ensure_started()
-        self._emit("model", {"message_id": str(self.req.ids.message_id), "model": model.id})
+        announced: ModelEvent = {"message_id": str(self.req.ids.message_id), "model": model.id}
+        self._emit("model", announced)
 
     def _current_model(self) -> ModelConfig:
         return self.models.get(self.state.model_id) or self.req.model
@@ -330,57 +350,13 @@ class AgentRun:
     async def _run_tools(self, calls: list[ToolCallRequest], round_no: int) -> list[str]:
         """Announce every call, run them concurrently, and record them in call order."""
         await self._ensure_started()
-        records = []
-        for call in calls:
-            ref = self.tools.resolve(call.name)
-            record = {
-                "id": call.id,
-                "server": ref.server if ref else "",
-                "tool": ref.tool if ref else call.name,
-                "qualified_name": call.name,
-                "arguments": call.arguments,
-                "status": "error",
-                "result": None,
-                "duration_ms": 0,
-                "round": round_no,
-            }
-            records.append(record)
-            self.state.tool_calls.append(record)
-            self._emit(
-                "tool_call",
-                {
-                    "call_id": call.id,
-                    "server": record["server"],
-                    "tool": record["tool"],
-                    "arguments": call.arguments,
-                },
-            )
-        return list(
-            await asyncio.gather(
-                *(self._run_tool(c, r) for c, r in zip(calls, records, strict=True))
-            )
+        return await run_tool_round(
+            calls,
+            round_no=round_no,
+            toolbox=self.tools,
+            emit=self._emit,
+            records=self.state.tool_calls,
         )
-
-    async def _run_tool(self, call: ToolCallRequest, record: dict[str, Any]) -> str:
-        async def progress(done: float, total: float | None, message: str | None) -> None:
-            self._emit(
-                "tool_progress",
-                {"call_id": call.id, "progress": done, "total": total, "message": message},
-            )
-
-        outcome = await self.tools.call(call.name, call.arguments, on_progress=progress)
-        content = storable(outcome.content)  # every tool source, not only MCP, cleans its text
-        self._emit(
-            "tool_result",
-            {
-                "call_id": call.id,
-                "status": outcome.status,
-                "content": content,
-                "duration_ms": outcome.duration_ms,
-            },
-        )
-        record.update(status=outcome.status, result=content, duration_ms=outcome.duration_ms)
-        return content
 
 
 def _outcome_of(work: asyncio.Task[StopTurn]) -> StopTurn:
@@ -390,4 +366,12 @@ def _outcome_of(work: asyncio.Task[StopTurn]) -> StopTurn:
     if isinstance(exc, StopTurn):
         return exc
     logger.opt(exception=exc).error("generation failed")
-    return StopTurn("error", code="internal_error", message="The answer failed unexpectedly.")
+    return StopTurn(
+        FinishReason.ERROR, code="internal_error", message="The answer failed unexpectedly."
+    )
+
+
+_STATUS_OF = {
+    FinishReason.CANCELLED: MessageStatus.CANCELLED,
+    FinishReason.ERROR: MessageStatus.ERROR,
+}

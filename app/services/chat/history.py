@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, NotFound
+from app.core.status import MessageStatus
 from app.db.base import utcnow
 from app.models import Conversation, Message
 from app.repositories.changes import ChangeRepository
@@ -46,7 +47,7 @@ def replay(messages: list[Message]) -> list[ChatMessage]:
         if message.role == "user":
             result.append(ChatMessage(role="user", content=message.content))
             continue
-        if message.role != "assistant" or message.status == "streaming":
+        if message.role != "assistant" or message.status == MessageStatus.STREAMING:
             continue
         rounds: dict[int, list[dict[str, Any]]] = {}
         for call in message.tool_calls or []:

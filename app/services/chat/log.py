@@ -15,10 +15,10 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
+from app.schemas.events import CONTENT_EVENTS, ChatEventData, ChatEventName
 from app.services.chat.events import LoggedEvent, encode_frame
-from app.services.chat.snapshot import CONTENT_EVENTS, SnapshotState
+from app.services.chat.snapshot import SnapshotState
 
 DEFAULT_MAX_EVENTS = 100_000
 
@@ -45,7 +45,7 @@ class EventLog:
         """Whether a terminal event was logged."""
         return self.finished_at is not None
 
-    def append(self, name: str, data: dict[str, Any]) -> LoggedEvent:
+    def append(self, name: ChatEventName, data: ChatEventData) -> LoggedEvent:
         """Log one event and wake every reader."""
         event = LoggedEvent(self.next_id, name, encode_frame(self.next_id, name, data))
         self.next_id += 1

@@ -23,7 +23,9 @@ from typing import Any
 from loguru import logger
 from redis.asyncio import Redis
 
-from app.services.chat.events import PING_FRAME, TERMINAL_EVENTS, LoggedEvent
+from app.core.sse import PING_FRAME
+from app.schemas.events import TERMINAL_EVENTS
+from app.services.chat.events import LoggedEvent
 from app.services.chat.log import EventLog
 
 PREFIX = "vektor:gen:"

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from app.services.chat.events import PING_FRAME, LoggedEvent
+from app.core.sse import PING_FRAME
+from app.schemas.events import ChatEventData, ChatEventName
+from app.services.chat.events import LoggedEvent
 from app.services.chat.log import EventLog
 from app.services.chat.redis_mirror import Catchup, RedisMirror, ReplayLost
 
@@ -101,7 +103,7 @@ class GenerationRegistry:
             self._mirror.register(log)
         return gen
 
-    def publish(self, gen: Generation, name: str, data: dict[str, object]) -> LoggedEvent:
+    def publish(self, gen: Generation, name: ChatEventName, data: ChatEventData) -> LoggedEvent:
         """Append an event to a generation's log (and queue it for the mirror)."""
         event = gen.log.append(name, data)
         if event.terminal:

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.errors import BadRequest, NotFound, RateLimited
 from app.core.ratelimit import RateLimiter
+from app.core.status import MessageStatus
 from app.models import Message, User
 from app.repositories.conversations import ConversationRepository
 from app.schemas.chat import ChatStreamRequest
+from app.schemas.events import ErrorEvent
 from app.schemas.user import Preferences
 from app.services.chat.agent import AgentRun, TurnRequest
 from app.services.chat.events import encode_frame
@@ -24,10 +26,10 @@ from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
-from app.services.chat.tools import ToolExecutor
 from app.services.chat.writer import TurnWriter
-from app.services.llm import ChatMessage, ModelConfig, ToolSpec, fit_to_context
+from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
+from app.services.tools import Tool, Toolbox
 
 
 class ChatService:
@@ -44,7 +46,7 @@ class ChatService:
         limiter: RateLimiter,
         session_factory: async_sessionmaker[AsyncSession],
         models: ModelRegistry,
-        tools: ToolExecutor,
+        tools: Toolbox,
         generations: GenerationRegistry,
         writer: TurnWriter,
         pending: PendingWrites,
@@ -139,7 +141,7 @@ class ChatService:
 
     def _tools(
         self, *, model: ModelConfig, prefs: Preferences, requested: bool | list[str]
-    ) -> list[ToolSpec]:
+    ) -> list[Tool]:
         if requested is False or not model.supports_tools:
             return []
         servers: set[str] | None = (
@@ -147,10 +149,7 @@ class ChatService:
         )
         if isinstance(requested, list):
             servers = set(requested) if servers is None else servers & set(requested)
-        return [
-            ToolSpec(name=t.qualified_name, description=t.description, input_schema=t.input_schema)
-            for t in self.tools.available(servers=servers)
-        ]
+        return self.tools.available(servers=servers)
 
     def follow(self, *, message_id: uuid.UUID) -> AsyncIterator[bytes]:
         """The events of a generation this service just started, from the first."""
@@ -176,7 +175,7 @@ class ChatService:
             if message is None:
                 raise NotFound("No answer with this id")
             # a generation that has just started on another worker may be mirrored by now
-            if message.status != "streaming" or not await generations.owner_known(
+            if message.status != MessageStatus.STREAMING or not await generations.owner_known(
                 message_id=message_id, user_id=user.id
             ):
                 return _once(rebuilt_frames(message, last_event_id))
@@ -199,9 +198,8 @@ class ChatService:
         """The saved answer as a snapshot and its outcome (its live log was lost)."""
         message = await self._saved(user_id=user_id, message_id=message_id)
         if message is None:  # deleted meanwhile
-            yield encode_frame(
-                last_event_id + 1, "error", {"code": "not_found", "message": "No such answer."}
-            )
+            gone: ErrorEvent = {"code": "not_found", "message": "No such answer."}
+            yield encode_frame(last_event_id + 1, "error", gone)
             return
         yield rebuilt_frames(message, last_event_id)
 

@@ -9,15 +9,15 @@ later re-attach with that id resumes exactly, and ids never go below what the cl
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.status import MessageStatus
 from app.models import Message
+from app.schemas.events import DoneEvent, ErrorEvent, FinishReason, SnapshotEvent
 from app.services.chat.events import encode_frame
 
-# the events that make up a message's content; the rest (start, model, tool_progress, usage,
-# title, and the terminal one) are metadata or the outcome, sent after a snapshot if needed
-CONTENT_EVENTS = frozenset({"delta", "tool_call", "tool_result"})
 _TOOL_CALL_FIELDS = ("id", "server", "tool", "arguments", "status", "result", "duration_ms")
 ERROR_MESSAGES = {
     "interrupted": "The answer was interrupted before it finished; its text so far is saved.",
@@ -30,9 +30,9 @@ class SnapshotState:
 
     parts: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "streaming"
+    status: MessageStatus = MessageStatus.STREAMING
 
-    def apply(self, name: str, data: dict[str, Any]) -> None:
+    def apply(self, name: str, data: Mapping[str, Any]) -> None:
         """Fold one content event into the state."""
         if name == "delta":
             self.parts.append(data["content"])
@@ -74,48 +74,48 @@ def snapshot_frame(
     message_id: uuid.UUID,
     content: str,
     tool_calls: list[dict[str, Any]] | None,
-    status: str,
+    status: MessageStatus,
 ) -> bytes:
     """One `snapshot` event: `{message_id, content, reasoning, tool_calls, status}`."""
     calls = [{key: call.get(key) for key in _TOOL_CALL_FIELDS} for call in tool_calls or ()] or None
-    return encode_frame(
-        event_id,
-        "snapshot",
-        {
-            "message_id": str(message_id),
-            "content": content,
-            "reasoning": None,
-            "tool_calls": calls,
-            "status": status,
-        },
-    )
+    data: SnapshotEvent = {
+        "message_id": str(message_id),
+        "content": content,
+        "reasoning": None,
+        "tool_calls": calls,
+        "status": status,
+    }
+    return encode_frame(event_id, "snapshot", data)
 
 
 def outcome_frame(
-    event_id: int, *, message_id: uuid.UUID, status: str, error_code: str | None
+    event_id: int, *, message_id: uuid.UUID, status: MessageStatus, error_code: str | None
 ) -> bytes:
     """How a saved answer ended: `done` with its finish reason, or `error` with its code."""
-    if status == "streaming":  # no worker runs it any more: its process died
+    if status == MessageStatus.STREAMING:  # no worker runs it any more: its process died
         error_code = "interrupted"
-    if status in ("streaming", "error"):
+    if status in (MessageStatus.STREAMING, MessageStatus.ERROR):
         code = error_code or "error"
         message = ERROR_MESSAGES.get(code, f"The answer ended with an error ({code}).")
-        return encode_frame(event_id, "error", {"code": code, "message": message})
-    reason = "cancelled" if status == "cancelled" else "stop"
-    return encode_frame(event_id, "done", {"message_id": str(message_id), "finish_reason": reason})
+        error: ErrorEvent = {"code": code, "message": message}
+        return encode_frame(event_id, "error", error)
+    reason = FinishReason.CANCELLED if status == MessageStatus.CANCELLED else FinishReason.STOP
+    done: DoneEvent = {"message_id": str(message_id), "finish_reason": reason}
+    return encode_frame(event_id, "done", done)
 
 
 def rebuilt_frames(message: Message, client_last_id: int) -> bytes:
     """A saved answer whose live log is gone: snapshot, then its outcome, with ids above both
     the highest the generation sent and the client's `Last-Event-ID`."""
     base = max(message.last_event_id, client_last_id)
+    status = MessageStatus(message.status)
     snapshot = snapshot_frame(
         base + 1,
         message_id=message.id,
         content=message.content,
         tool_calls=message.tool_calls,
-        status=message.status,
+        status=status,
     )
     return snapshot + outcome_frame(
-        base + 2, message_id=message.id, status=message.status, error_code=message.error_code
+        base + 2, message_id=message.id, status=status, error_code=message.error_code
     )

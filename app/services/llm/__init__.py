@@ -22,7 +22,6 @@ from app.services.llm.base import (
     ProviderError,
     TextDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
     storable_event,
 )
@@ -43,7 +42,6 @@ __all__ = [
     "ProviderError",
     "TextDelta",
     "ToolCallRequest",
-    "ToolSpec",
     "Usage",
     "estimate_tokens",
     "fit_to_context",

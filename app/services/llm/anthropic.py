@@ -17,7 +17,6 @@ from app.services.llm.base import (
     ProviderError,
     TextDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
 )
 from app.services.llm.transport import (
@@ -28,6 +27,7 @@ from app.services.llm.transport import (
     open_stream,
     redact,
 )
+from app.services.tools import Tool
 
 ANTHROPIC_VERSION = "2023-06-01"
 _FINISH: dict[str, FinishReason] = {
@@ -90,7 +90,7 @@ def build_request(
     *,
     model: ModelConfig,
     messages: list[ChatMessage],
-    tools: list[ToolSpec],
+    tools: list[Tool],
     temperature: float | None,
     max_tokens: int | None,
 ) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def build_request(
     if tools and model.supports_tools:
         body["tools"] = [
             {
-                "name": tool.name,
+                "name": tool.qualified_name,
                 "description": tool.description,
                 "input_schema": object_schema(tool.input_schema),
             }
@@ -213,7 +213,7 @@ class AnthropicProvider:
         *,
         model: ModelConfig,
         messages: list[ChatMessage],
-        tools: list[ToolSpec],
+        tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
     ) -> AsyncIterator[LLMEvent]:

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from app.core.config import ConfigError
 from app.core.text import storable, storable_tree, unstorable
+from app.services.tools import Tool
 
 FinishReason = Literal["stop", "length", "tool_calls"]
 Role = Literal["system", "user", "assistant", "tool"]
@@ -93,15 +94,6 @@ class ChatMessage:
     tool_call_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    """A tool offered to the model under its qualified name (`<server>__<tool>`)."""
-
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-
-
 class ProviderError(Exception):
     """An upstream model call failed; `code` is one of `PROVIDER_ERROR_CODES`."""
 
@@ -150,7 +142,7 @@ class Provider(Protocol):
         *,
         model: ModelConfig,
         messages: list[ChatMessage],
-        tools: list[ToolSpec],
+        tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
     ) -> AsyncIterator[LLMEvent]:

@@ -27,10 +27,10 @@ from app.services.llm.base import (
     ProviderError,
     TextDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
 )
 from app.services.llm.transport import decode_arguments
+from app.services.tools import Tool
 
 _WORD = re.compile(r"\s*\S+")
 TOOL_USAGE = "usage: /tool <qualified_tool_name> <json arguments>"
@@ -110,7 +110,7 @@ class EchoProvider:
         *,
         model: ModelConfig,
         messages: list[ChatMessage],
-        tools: list[ToolSpec],
+        tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
     ) -> AsyncIterator[LLMEvent]:

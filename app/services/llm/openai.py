@@ -18,7 +18,6 @@ from app.services.llm.base import (
     ProviderError,
     TextDelta,
     ToolCallRequest,
-    ToolSpec,
     Usage,
 )
 from app.services.llm.transport import (
@@ -32,6 +31,7 @@ from app.services.llm.transport import (
     open_stream,
     redact,
 )
+from app.services.tools import Tool
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -71,7 +71,7 @@ def build_request(
     *,
     model: ModelConfig,
     messages: list[ChatMessage],
-    tools: list[ToolSpec],
+    tools: list[Tool],
     temperature: float | None,
     max_tokens: int | None,
 ) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def build_request(
             {
                 "type": "function",
                 "function": {
-                    "name": tool.name,
+                    "name": tool.qualified_name,
                     "description": tool.description,
                     "parameters": object_schema(tool.input_schema),
                 },
@@ -225,7 +225,7 @@ class OpenAIProvider:
         *,
         model: ModelConfig,
         messages: list[ChatMessage],
-        tools: list[ToolSpec],
+        tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
     ) -> AsyncIterator[LLMEvent]:

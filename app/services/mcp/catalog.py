@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from loguru import logger
 from mcp import types
 
 from app.services.mcp.config import ServerConfig
-from app.services.mcp.naming import qualified_name
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogEntry:
-    """A tool as listed by its server, under the name the model uses."""
-
-    server: str
-    name: str
-    qualified_name: str
-    description: str
-    input_schema: dict[str, Any]
+from app.services.tools import Tool
+from app.services.tools.naming import qualified_name
 
 
 def permitted(server: ServerConfig, tool: str) -> bool:
@@ -32,17 +20,17 @@ def permitted(server: ServerConfig, tool: str) -> bool:
 
 
 class Catalog:
-    """Qualified name → entry, rebuilt whenever a server's listing changes."""
+    """Qualified name → tool, rebuilt whenever a server's listing changes."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, CatalogEntry] = {}
-        self.by_server: dict[str, list[CatalogEntry]] = {}
+        self.entries: dict[str, Tool] = {}
+        self.by_server: dict[str, list[Tool]] = {}
         self._warned: set[tuple[str, str, str]] = set()
 
     def rebuild(self, listings: Iterable[tuple[ServerConfig, list[types.Tool]]]) -> None:
         """Recompute from listings in config order; the first holder of a name keeps it."""
-        entries: dict[str, CatalogEntry] = {}
-        by_server: dict[str, list[CatalogEntry]] = {}
+        entries: dict[str, Tool] = {}
+        by_server: dict[str, list[Tool]] = {}
         for server, tools in listings:
             mine = by_server.setdefault(server.name, [])
             for tool in tools:
@@ -53,7 +41,7 @@ class Catalog:
                 if holder is not None:
                     self._warn_collision(qualified, holder, server.name, tool.name)
                     continue
-                entry = CatalogEntry(
+                entry = Tool(
                     server=server.name,
                     name=tool.name,
                     qualified_name=qualified,
@@ -64,7 +52,7 @@ class Catalog:
                 mine.append(entry)
         self.entries, self.by_server = entries, by_server
 
-    def _warn_collision(self, qualified: str, holder: CatalogEntry, server: str, tool: str) -> None:
+    def _warn_collision(self, qualified: str, holder: Tool, server: str, tool: str) -> None:
         """Log a rejected duplicate once, not on every rebuild."""
         key = (qualified, server, tool)
         if key in self._warned:

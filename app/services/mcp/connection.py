@@ -29,7 +29,8 @@ from app.services.mcp.breaker import CircuitBreaker
 from app.services.mcp.config import ServerConfig
 from app.services.mcp.errors import classify, describe
 from app.services.mcp.transport import enter_transport, watch_end
-from app.services.mcp.types import Attempt, ProgressCallback
+from app.services.mcp.types import Attempt
+from app.services.tools import ProgressCallback
 
 Phase = Literal["idle", "connecting", "connected", "closing", "backoff", "stopped"]
 BACKOFF_FIRST_S = 0.2

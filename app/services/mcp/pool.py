@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 from loguru import logger
 
-from app.services.mcp.catalog import Catalog, CatalogEntry
+from app.services.mcp.catalog import Catalog
 from app.services.mcp.config import McpConfig
 from app.services.mcp.connection import Replica
 from app.services.mcp.group import ServerGroup
-from app.services.mcp.render import cap, render_result
-from app.services.mcp.types import ProgressCallback, ToolInfo, ToolOutcome
+from app.services.tools import ProgressCallback, Tool, ToolOutcome
+from app.services.tools.render import cap, render_result
 
 
 class McpPool:
@@ -67,31 +68,25 @@ class McpPool:
 
     def tools(
         self, *, servers: Collection[str] | None = None, include_unavailable: bool = False
-    ) -> list[ToolInfo]:
+    ) -> list[Tool]:
         """Tools of the enabled servers (or only `servers`), in config order."""
         result = []
-        for entry in self.catalog.entries.values():
-            if servers is not None and entry.server not in servers:
+        for tool in self.catalog.entries.values():
+            if servers is not None and tool.server not in servers:
                 continue
-            info = self._info(entry)
-            if info.available or include_unavailable:
-                result.append(info)
+            if self.groups[tool.server].available:
+                result.append(tool)
+            elif include_unavailable:
+                result.append(replace(tool, available=False))
         return result
 
-    def resolve(self, qualified_name: str) -> ToolInfo | None:
-        """The tool behind a qualified name, if the catalog knows it."""
-        entry = self.catalog.entries.get(qualified_name)
-        return self._info(entry) if entry is not None else None
+    def available(self, *, servers: Collection[str] | None) -> list[Tool]:
+        """Tools of healthy servers, limited to `servers` (None = every enabled server)."""
+        return self.tools(servers=servers)
 
-    def _info(self, entry: CatalogEntry) -> ToolInfo:
-        return ToolInfo(
-            server=entry.server,
-            name=entry.name,
-            qualified_name=entry.qualified_name,
-            description=entry.description,
-            input_schema=entry.input_schema,
-            available=self.groups[entry.server].available,
-        )
+    def resolve(self, qualified_name: str) -> Tool | None:
+        """The tool behind a qualified name, if the catalog knows it (whatever its health)."""
+        return self.catalog.entries.get(qualified_name)
 
     def _group_changed(self, _group: ServerGroup) -> None:
         """Rebuild the catalog from the newest listing of every enabled server."""
@@ -109,27 +104,38 @@ class McpPool:
         on_progress: ProgressCallback | None = None,
         timeout_s: float | None = None,
     ) -> ToolOutcome:
-        """Run a tool with failover; every failure becomes an `error` outcome."""
+        """Run a tool by name with failover; every failure becomes an `error` outcome."""
+        tool = self.resolve(qualified_name)
+        if tool is None:
+            return ToolOutcome.unknown(qualified_name)
+        return await self.call_tool(tool, arguments, on_progress=on_progress, timeout_s=timeout_s)
+
+    async def call_tool(
+        self,
+        tool: Tool,
+        arguments: dict[str, Any],
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout_s: float | None = None,
+    ) -> ToolOutcome:
+        """Run a tool this pool resolved, with failover (the toolbox's entry point)."""
         started = time.monotonic()
-        entry = self.catalog.entries.get(qualified_name)
-        if entry is None:
-            return _outcome("error", f"Unknown tool: {qualified_name}", started)
-        group = self.groups[entry.server]
+        group = self.groups[tool.server]
         group.metrics.calls += 1
         progress = _Progress(on_progress) if on_progress is not None else None
         try:
             status, text = await self._call_with_failover(
-                group, entry, arguments, on_progress=progress, timeout_s=timeout_s
+                group, tool, arguments, on_progress=progress, timeout_s=timeout_s
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not surface as a crashed chat turn
-            logger.exception("MCP call {} failed unexpectedly", qualified_name)
-            status, text = "error", f"Tool {qualified_name} failed: {type(exc).__name__}"
+            logger.exception("MCP call {} failed unexpectedly", tool.qualified_name)
+            status, text = "error", f"Tool {tool.qualified_name} failed: {type(exc).__name__}"
         finally:
             if progress is not None:
                 progress.closed = True
-        outcome = _outcome(status, text, started)
+        outcome = ToolOutcome.timed(status, text, started)
         if status == "error":
             group.metrics.errors += 1
         group.metrics.latency_ms_sum += (time.monotonic() - started) * 1000
@@ -139,7 +145,7 @@ class McpPool:
     async def _call_with_failover(
         self,
         group: ServerGroup,
-        entry: CatalogEntry,
+        tool: Tool,
         arguments: dict[str, Any],
         *,
         on_progress: ProgressCallback | None,
@@ -150,7 +156,7 @@ class McpPool:
         if not isinstance(arguments, dict):
             return "error", "Tool arguments must be a JSON object"
         limit = timeout_s or config.timeout_s  # per attempt; attempts are bounded
-        idempotent = entry.name in config.idempotent_tools
+        idempotent = tool.name in config.idempotent_tools
         tried: dict[Replica, int] = {}
         problems: list[str] = []
         timed_out = False
@@ -162,7 +168,7 @@ class McpPool:
                 group.metrics.failovers += 1
             tried[replica] = replica.generation
             attempt, result = await replica.call(
-                entry.name, arguments, timeout_s=limit, on_progress=on_progress
+                tool.name, arguments, timeout_s=limit, on_progress=on_progress
             )
             if attempt.kind in ("ok", "tool_error"):
                 replica.breaker.record_success()
@@ -181,13 +187,13 @@ class McpPool:
             if attempt.kind == "not_sent" or idempotent:
                 continue
             if timed_out:
-                return "error", f"Tool {entry.qualified_name} timed out after {limit:g}s"
+                return "error", f"Tool {tool.qualified_name} timed out after {limit:g}s"
             return "error", (
                 f"MCP server {config.name!r} lost the connection during the call "
                 f"({attempt.text}); it may or may not have run"
             )
         if timed_out:
-            return "error", f"Tool {entry.qualified_name} timed out after {limit:g}s"
+            return "error", f"Tool {tool.qualified_name} timed out after {limit:g}s"
         detail = "; ".join(problems[-3:]) or _down_reasons(group)
         return "error", f"MCP server {config.name!r} is unavailable ({detail})"
 
@@ -223,11 +229,6 @@ class McpPool:
     def metrics_snapshot(self) -> dict[str, Any]:
         """Per server: calls, errors, timeouts, failovers, latency sums, circuit states."""
         return {name: group.metrics_item() for name, group in self.groups.items()}
-
-
-def _outcome(status: str, text: str, started: float) -> ToolOutcome:
-    duration = int((time.monotonic() - started) * 1000)
-    return ToolOutcome("ok" if status == "ok" else "error", text, duration)
 
 
 def _down_reasons(group: ServerGroup) -> str:

@@ -1,35 +1,11 @@
-"""The values the pool hands to its callers."""
+"""What one replica reports about one attempt to run a tool."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 AttemptKind = Literal["ok", "tool_error", "rejected", "not_sent", "lost", "timeout"]
-
-
-@dataclass(frozen=True)
-class ToolInfo:
-    """One tool as the model sees it."""
-
-    server: str
-    name: str
-    qualified_name: str
-    description: str
-    input_schema: dict[str, Any]
-    available: bool
-    kind: str = "mcp"
-
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    """The result of one tool call, as text for the model."""
-
-    status: Literal["ok", "error"]
-    content: str
-    duration_ms: int
 
 
 @dataclass(frozen=True, slots=True)

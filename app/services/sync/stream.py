@@ -22,32 +22,33 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.shutdown import SHUTDOWN_ERROR
+from app.core.sse import PING_FRAME, encode_sse, retry_frame
 from app.db.availability import is_unavailable
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
+from app.schemas.events import SERVER_SHUTDOWN, TOKEN_REVOKED, ChangedEvent
 from app.services.revocations import SessionRevocations
 from app.services.sync.cursor import encode_cursor
 from app.services.sync.hub import SyncHub
 
 REVALIDATE_S = 30.0
-PING_FRAME = b": ping\n\n"
-RETRY_FRAME = b"retry: 3000\n\n"
-REVOKED_FRAME = (
-    b'event: error\ndata: {"code": "token_revoked", "message": "Session has been revoked"}\n\n'
-)
+RETRY_FRAME = retry_frame(3000)
+# sync frames keep `json.dumps`' default spacing (`{"code": ...}`): their bytes predate the
+# shared encoder, and clients may compare them
+REVOKED_FRAME = encode_sse("error", json.dumps(TOKEN_REVOKED))
+_SHUTDOWN_FRAME = encode_sse("error", json.dumps(SERVER_SHUTDOWN))
 
 
 def shutdown_frame(_last_chunk: bytes | None) -> bytes:
     """`error` `server_shutdown`: the server stops; reconnect (sync events carry no id)."""
-    return f"event: error\ndata: {json.dumps(SHUTDOWN_ERROR)}\n\n".encode()
+    return _SHUTDOWN_FRAME
 
 
 def changed_frame(*, user_id: uuid.UUID, seq: int) -> bytes:
     """One `changed` event; its id (the change number) lets a browser's EventSource resume
     with a stream ticket (it reconnects with `Last-Event-ID`, see stream_tickets.py)."""
-    data = json.dumps({"cursor": encode_cursor(user_id=user_id, seq=seq)})
-    return f"event: changed\nid: {seq}\ndata: {data}\n\n".encode()
+    data: ChangedEvent = {"cursor": encode_cursor(user_id=user_id, seq=seq)}
+    return encode_sse("changed", json.dumps(data), event_id=seq)
 
 
 async def _head_if_signed_in(

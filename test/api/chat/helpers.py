@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.api import deps
+from app.services.tools import Toolbox
 from test.api.chat.stubs import StubTools
 
 
@@ -16,7 +17,7 @@ from test.api.chat.stubs import StubTools
 def stub_tools(app: Any) -> Iterator[StubTools]:
     """Give chat a recording stub as its tool source during one test."""
     stub = StubTools(delay=0.05)
-    app.dependency_overrides[deps.get_tools] = lambda: stub
+    app.dependency_overrides[deps.get_tools] = lambda: Toolbox([stub])
     yield stub
     del app.dependency_overrides[deps.get_tools]
 

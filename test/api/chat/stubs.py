@@ -6,12 +6,7 @@ import asyncio
 from collections.abc import Collection
 from typing import Any
 
-from app.services.chat.tools import (
-    ProgressCallback,
-    ToolCallOutcome,
-    ToolDescription,
-    ToolRef,
-)
+from app.services.tools import ProgressCallback, Tool, ToolOutcome
 
 SCHEMA = {
     "type": "object",
@@ -29,29 +24,30 @@ class StubTools:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    def available(self, *, servers: Collection[str] | None) -> list[ToolDescription]:
+    def available(self, *, servers: Collection[str] | None) -> list[Tool]:
         """The stub tools, unless `stub` is filtered out."""
         if servers is not None and "stub" not in servers:
             return []
         return [
-            ToolDescription("stub__add", "Add two numbers", SCHEMA),
-            ToolDescription("stub__fail", "Always fails", SCHEMA),
+            _tool("add", "Add two numbers"),
+            _tool("fail", "Always fails"),
         ]
 
-    def resolve(self, qualified_name: str) -> ToolRef | None:
+    def resolve(self, qualified_name: str) -> Tool | None:
         """`stub__x` → server stub, tool x."""
         if not qualified_name.startswith("stub__"):
             return None
-        return ToolRef("stub", qualified_name.removeprefix("stub__"))
+        return _tool(qualified_name.removeprefix("stub__"), "")
 
-    async def call(
+    async def call_tool(
         self,
-        qualified_name: str,
+        tool: Tool,
         arguments: dict[str, Any],
         *,
         on_progress: ProgressCallback | None = None,
-    ) -> ToolCallOutcome:
+    ) -> ToolOutcome:
         """Add, fail, or report an unknown tool."""
+        qualified_name = tool.qualified_name
         self.calls.append((qualified_name, arguments))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -61,9 +57,13 @@ class StubTools:
             await asyncio.sleep(self.delay)
             if qualified_name == "stub__add":
                 total = float(arguments.get("a", 0)) + float(arguments.get("b", 0))
-                return ToolCallOutcome("ok", f"{total:g}", 3)
+                return ToolOutcome("ok", f"{total:g}", 3)
             if qualified_name == "stub__fail":
-                return ToolCallOutcome("error", "the tool failed on purpose", 1)
-            return ToolCallOutcome("error", f"Unknown tool: {qualified_name}", 0)
+                return ToolOutcome("error", "the tool failed on purpose", 1)
+            return ToolOutcome("error", f"Unknown tool: {qualified_name}", 0)
         finally:
             self.in_flight -= 1
+
+
+def _tool(name: str, description: str) -> Tool:
+    return Tool("stub", name, f"stub__{name}", description, SCHEMA)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from httpx_sse import aconnect_sse
 
-from app.core.shutdown import SHUTDOWN_ERROR
+from app.schemas.events import SERVER_SHUTDOWN as SHUTDOWN_ERROR
 from test.support.apps import app_instance
 from test.support.auth import register_and_login
 from test.support.sse import Event, next_event, read_events, sse_frames

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services.chat.tools import ToolCallOutcome
+from app.services.tools import Tool, ToolOutcome
 from test.api.chat.stubs import StubTools
 from test.fakes.llm_upstream import FakeToolCall, Reply
 from test.support.sse import stream_chat, text_of
@@ -20,13 +20,13 @@ from test.support.sse import stream_chat, text_of
 @pytest.fixture
 def dirty_tools(stub_tools: StubTools) -> StubTools:
     """The stub tools, answering every call with text no database can store."""
-    record = stub_tools.call
+    record = stub_tools.call_tool
 
-    async def call(qualified_name: str, arguments: dict[str, Any], **kwargs: Any) -> Any:
-        await record(qualified_name, arguments, **kwargs)
-        return ToolCallOutcome("error", "bad\x00 \ud800 result", 1)
+    async def call(tool: Tool, arguments: dict[str, Any], **kwargs: Any) -> Any:
+        await record(tool, arguments, **kwargs)
+        return ToolOutcome("error", "bad\x00 \ud800 result", 1)
 
-    stub_tools.call = call  # type: ignore[method-assign]
+    stub_tools.call_tool = call  # type: ignore[method-assign]
     return stub_tools
 
 

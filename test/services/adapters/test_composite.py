@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.services.chat.composite_tools import CompositeTools
-from app.services.chat.tools import NoTools
+from app.services.tools import NoTools, Toolbox
 from test.api.chat.stubs import StubTools
 from test.fakes.http_service import HttpService
 from test.services.adapters.conftest import ToolsFactory, service_adapter
@@ -14,13 +13,13 @@ async def test_sources_are_merged_and_calls_routed(
 ) -> None:
     adapters = await make_tools(service_adapter(http_service), allow=(http_service.host,))
     stub = StubTools()
-    tools = CompositeTools([stub, NoTools(), adapters])
+    tools = Toolbox([stub, NoTools(), adapters])
     names = [t.qualified_name for t in tools.available(servers=None)]
     stub_names = [t.qualified_name for t in stub.available(servers=None)]
     assert names[: len(stub_names)] == stub_names and "svc__list_items" in names
     assert len(names) == len(set(names))
-    ref = tools.resolve("svc__list_items")
-    assert ref is not None and ref.server == "svc"
+    bound = tools.resolve("svc__list_items")
+    assert bound is not None and bound.tool.server == "svc"
     outcome = await tools.call("svc__list_items", {})
     assert outcome.status == "ok" and "alpha" in outcome.content
     unknown = await tools.call("nobody__nothing", {})
@@ -32,6 +31,6 @@ async def test_on_a_clash_the_first_source_wins(
     http_service: HttpService, make_tools: ToolsFactory
 ) -> None:
     adapters = await make_tools(service_adapter(http_service), allow=(http_service.host,))
-    tools = CompositeTools([adapters, adapters])
+    tools = Toolbox([adapters, adapters])
     names = [t.qualified_name for t in tools.available(servers=None)]
     assert len(names) == len(set(names)) == len(adapters.available(servers=None))

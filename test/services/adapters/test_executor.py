@@ -22,10 +22,10 @@ async def test_tools_are_described_for_the_model(
     assert set(schema["properties"]) == {"kind", "q", "n", "tags", "flag", "title"}
     assert schema["required"] == ["kind", "q"] and schema["additionalProperties"] is False
     ref = tools.resolve("svc__echo")
-    assert ref is not None and (ref.server, ref.tool) == ("svc", "echo")
+    assert ref is not None and (ref.server, ref.name) == ("svc", "echo")
     assert tools.resolve("svc__nope") is None
-    info = tools.tools_info()[0]
-    assert info["kind"] == "adapter" and info["available"] is True and info["server"] == "svc"
+    info = tools.tools()[0]
+    assert info.kind == "adapter" and info.available is True and info.server == "svc"
 
 
 async def test_arguments_go_to_path_query_and_body(
@@ -91,7 +91,7 @@ async def test_header_auth_comes_from_the_environment(
     environ: dict[str, str] = {}
     tools = await make_tools(raw, allow=(http_service.host,), environ=environ)
     assert tools.available(servers=None) == []  # no key, no tools
-    assert tools.tools_info()[0]["available"] is False
+    assert tools.tools()[0].available is False
     missing = await tools.call("svc__echo", {"kind": "a", "q": "x"})
     assert missing.status == "error" and "SVC_TOKEN is not set" in missing.content
     environ["SVC_TOKEN"] = "tok-123456"

@@ -51,7 +51,7 @@ async def test_start_up_with_the_shipped_config(tmp_path: Path) -> None:
     tools = await start_adapter_tools(settings(config_dir=REPO_CONFIG))
     try:
         assert tools.available(servers=None) == []  # the example is disabled
-        assert tools.tools_info() == []
+        assert tools.tools() == []
     finally:
         await tools.aclose()
     empty = await start_adapter_tools(settings(config_dir=tmp_path))

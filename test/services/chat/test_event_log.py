@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from app.services.chat.events import decode_frame
+from app.core.sse import decode_frame
 from app.services.chat.log import EventLog
 from app.services.chat.registry import GenerationRegistry
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.services.llm import ChatMessage, LLMEvent, ModelConfig, Provider, ProviderError, ToolSpec
+from app.services.llm import ChatMessage, LLMEvent, ModelConfig, Provider, ProviderError
+from app.services.tools import Tool
 
 API_KEY = "sk-test-0123456789abcdef"
 KEY_ENV = "FAKE_LLM_KEY"
-TOOL = ToolSpec(
-    name="time__get_current_time",
+TOOL = Tool(
+    server="time",
+    name="get_current_time",
+    qualified_name="time__get_current_time",
     description="Current time in a timezone",
     input_schema={"type": "object", "properties": {"timezone": {"type": "string"}}},
 )
@@ -42,7 +45,7 @@ async def collect(
     model: ModelConfig,
     messages: list[ChatMessage],
     *,
-    tools: list[ToolSpec] | None = None,
+    tools: list[Tool] | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
 ) -> tuple[list[LLMEvent], ProviderError | None]:

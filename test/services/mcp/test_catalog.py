@@ -13,8 +13,8 @@ from app.services.mcp.balancer import Balancer
 from app.services.mcp.breaker import CircuitBreaker
 from app.services.mcp.catalog import Catalog
 from app.services.mcp.config import ServerConfig
-from app.services.mcp.naming import VALID_NAME, qualified_name, sanitise
-from app.services.mcp.render import cap, render_result
+from app.services.tools.naming import VALID_NAME, qualified_name, sanitise
+from app.services.tools.render import cap, render_result
 
 
 def tool(name: str, description: str = "") -> types.Tool:

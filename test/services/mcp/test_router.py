@@ -25,7 +25,7 @@ def build_app(pool: McpPool | None) -> FastAPI:
     if pool is not None:
         app.dependency_overrides[deps.get_state] = lambda: SimpleNamespace()  # no lifespan
         app.dependency_overrides[deps.get_mcp_pool] = lambda: pool
-        app.dependency_overrides[deps.get_adapter_tools] = lambda: SimpleNamespace(tools_info=list)
+        app.dependency_overrides[deps.get_adapter_tools] = lambda: SimpleNamespace(tools=list)
     return app
 
 
