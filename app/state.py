@@ -35,7 +35,7 @@ class AppState:
     generations: Any = None  # app.services.chat.registry.GenerationRegistry
     tools: Any = None  # app.services.chat.tools.ToolExecutor
     adapters: Any = None  # app.services.adapters.AdapterTools (config/app/*.json)
-    turn_writer: Any = None  # app.services.chat.writer.TurnWriter (group commit)
+    turn_writer: Any = None  # app.db.writer.TurnWriter (group commit)
     pending_writes: Any = None  # app.services.chat.pending.PendingWrites (retry, spool)
     interrupted: Any = None  # app.services.chat.interrupted.InterruptedAnswers
     sync: Any = None  # app.services.sync.SyncRuntime (push hub, tombstone pruner)
