@@ -69,7 +69,13 @@ def build_state(settings: Settings) -> AppState:
         settings=settings,
         engine=engine,
         session_factory=session_factory,
-        db=DirectDb(engine, timeout_s=settings.db_timeout_seconds, commits=commits),
+        db=DirectDb(
+            engine,
+            timeout_s=settings.db_timeout_seconds,
+            commits=commits,
+            health=health,
+            pool_size=settings.db_pool_size,
+        ),
         db_health=health,
         hasher=PasswordHasher(rounds=settings.bcrypt_rounds),
         tokens=TokenCodec(
@@ -179,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.interrupted.aclose()
             await state.pending_writes.aclose()  # what is still unsaved goes to the spool
             await state.turn_writer.aclose()
-            await to_thread.run_sync(state.db.close)
+            await state.db.aclose()
             await state.sync.aclose()
             await state.bus.aclose()
             await state.stream_tickets.aclose()

@@ -16,6 +16,9 @@ unit of work, written as plain synchronous SQLAlchemy Core on a `Connection`:
   every `CHECKPOINT_EVERY` inline commits a passive checkpoint runs on the write thread.
 * **Anything else** (PostgreSQL, in-memory SQLite): on the async engine through
   `run_sync`, SQLAlchemy's greenlet bridge; reads in autocommit (no BEGIN/ROLLBACK).
+* **PostgreSQL's hot units** (`first`: the session check; `write_single`: a turn's first
+  rows in one data-modifying statement): prepared statements on a raw asyncpg pool, in
+  autocommit, one round trip each (app/db/pg.py).
 
 What a unit's repositories note in `Connection.info` (change numbers for sync push) goes to
 the commit notifier (app/db/commits.py) once the unit has committed, never before.
@@ -40,6 +43,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.commits import CommitNotifier
+from app.db.health import DatabaseHealth
+from app.db.pg import PgUnits
 from app.db.session import sqlite_file, sqlite_pragmas
 
 T = TypeVar("T")
@@ -52,11 +57,11 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 @dataclass(frozen=True, slots=True)
 class SingleStatement:
     """A unit of work that is one statement (run in autocommit where that is faster):
-    `noted(info, first row)` notes what the commit notifier must announce."""
+    `noted(info, first row by column)` notes what the commit notifier must announce."""
 
     statement: Any  # a Core statement built once (app/repositories)
     params: dict[str, Any]
-    noted: Callable[[dict[str, Any], Any], None]
+    noted: Callable[[dict[str, Any], Mapping[Any, Any] | None], None]
 
 
 class DirectDb:
@@ -68,9 +73,22 @@ class DirectDb:
         *,
         timeout_s: float = 10.0,
         commits: CommitNotifier | None = None,
+        health: DatabaseHealth | None = None,
+        pool_size: int = 5,
     ) -> None:
         self.engine = engine
         self.commits = commits if commits is not None else CommitNotifier()
+        self._pg: PgUnits | None = None
+        if engine.dialect.driver == "asyncpg":
+            self._pg = PgUnits(
+                engine.url,
+                dialect=engine.dialect,
+                timeout_s=timeout_s,
+                pool_size=pool_size,
+                breaker=health,
+            )
+            if health is not None:  # pooled connections may not have survived an outage
+                health.on_recovered(self._pg.expire)
         # reads need no transaction: no BEGIN/ROLLBACK round trips around them
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         url = engine.url
@@ -91,6 +109,8 @@ class DirectDb:
 
     async def first(self, statement: Any, params: dict[str, Any]) -> Mapping[Any, Any] | None:
         """The first row of a one-statement read (a Core statement built once), by column."""
+        if self._pg is not None:
+            return await self._pg.first(statement, params)
         return await self.read(partial(_first, statement, params))
 
     async def write(self, work: Work[T], *, inline: bool = True) -> T:
@@ -111,14 +131,18 @@ class DirectDb:
     @property
     def runs_single(self) -> bool:
         """Whether `write_single` has a faster path than a transaction of its own."""
-        return False
+        return self._pg is not None
 
     async def write_single(self, single: SingleStatement) -> None:
-        """Run a one-statement unit and announce what it noted."""
+        """Run a one-statement unit (in autocommit where it can) and announce what it noted."""
         statement, params = single.statement, single.params
-        await self.write(
-            lambda conn: single.noted(conn.info, conn.execute(statement, params).first())
-        )
+        if self._pg is None:
+            await self.write(lambda conn: single.noted(conn.info, _first(statement, params, conn)))
+            return
+        row = await self._pg.first(statement, params)
+        notes: dict[str, Any] = {}
+        single.noted(notes, row)
+        self.commits.committed(notes)
 
     def _noting(self, work: Work[T], notes: dict[str, Any], conn: Connection) -> T:
         """Run `work`; keep its notes aside (announced once the transaction committed)."""
@@ -129,9 +153,15 @@ class DirectDb:
         return result
 
     def close(self) -> None:
-        """Finish queued work and close the connections."""
+        """Finish queued work and close the connections (see `aclose` on PostgreSQL)."""
         if self._sqlite is not None:
             self._sqlite.close()
+
+    async def aclose(self) -> None:
+        """Close the asyncpg pool, then everything `close` closes (on a thread)."""
+        if self._pg is not None:
+            await self._pg.aclose()
+        await asyncio.to_thread(self.close)
 
 
 class SqliteUnits:

@@ -20,6 +20,7 @@ counter is always the first row a write locks, and every row written gets its ow
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
@@ -411,9 +412,9 @@ class TurnUnit:
         return SingleStatement(statement=statement, params=params, noted=_noted_allocation)
 
 
-def _noted_allocation(info: dict[str, Any], row: Any) -> None:
+def _noted_allocation(info: dict[str, Any], row: Mapping[Any, Any] | None) -> None:
     if row is not None:
-        record_changes(info, user_id=row[0], last=int(row[1]))
+        record_changes(info, user_id=row["id"], last=int(row["change_seq"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,7 +181,8 @@ async def test_past_the_retry_window_writes_are_spooled_then_replayed(tmp_path: 
     await pending.submit(_finish(message_id))
     clock[0] = 31.0  # the retry window is over at the next failed round
     for _ in range(300):
-        if pending.held == 0 and pending.busy() == {message_id}:  # spooled, both files
+        # spooled, both files (a message counts as spooled before its files are written)
+        if pending.held == 0 and pending.busy() == {message_id} and len(spool.files()) == 2:
             break
         await asyncio.sleep(0.01)
     assert [p.name.rsplit("-", 1)[1] for p in spool.files()] == ["begin.json", "finish.json"]
