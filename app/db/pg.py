@@ -19,6 +19,7 @@ is dropped at once (never a goodbye to a frozen server), and the outage breaker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -130,7 +131,10 @@ class PgUnits:
             )
         except BaseException as exc:  # a cancelled statement leaves the connection unusable too
             if _drops_connection(exc):
-                conn.terminate()  # a frozen server would never answer a goodbye
+                # a frozen server would never answer a goodbye (a closed connection has
+                # already left the pool: nothing to end)
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
             if isinstance(exc, Exception):
                 raise self._failed(prepared.sql, exc) from exc
             raise
