@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 from loguru import logger
@@ -82,29 +82,28 @@ class TurnWriter:
         if self._task is None or self._task.done():  # not started (scripts, some tests)
             await self.db.write(op)
             return
-        idle = not self._busy and self._queue.empty()
-        single = op.single() if idle and self.db.runs_single and isinstance(op, HasSingle) else None
-        if single is not None:
-            # nothing to batch with: one round trip now, instead of a transaction later
-            self._busy = True
-            try:
-                await self.db.write_single(single)
-            finally:
-                self._busy = False
-            return
-        if idle and self._inline_budget(1):
-            # nothing to batch with, and SQLite runs it inline: write now, without handing it
-            # to the writer task and back (two loop iterations on a chat's first token)
-            self._busy = True
-            try:
-                await self.db.write(op)
-            finally:
-                self._busy = False
-            return
+        if not self._busy and self._queue.empty():  # nothing to batch with: write now?
+            single = op.single() if self.db.runs_single and isinstance(op, HasSingle) else None
+            if single is not None:  # PostgreSQL: one round trip, not a transaction later
+                await self._alone(self.db.write_single(single))
+                return
+            if self._inline_budget(1):
+                # SQLite runs it inline: no hand-off to the writer task and back (two loop
+                # iterations on a chat's first token)
+                await self._alone(self.db.write(op))
+                return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((user_id, op, future))
         # a cancelled caller cancels only its wait: the write is in the batch regardless
         await future
+
+    async def _alone(self, write: Awaitable[object]) -> None:
+        """Run one write outside the writer task; later writes batch up meanwhile."""
+        self._busy = True
+        try:
+            await write
+        finally:
+            self._busy = False
 
     async def _run(self) -> None:
         while True:

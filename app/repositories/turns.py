@@ -1,8 +1,5 @@
-"""A chat turn's rows: the writes as data, the rows they build, and the statements that run them.
-
-A turn writes three times (begin, checkpoints, finish), each as a `TurnWrite`: plain data
-that can be run now, retried later or spooled to disk and replayed (app/services/chat/
-pending.py), so applying one again is harmless:
+"""A chat turn's rows: built from its writes (app/repositories/turn_writes.py), and the
+statements that write them. Applying a write again is harmless:
 - `begin` inserts the user message and the `streaming` placeholder (skipped on a retry if
   the placeholder exists: the first try may have committed before its answer was lost);
 - `checkpoint` saves the text so far, only while the message is still `streaming`;
@@ -23,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, insert, select, update
 from sqlalchemy.sql import ColumnElement
@@ -31,65 +28,18 @@ from sqlalchemy.sql import ColumnElement
 from app.db.direct import SingleStatement
 from app.models import Conversation, Message
 from app.repositories.changes import ALLOCATE, ALLOCATE_FOR_MESSAGE, allocated, record_changes
+from app.repositories.turn_writes import (
+    BeginWrite,
+    CheckpointWrite,
+    FinishWrite,
+    TurnWrite,
+    preview,
+)
 
-PREVIEW_CHARS = 200
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 conversations = cast(Table, Conversation.__table__)
 messages = cast(Table, Message.__table__)
-
-
-def preview(text: str) -> str:
-    """A one-line preview of a message."""
-    return " ".join(text.split())[:PREVIEW_CHARS]
-
-
-@dataclass(slots=True)
-class BeginWrite:
-    """The user message and the empty `streaming` assistant message of a new turn."""
-
-    user_id: uuid.UUID
-    conversation_id: uuid.UUID
-    user_message_id: uuid.UUID
-    message_id: uuid.UUID
-    new_conversation: bool
-    model: str
-    text: str
-    now: datetime
-    kind: Literal["begin"] = "begin"
-
-
-@dataclass(slots=True)
-class CheckpointWrite:
-    """The text so far of an answer still being generated."""
-
-    user_id: uuid.UUID
-    message_id: uuid.UUID
-    content: str
-    last_event_id: int = 0
-    kind: Literal["checkpoint"] = "checkpoint"
-
-
-@dataclass(slots=True)
-class FinishWrite:
-    """The final assistant message, and the conversation it touches."""
-
-    user_id: uuid.UUID
-    conversation_id: uuid.UUID
-    message_id: uuid.UUID
-    content: str
-    status: str
-    model: str
-    usage: dict[str, int] | None
-    tool_calls: list[dict[str, Any]] | None
-    title: str | None
-    now: datetime
-    error_code: str | None = None
-    last_event_id: int = 0
-    kind: Literal["finish"] = "finish"
-
-
-TurnWrite = BeginWrite | CheckpointWrite | FinishWrite
 
 
 # --- the rows a begin writes, built once for both forms (values or SQL expressions) --------

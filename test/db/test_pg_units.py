@@ -21,7 +21,8 @@ from app.db.health import DatabaseHealth
 from app.models import Conversation, Message
 from app.repositories.changes import PENDING_CHANGES_KEY
 from app.repositories.principals import get_principal, read_principal
-from app.repositories.turns import BeginWrite, TurnUnit
+from app.repositories.turn_writes import BeginWrite
+from app.repositories.turns import TurnUnit
 from app.state import AppState
 from test.support.pg_cluster import PgCluster, private_cluster
 

@@ -28,7 +28,8 @@ from loguru import logger
 from app.db.availability import is_unavailable
 from app.db.health import DatabaseHealth, describe
 from app.db.writer import TurnWriter
-from app.repositories.turns import CheckpointWrite, TurnUnit, TurnWrite
+from app.repositories.turn_writes import CheckpointWrite, TurnWrite
+from app.repositories.turns import TurnUnit
 from app.services.chat.spool import Spool, decode
 
 FIRST_DELAY_S = 0.5

@@ -27,7 +27,7 @@ from pydantic import Field, TypeAdapter
 from sqlalchemy import make_url
 
 from app.db.session import sqlite_file
-from app.repositories.turns import TurnWrite
+from app.repositories.turn_writes import TurnWrite
 
 SUFFIX = ".json"
 _counter = itertools.count()

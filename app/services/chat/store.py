@@ -10,14 +10,14 @@ from typing import Any
 from loguru import logger
 
 from app.db.writer import TurnWriter
-from app.repositories.turns import (
+from app.repositories.turn_writes import (
     BeginWrite,
     CheckpointWrite,
     FinishWrite,
-    TurnUnit,
     TurnWrite,
     preview,
 )
+from app.repositories.turns import TurnUnit
 from app.services.chat.pending import PendingWrites
 
 __all__ = ["TurnIds", "TurnStore", "make_title", "preview"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.repositories.turns import BeginWrite, CheckpointWrite, FinishWrite, TurnWrite
+from app.repositories.turn_writes import BeginWrite, CheckpointWrite, FinishWrite, TurnWrite
 from app.services.chat.pending import (
     FIRST_DELAY_S,
     MAX_DELAY_S,
@@ -263,8 +263,8 @@ async def test_a_spool_that_cannot_be_written_keeps_the_writes_in_memory(tmp_pat
     await pending.submit(_begin(message_id))
     assert pending.held == 1  # not lost: still retried
     blocked.unlink()  # the operator fixes the directory
-    for _ in range(300):
-        if pending.held == 0 and pending.busy() == {message_id}:
+    for _ in range(300):  # (counted as spooled before its file is written)
+        if pending.held == 0 and pending.busy() == {message_id} and Spool(blocked).files():
             break
         await asyncio.sleep(0.01)
     assert [p.name.rsplit("-", 1)[1] for p in Spool(blocked).files()] == ["begin.json"]
