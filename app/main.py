@@ -25,10 +25,12 @@ from app.core.errors import install_error_handlers
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenCodec
 from app.core.shutdown import StreamShutdown
+from app.db.commits import CommitNotifier
 from app.db.direct import DirectDb
 from app.db.health import DatabaseHealth
 from app.db.migrate import upgrade_head
 from app.db.session import create_engine, create_session_factory, database_probes
+from app.db.writer import TurnWriter
 from app.observability.logging import configure_logging
 from app.observability.middleware import RequestContextMiddleware
 from app.observability.runtime import Observability
@@ -37,7 +39,6 @@ from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.spool import Spool, database_key
-from app.services.chat.writer import TurnWriter
 from app.services.llm import ModelRegistry
 from app.services.mcp import McpPool, load_mcp_config
 from app.services.pushbus import PushBus
@@ -62,11 +63,20 @@ def build_state(settings: Settings) -> AppState:
     engine = create_engine(settings, breaker=health)
     probe, watch_probe, close_probes = database_probes(settings, engine)
     health.attach(probe=probe, watch_probe=watch_probe, close=close_probes)
+    commits = CommitNotifier()  # the one "changes committed" path: request sessions, DirectDb
+    session_factory = create_session_factory(engine)
+    commits.attach(session_factory)
     return AppState(
         settings=settings,
         engine=engine,
-        session_factory=create_session_factory(engine),
-        db=DirectDb(engine, timeout_s=settings.db_timeout_seconds),
+        session_factory=session_factory,
+        db=DirectDb(
+            engine,
+            timeout_s=settings.db_timeout_seconds,
+            commits=commits,
+            health=health,
+            pool_size=settings.db_pool_size,
+        ),
         db_health=health,
         hasher=PasswordHasher(rounds=settings.bcrypt_rounds),
         tokens=TokenCodec(
@@ -124,15 +134,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = build_state(settings)
         state.bus = PushBus(redis_url=settings.redis_url)
         state.revocations = SessionRevocations(bus=state.bus)
-        state.revocations.install(state.session_factory)
+        state.revocations.install(state.db.commits)
         state.stream_tickets = StreamTickets(
             db=state.db, tokens=state.tokens, redis_url=settings.redis_url
         )
-        state.sync = SyncRuntime(session_factory=state.session_factory, bus=state.bus)
+        state.sync = SyncRuntime(
+            session_factory=state.session_factory, bus=state.bus, commits=state.db.commits
+        )
         await state.sync.start()
         await state.bus.start()
         state.capabilities += ["sync", "sync_stream", "backup"]
-        state.turn_writer = TurnWriter(db=state.db, on_commit=state.sync.hub.committed)
+        state.turn_writer = TurnWriter(db=state.db)
         await state.turn_writer.start()
         state.models = ModelRegistry.load(settings.config_dir)
         await state.models.start()
@@ -177,7 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.interrupted.aclose()
             await state.pending_writes.aclose()  # what is still unsaved goes to the spool
             await state.turn_writer.aclose()
-            await to_thread.run_sync(state.db.close)
+            await state.db.aclose()
             await state.sync.aclose()
             await state.bus.aclose()
             await state.stream_tickets.aclose()

@@ -18,11 +18,11 @@ from app.core.security import PasswordHasher, TokenCodec
 from app.core.shutdown import StreamShutdown
 from app.db.direct import DirectDb
 from app.db.health import DatabaseHealth
+from app.db.writer import TurnWriter
 from app.services.adapters import AdapterTools
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
-from app.services.chat.writer import TurnWriter
 from app.services.llm.registry import ModelRegistry
 from app.services.mcp.pool import McpPool
 from app.services.pushbus import PushBus

@@ -16,6 +16,12 @@ unit of work, written as plain synchronous SQLAlchemy Core on a `Connection`:
   every `CHECKPOINT_EVERY` inline commits a passive checkpoint runs on the write thread.
 * **Anything else** (PostgreSQL, in-memory SQLite): on the async engine through
   `run_sync`, SQLAlchemy's greenlet bridge; reads in autocommit (no BEGIN/ROLLBACK).
+* **PostgreSQL's hot units** (`first`: the session check; `write_single`: a turn's first
+  rows in one data-modifying statement): prepared statements on a raw asyncpg pool, in
+  autocommit, one round trip each (app/db/pg.py).
+
+What a unit's repositories note in `Connection.info` (change numbers for sync push) goes to
+the commit notifier (app/db/commits.py) once the unit has committed, never before.
 
 Everything else keeps using the request's `AsyncSession` (services own the transaction).
 """
@@ -24,8 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -35,6 +42,9 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.commits import CommitNotifier
+from app.db.health import DatabaseHealth
+from app.db.pg import PgUnits
 from app.db.session import sqlite_file, sqlite_pragmas
 
 T = TypeVar("T")
@@ -44,11 +54,41 @@ CHECKPOINT_EVERY = 200
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
+@dataclass(frozen=True, slots=True)
+class SingleStatement:
+    """A unit of work that is one statement (run in autocommit where that is faster):
+    `noted(info, first row by column)` notes what the commit notifier must announce."""
+
+    statement: Any  # a Core statement built once (app/repositories)
+    params: dict[str, Any]
+    noted: Callable[[dict[str, Any], Mapping[Any, Any] | None], None]
+
+
 class DirectDb:
     """Runs synchronous Core units of work: `await db.read(fn)`, `await db.write(fn)`."""
 
-    def __init__(self, engine: AsyncEngine, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        timeout_s: float = 10.0,
+        commits: CommitNotifier | None = None,
+        health: DatabaseHealth | None = None,
+        pool_size: int = 5,
+    ) -> None:
         self.engine = engine
+        self.commits = commits if commits is not None else CommitNotifier()
+        self._pg: PgUnits | None = None
+        if engine.dialect.driver == "asyncpg":
+            self._pg = PgUnits(
+                engine.url,
+                dialect=engine.dialect,
+                timeout_s=timeout_s,
+                pool_size=pool_size,
+                breaker=health,
+            )
+            if health is not None:  # pooled connections may not have survived an outage
+                health.on_recovered(self._pg.expire)
         # reads need no transaction: no BEGIN/ROLLBACK round trips around them
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         url = engine.url
@@ -67,19 +107,61 @@ class DirectDb:
                 return await conn.run_sync(work)
         return await self._sqlite.read(work)
 
+    async def first(self, statement: Any, params: dict[str, Any]) -> Mapping[Any, Any] | None:
+        """The first row of a one-statement read (a Core statement built once), by column."""
+        if self._pg is not None:
+            return await self._pg.first(statement, params)
+        return await self.read(partial(_first, statement, params))
+
     async def write(self, work: Work[T], *, inline: bool = True) -> T:
-        """Run `work` in one transaction and commit it (rolled back if `work` raises).
+        """Run `work` in one transaction and commit it (rolled back if `work` raises); then
+        announce what it noted.
 
         `inline=False` (a large batch, a burst) keeps it off the event loop on SQLite."""
+        notes: dict[str, Any] = {}
+        unit = partial(self._noting, work, notes)
         if self._sqlite is None:
             async with self.engine.begin() as conn:
-                return await conn.run_sync(work)
-        return await self._sqlite.write(work, inline=inline)
+                result = await conn.run_sync(unit)
+        else:
+            result = await self._sqlite.write(unit, inline=inline)
+        self.commits.committed(notes)
+        return result
+
+    @property
+    def runs_single(self) -> bool:
+        """Whether `write_single` has a faster path than a transaction of its own."""
+        return self._pg is not None
+
+    async def write_single(self, single: SingleStatement) -> None:
+        """Run a one-statement unit (in autocommit where it can) and announce what it noted."""
+        statement, params = single.statement, single.params
+        if self._pg is None:
+            await self.write(lambda conn: single.noted(conn.info, _first(statement, params, conn)))
+            return
+        row = await self._pg.first(statement, params)
+        notes: dict[str, Any] = {}
+        single.noted(notes, row)
+        self.commits.committed(notes)
+
+    def _noting(self, work: Work[T], notes: dict[str, Any], conn: Connection) -> T:
+        """Run `work`; keep its notes aside (announced once the transaction committed)."""
+        self.commits.forget(conn.info)  # a failed earlier unit's leftovers
+        notes.clear()  # a unit SQLite was too busy for runs again, elsewhere
+        result = work(conn)
+        notes.update(self.commits.take(conn.info))
+        return result
 
     def close(self) -> None:
-        """Finish queued work and close the connections."""
+        """Finish queued work and close the connections (see `aclose` on PostgreSQL)."""
         if self._sqlite is not None:
             self._sqlite.close()
+
+    async def aclose(self) -> None:
+        """Close the asyncpg pool, then everything `close` closes (on a thread)."""
+        if self._pg is not None:
+            await self._pg.aclose()
+        await asyncio.to_thread(self.close)
 
 
 class SqliteUnits:
@@ -176,6 +258,11 @@ def _inline_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 async def _run_on(pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+
+def _first(statement: Any, params: dict[str, Any], conn: Connection) -> Mapping[Any, Any] | None:
+    row = conn.execute(statement, params).first()
+    return None if row is None else row._mapping
 
 
 def _read(engine: Engine, work: Work[T]) -> T:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
-from app.models import AuthSession, User
+from app.models import AuthSession
 
 PENDING_REVOCATIONS_KEY = "vektor.auth.revoked"
 
@@ -54,18 +54,6 @@ class AuthSessionRepository:
     async def get(self, *, session_id: uuid.UUID) -> AuthSession | None:
         """A session by id (any state)."""
         return await self.session.get(AuthSession, session_id)
-
-    async def get_active_user(
-        self, *, session_id: uuid.UUID, user_id: uuid.UUID
-    ) -> tuple[User, datetime | None] | None:
-        """The user behind a token together with its session's revocation time."""
-        stmt = (
-            select(User, AuthSession.revoked_at)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(AuthSession.id == session_id, User.id == user_id)
-        )
-        row = (await self.session.execute(stmt)).first()
-        return (row[0], row[1]) if row is not None else None
 
     async def rotate(
         self,

@@ -33,27 +33,57 @@ cursor below it can no longer be served incrementally (the client must resync).
 from __future__ import annotations
 
 import uuid
+from collections.abc import MutableMapping
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, Message, SyncTombstone, User, UserPreferences
 
+# the key of the change numbers a transaction noted (app.db.commits announces them to sync push)
 PENDING_CHANGES_KEY = "vektor.sync.pending"
 
+_users = cast(Table, User.__table__)
+_messages = cast(Table, Message.__table__)
+# The change-number statements, defined once for every path (the request's AsyncSession,
+# DirectDb's Core units, the asyncpg units). Both return `(user id, newest number)`.
+ALLOCATE = (
+    update(_users)
+    .where(_users.c.id == bindparam("b_user_id"))
+    # keep `updated_at` (its onupdate is for profile edits, not for data changes)
+    .values(change_seq=_users.c.change_seq + bindparam("b_count"), updated_at=_users.c.updated_at)
+    .returning(_users.c.id, _users.c.change_seq)
+)
+ALLOCATE_FOR_MESSAGE = (
+    update(_users)
+    .where(
+        _users.c.id
+        == select(_messages.c.user_id)
+        .where(_messages.c.id == bindparam("b_message_id"))
+        .scalar_subquery()
+    )
+    .values(change_seq=_users.c.change_seq + 1, updated_at=_users.c.updated_at)
+    .returning(_users.c.id, _users.c.change_seq)
+)
 
-def pending_changes(session: AsyncSession) -> dict[uuid.UUID, int]:
-    """The newest change number per user written in the session's current transaction.
 
-    Read by the sync hub right after the commit (a session event) to push `changed`."""
-    pending: dict[uuid.UUID, int] = session.info.setdefault(PENDING_CHANGES_KEY, {})
-    return pending
-
-
-def _record(session: AsyncSession, user_id: uuid.UUID, last: int) -> None:
-    pending = pending_changes(session)
+def record_changes(info: MutableMapping[Any, Any], *, user_id: uuid.UUID, last: int) -> None:
+    """Note that the transaction of the session or connection whose `info` this is stamped
+    change numbers up to `last` for `user_id` (announced after its commit: app.db.commits)."""
+    pending: dict[uuid.UUID, int] = info.setdefault(PENDING_CHANGES_KEY, {})
     pending[user_id] = max(pending.get(user_id, 0), last)
+
+
+def allocated(info: MutableMapping[Any, Any], row: Any, *, count: int, note: bool = True) -> int:
+    """The first of `count` numbers an ALLOCATE row reserved (0 without a row); noted for
+    the commit notifier unless `note` is False (the caller notes it if it used it)."""
+    if row is None:
+        return 0
+    if note:
+        record_changes(info, user_id=row[0], last=int(row[1]))
+    return int(row[1]) - count + 1
 
 
 class ChangeRepository:
@@ -66,35 +96,16 @@ class ChangeRepository:
         """Reserve `count` consecutive change numbers; returns the first (0 if no such user).
 
         Must be the first write of the transaction: it locks the user row until commit."""
-        stmt = (
-            update(User)
-            .where(User.id == user_id)
-            # keep `updated_at` (its onupdate is for profile edits, not for data changes)
-            .values(change_seq=User.change_seq + count, updated_at=User.updated_at)
-            .returning(User.change_seq)
-            .execution_options(synchronize_session=False)
-        )
-        last = (await self.session.execute(stmt)).scalar()
-        if last is None:
-            return 0
-        _record(self.session, user_id, int(last))
-        return int(last) - count + 1
+        params = {"b_user_id": user_id, "b_count": count}
+        row = (await self.session.execute(ALLOCATE, params)).first()
+        return allocated(self.session.info, row, count=count)
 
     async def allocate_for_message(self, *, message_id: uuid.UUID) -> int:
         """One change number for the owner of a message (0 if it is gone), in one statement."""
-        owner = select(Message.user_id).where(Message.id == message_id).scalar_subquery()
-        stmt = (
-            update(User)
-            .where(User.id == owner)
-            .values(change_seq=User.change_seq + 1, updated_at=User.updated_at)
-            .returning(User.id, User.change_seq)
-            .execution_options(synchronize_session=False)
-        )
-        row = (await self.session.execute(stmt)).first()
-        if row is None:
-            return 0
-        _record(self.session, row[0], int(row[1]))
-        return int(row[1])
+        row = (
+            await self.session.execute(ALLOCATE_FOR_MESSAGE, {"b_message_id": message_id})
+        ).first()
+        return allocated(self.session.info, row, count=1)
 
     async def add_tombstone(
         self, *, user_id: uuid.UUID, entity_type: str, entity_id: uuid.UUID, seq: int

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, Message
@@ -92,23 +92,6 @@ class ConversationRepository:
         """A message only if the user owns it."""
         stmt = select(Message).where(Message.id == message_id, Message.user_id == user_id)
         return (await self.session.execute(stmt)).scalars().first()
-
-    async def insert_conversation(self, *, values: dict[str, Any]) -> None:
-        """Insert one conversation row (Core: no ORM unit-of-work on the hot path)."""
-        await self.session.execute(insert(Conversation).values(**values))
-
-    async def insert_messages(self, *, rows: list[dict[str, Any]]) -> None:
-        """Insert message rows in one statement."""
-        await self.session.execute(insert(Message), rows)
-
-    async def update_message(self, *, message_id: uuid.UUID, values: dict[str, Any]) -> None:
-        """Write fields of one message."""
-        await self.session.execute(
-            update(Message)
-            .where(Message.id == message_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
 
     async def update_conversation(
         self, *, conversation_id: uuid.UUID, values: dict[str, Any]

@@ -1,20 +1,25 @@
-"""The per-request session check as one synchronous Core read, run on `DirectDb`.
+"""The per-request session check: one read of the user, the session's revocation time and
+the preference document, built into a detached `User`.
 
 Every authenticated request asks whether its session row is still live (logout revokes at
-once), so this read is on every request's path: one statement for the user, the session's
-revocation time and the preference document, built into a detached `User`.
+once), so this read is on every request's path: it runs as one `DirectDb` unit (on
+PostgreSQL a prepared statement on the asyncpg pool, app/db/direct.py). Long-lived streams
+re-check with the same statement on their own session (`get_principal`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+from app.db.direct import DirectDb
 from app.models import AuthSession, User, UserPreferences
 
 users = cast(Table, User.__table__)
@@ -39,20 +44,26 @@ class PrincipalRow:
     preferences: dict[str, Any] | None
 
 
-class PrincipalRepository:
-    """The session check; no writes."""
+async def read_principal(
+    db: DirectDb, *, session_id: uuid.UUID, user_id: uuid.UUID
+) -> PrincipalRow | None:
+    """The user behind a token with its session's revocation time and preferences."""
+    values = await db.first(_STATEMENT, {"session_id": session_id, "user_id": user_id})
+    return None if values is None else _principal(values)
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
 
-    def get(self, *, session_id: uuid.UUID, user_id: uuid.UUID) -> PrincipalRow | None:
-        """The user behind a token with its session's revocation time and preferences."""
-        row = self.conn.execute(_STATEMENT, {"session_id": session_id, "user_id": user_id}).first()
-        if row is None:
-            return None
-        values = row._mapping
-        user = User(**{key: values[key] for key in _USER_COLUMNS})
-        make_transient_to_detached(user)
-        return PrincipalRow(
-            user=user, revoked_at=values["session_revoked_at"], preferences=values["data"]
-        )
+async def get_principal(
+    session: AsyncSession, *, session_id: uuid.UUID, user_id: uuid.UUID
+) -> PrincipalRow | None:
+    """The same read on a request's (or a stream's) own session."""
+    params = {"session_id": session_id, "user_id": user_id}
+    row = (await session.execute(_STATEMENT, params)).first()
+    return None if row is None else _principal(row._mapping)
+
+
+def _principal(values: Mapping[Any, Any]) -> PrincipalRow:
+    user = User(**{key: values[key] for key in _USER_COLUMNS})
+    make_transient_to_detached(user)
+    return PrincipalRow(
+        user=user, revoked_at=values["session_revoked_at"], preferences=values["data"]
+    )

@@ -1,41 +1,106 @@
-"""A chat turn's writes as synchronous Core statements, run on `DirectDb` in one hop.
+"""A chat turn's rows: built from its writes (app/repositories/turn_writes.py), and the
+statements that write them. Applying a write again is harmless:
+- `begin` inserts the user message and the `streaming` placeholder (skipped on a retry if
+  the placeholder exists: the first try may have committed before its answer was lost);
+- `checkpoint` saves the text so far, only while the message is still `streaming`;
+- `finish` writes the final message whatever its status: a finished answer always wins over
+  an `interrupted` mark some other process put on it meanwhile.
+`last_event_id` only ever grows, whatever order retries land in.
 
-The same rules as `ChangeRepository` (see app/repositories/changes.py): the user's change
+`TurnUnit` is what the write machinery (app/db/writer.py, app/db/direct.py) runs: on a
+`Connection` in the caller's transaction, or, for a first try of `begin` on PostgreSQL, as
+one data-modifying statement (`single`). The same rules as `ChangeRepository` hold (see
+app/repositories/changes.py, whose change-number statements these reuse): the user's change
 counter is always the first row a write locks, and every row written gets its own number.
-Statements are built once with bind parameters; the columns to set come with each call.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, insert, select, update
+from sqlalchemy.sql import ColumnElement
 
-from app.models import Conversation, Message, User
+from app.core.status import MessageStatus
+from app.db.direct import SingleStatement
+from app.models import Conversation, Message
+from app.repositories.changes import ALLOCATE, ALLOCATE_FOR_MESSAGE, allocated, record_changes
+from app.repositories.turn_writes import (
+    BeginWrite,
+    CheckpointWrite,
+    FinishWrite,
+    TurnWrite,
+    preview,
+)
 
-users = cast(Table, User.__table__)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
 conversations = cast(Table, Conversation.__table__)
 messages = cast(Table, Message.__table__)
 
-_ALLOCATE = (
-    update(users)
-    .where(users.c.id == bindparam("b_user_id"))
-    # keep `updated_at` (its onupdate is for profile edits, not for data changes)
-    .values(change_seq=users.c.change_seq + bindparam("b_count"), updated_at=users.c.updated_at)
-    .returning(users.c.change_seq)
-)
-_ALLOCATE_FOR_MESSAGE = (
-    update(users)
-    .where(
-        users.c.id
-        == select(messages.c.user_id)
-        .where(messages.c.id == bindparam("b_message_id"))
-        .scalar_subquery()
-    )
-    .values(change_seq=users.c.change_seq + 1, updated_at=users.c.updated_at)
-    .returning(users.c.change_seq)
-)
+
+# --- the rows a begin writes, built once for both forms (values or SQL expressions) --------
+
+
+def _conversation_row(*, w: Any, preview_text: Any, seq: Any) -> dict[str, Any]:
+    return {
+        "id": w.conversation_id,
+        "user_id": w.user_id,
+        "model": w.model,
+        "pinned": False,
+        "archived": False,
+        "message_count": 2,
+        "last_message_preview": preview_text,
+        "created_at": w.now,
+        "updated_at": w.now,
+        "change_seq": seq,
+    }
+
+
+def _message_rows(*, w: Any, assistant_at: Any, seq: Any) -> list[dict[str, Any]]:
+    common = {"conversation_id": w.conversation_id, "user_id": w.user_id, "updated_at": w.now}
+    return [
+        {
+            **common,
+            "id": w.user_message_id,
+            "role": "user",
+            "content": w.text,
+            "status": MessageStatus.COMPLETE,
+            "model": None,
+            "last_event_id": 0,
+            "created_at": w.now,
+            "change_seq": seq + 1,
+        },
+        {
+            **common,
+            "id": w.message_id,
+            "role": "assistant",
+            "content": "",
+            "status": MessageStatus.STREAMING,
+            "model": w.model,
+            "last_event_id": 0,
+            "created_at": assistant_at,
+            "change_seq": seq + 2,
+        },
+    ]
+
+
+def _touch_row(*, w: Any, preview_text: Any, seq: Any) -> dict[str, Any]:
+    """The fields a begin sets on an existing conversation (two more messages counted)."""
+    return {
+        "last_message_preview": preview_text,
+        "updated_at": w.now,
+        "model": w.model,
+        "change_seq": seq,
+    }
+
+
+# --- statements, built once with bind parameters --------------------------------------------
+
 _INSERT_CONVERSATION = insert(conversations)
 _INSERT_MESSAGES = insert(messages)
 _UPDATE_MESSAGE = update(messages).where(messages.c.id == bindparam("b_id"))
@@ -46,13 +111,13 @@ _NEWER_EVENT_ID = case(
 )
 _UPDATE_MESSAGE_EVENTS = _UPDATE_MESSAGE.values(last_event_id=_NEWER_EVENT_ID)
 _UPDATE_STREAMING = update(messages).where(
-    messages.c.id == bindparam("b_id"), messages.c.status == "streaming"
+    messages.c.id == bindparam("b_id"), messages.c.status == MessageStatus.STREAMING
 )
 _UPDATE_STREAMING_EVENTS = _UPDATE_STREAMING.values(last_event_id=_NEWER_EVENT_ID)
 _MESSAGE_EXISTS = select(messages.c.id).where(messages.c.id == bindparam("b_id"))
 _IN_PROGRESS = (
     select(messages.c.id, messages.c.user_id, messages.c.created_at)
-    .where(messages.c.status == "streaming", messages.c.role == "assistant")
+    .where(messages.c.status == MessageStatus.STREAMING, messages.c.role == "assistant")
     .order_by(messages.c.created_at)
 )
 _IN_PROGRESS_AMONG = _IN_PROGRESS.where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
@@ -62,31 +127,142 @@ _COUNT_MESSAGES = _UPDATE_CONVERSATION.values(
 )
 
 
+class _BeginParams:
+    """A begin's fields as bind parameters, for the one-statement form."""
+
+    user_id = bindparam("b_user_id", type_=messages.c.user_id.type)
+    conversation_id = bindparam("b_conversation_id", type_=messages.c.conversation_id.type)
+    user_message_id = bindparam("b_user_message_id", type_=messages.c.id.type)
+    message_id = bindparam("b_message_id", type_=messages.c.id.type)
+    model = bindparam("b_model", type_=messages.c.model.type)
+    text = bindparam("b_text", type_=messages.c.content.type)
+    now = bindparam("b_now", type_=messages.c.created_at.type)
+
+
+def _begin_statement(*, new_conversation: bool) -> Any:
+    """A turn's first rows in one data-modifying statement (PostgreSQL): the change numbers
+    first (the user row is the first lock), then the conversation and the two messages."""
+    p = _BeginParams
+    allocation = ALLOCATE.cte("allocation")
+    # the first of the three numbers (the conversation's); the messages get the next two
+    seq: ColumnElement[Any] = select(allocation.c.change_seq - 2).scalar_subquery()
+    preview_text = bindparam("b_preview", type_=conversations.c.last_message_preview.type)
+    assistant_at = bindparam("b_assistant_at", type_=messages.c.created_at.type)
+    rows = _message_rows(w=p, assistant_at=assistant_at, seq=seq)
+    writes = [insert(messages).values(rows).cte("turn_messages")]
+    if new_conversation:
+        conversation = _conversation_row(w=p, preview_text=preview_text, seq=seq)
+        writes.insert(0, insert(conversations).values(conversation).cte("turn_conversation"))
+    else:
+        touch = (
+            update(conversations)
+            .where(conversations.c.id == p.conversation_id)
+            .values(
+                message_count=conversations.c.message_count + 2,
+                **_touch_row(w=p, preview_text=preview_text, seq=seq),
+            )
+        )
+        writes.append(touch.cte("turn_conversation"))
+    return select(allocation.c.id, allocation.c.change_seq).add_cte(*writes)
+
+
+_BEGIN_NEW = _begin_statement(new_conversation=True)
+_BEGIN_EXISTING = _begin_statement(new_conversation=False)
+
+
 class TurnRepository:
     """Change numbers, conversation and message rows of chat turns; no commits."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def allocate(self, *, user_id: uuid.UUID, count: int) -> int:
+    def allocate(self, *, user_id: uuid.UUID, count: int, note: bool = True) -> int:
         """Reserve `count` consecutive change numbers; the first (0 if there is no such user).
+        Noted for sync push unless `note` is False (`noted` then, if a row got them).
 
         Must be the first write of the transaction: it locks the user row until commit."""
-        last = self.conn.execute(_ALLOCATE, {"b_user_id": user_id, "b_count": count}).scalar()
-        return 0 if last is None else int(last) - count + 1
+        row = self.conn.execute(ALLOCATE, {"b_user_id": user_id, "b_count": count}).first()
+        return allocated(self.conn.info, row, count=count, note=note)
 
-    def allocate_for_message(self, *, message_id: uuid.UUID) -> int:
-        """One change number for the owner of a message (0 if it is gone), in one statement."""
-        seq = self.conn.execute(_ALLOCATE_FOR_MESSAGE, {"b_message_id": message_id}).scalar()
-        return 0 if seq is None else int(seq)
+    def allocate_for_message(self, *, message_id: uuid.UUID) -> tuple[uuid.UUID | None, int]:
+        """`(owner, one change number)` for the owner of a message (`(None, 0)` if it is
+        gone), in one statement; not noted (see `noted`)."""
+        row = self.conn.execute(ALLOCATE_FOR_MESSAGE, {"b_message_id": message_id}).first()
+        if row is None:
+            return None, 0
+        return row[0], allocated(self.conn.info, row, count=1, note=False)
 
-    def insert_conversation(self, *, values: dict[str, Any]) -> None:
-        """Insert one conversation row."""
-        self.conn.execute(_INSERT_CONVERSATION, values)
+    def noted(self, *, user_id: uuid.UUID | None, seq: int) -> None:
+        """Note change number `seq` of `user_id` for sync push (after the commit)."""
+        if user_id is not None and seq:
+            record_changes(self.conn.info, user_id=user_id, last=seq)
 
-    def insert_messages(self, *, rows: list[dict[str, Any]]) -> None:
-        """Insert message rows in one statement."""
+    def begin(self, w: BeginWrite, *, retry: bool) -> None:
+        """The user message and the `streaming` placeholder (and the conversation)."""
+        if retry and self.message_exists(message_id=w.message_id):
+            return
+        # sync feed: the conversation gets `seq`, the two messages the next two numbers
+        seq = self.allocate(user_id=w.user_id, count=3)
+        if w.new_conversation:
+            row = _conversation_row(w=w, preview_text=preview(w.text), seq=seq)
+            self.conn.execute(_INSERT_CONVERSATION, row)
+        rows = _message_rows(w=w, assistant_at=w.now + _ONE_MICROSECOND, seq=seq)
         self.conn.execute(_INSERT_MESSAGES, rows)
+        if not w.new_conversation:
+            self.update_conversation(
+                conversation_id=w.conversation_id,
+                added_messages=2,
+                values=_touch_row(w=w, preview_text=preview(w.text), seq=seq),
+            )
+
+    def checkpoint(self, w: CheckpointWrite) -> None:
+        """The text so far, only while the message is still `streaming`."""
+        owner, seq = self.allocate_for_message(message_id=w.message_id)
+        if self.update_streaming_message(
+            message_id=w.message_id,
+            values={"content": w.content, "change_seq": seq},
+            last_event_id=w.last_event_id,
+        ):
+            self.noted(user_id=owner, seq=seq)
+
+    def finish(self, w: FinishWrite) -> None:
+        """The final assistant message (whatever its status), and the conversation."""
+        seq = self.allocate(user_id=w.user_id, count=2)
+        self.update_message(
+            message_id=w.message_id,
+            values={
+                "content": w.content,
+                "status": w.status,
+                "model": w.model,
+                "usage": w.usage,
+                "tool_calls": w.tool_calls or None,
+                "error_code": w.error_code,
+                "updated_at": w.now,
+                "change_seq": seq,
+            },
+            last_event_id=w.last_event_id,
+        )
+        conversation: dict[str, Any] = {"updated_at": w.now, "change_seq": seq + 1}
+        if w.content:
+            conversation["last_message_preview"] = preview(w.content)
+        if w.title:
+            conversation["title"] = w.title
+        self.update_conversation(conversation_id=w.conversation_id, values=conversation)
+
+    def mark_interrupted(self, *, user_id: uuid.UUID, message_id: uuid.UUID, now: datetime) -> None:
+        """End a `streaming` message whose generation died with it: `error`/`interrupted`,
+        the text of its last checkpoint kept (nothing if it finished meanwhile)."""
+        seq = self.allocate(user_id=user_id, count=1, note=False)
+        if self.update_streaming_message(
+            message_id=message_id,
+            values={
+                "status": "error",
+                "error_code": "interrupted",
+                "updated_at": now,
+                "change_seq": seq,
+            },
+        ):
+            self.noted(user_id=user_id, seq=seq)
 
     def update_message(
         self, *, message_id: uuid.UUID, values: dict[str, Any], last_event_id: int = 0
@@ -144,3 +320,63 @@ class TurnRepository:
             self.conn.execute(_COUNT_MESSAGES, params)
         else:
             self.conn.execute(_UPDATE_CONVERSATION, {**values, "b_id": conversation_id})
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUnit:
+    """One turn write as a unit of work for app/db: call it on a `Connection` (inside the
+    caller's transaction); `single()` is its one-statement form, when it has one.
+
+    `retry`: the write may have committed before (its first try's answer was lost)."""
+
+    write: TurnWrite
+    retry: bool = False
+
+    def __call__(self, conn: Connection) -> None:
+        repo = TurnRepository(conn)
+        w = self.write
+        if isinstance(w, BeginWrite):
+            repo.begin(w, retry=self.retry)
+        elif isinstance(w, CheckpointWrite):
+            repo.checkpoint(w)
+        else:
+            repo.finish(w)
+
+    def single(self) -> SingleStatement | None:
+        """A first try of `begin` as one statement (its change numbers noted after it ran)."""
+        w = self.write
+        if self.retry or not isinstance(w, BeginWrite):
+            return None
+        params = {
+            "b_user_id": w.user_id,
+            "b_count": 3,
+            "b_conversation_id": w.conversation_id,
+            "b_user_message_id": w.user_message_id,
+            "b_message_id": w.message_id,
+            "b_model": w.model,
+            "b_text": w.text,
+            "b_now": w.now,
+            "b_assistant_at": w.now + _ONE_MICROSECOND,
+            "b_preview": preview(w.text),
+        }
+        statement = _BEGIN_NEW if w.new_conversation else _BEGIN_EXISTING
+        return SingleStatement(statement=statement, params=params, noted=_noted_allocation)
+
+
+def _noted_allocation(info: dict[str, Any], row: Mapping[Any, Any] | None) -> None:
+    if row is not None:
+        record_changes(info, user_id=row["id"], last=int(row["change_seq"]))
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptUnit:
+    """Mark one answer `interrupted` (see `TurnRepository.mark_interrupted`)."""
+
+    user_id: uuid.UUID
+    message_id: uuid.UUID
+    now: datetime
+
+    def __call__(self, conn: Connection) -> None:
+        TurnRepository(conn).mark_interrupted(
+            user_id=self.user_id, message_id=self.message_id, now=self.now
+        )

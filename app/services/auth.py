@@ -18,7 +18,7 @@ from app.db.base import utcnow
 from app.db.direct import DirectDb
 from app.models import AuthSession, User
 from app.repositories.auth_sessions import AuthSessionRepository
-from app.repositories.principals import PrincipalRepository
+from app.repositories.principals import read_principal
 from app.repositories.users import UserRepository
 from app.schemas.auth import RegisterRequest, SessionRead, TokenPair
 
@@ -45,11 +45,7 @@ class TokenAuthenticator:
 
     async def resolve(self, claims: TokenClaims) -> Principal:
         """The caller behind verified claims, if their session is still live."""
-        found = await self.db.read(
-            lambda conn: PrincipalRepository(conn).get(
-                session_id=claims.session_id, user_id=claims.user_id
-            )
-        )
+        found = await read_principal(self.db, session_id=claims.session_id, user_id=claims.user_id)
         if found is None:
             raise Unauthorized("Session no longer exists", code="token_revoked")
         if found.revoked_at is not None or not found.user.is_active:

@@ -5,8 +5,8 @@ connection `watch`es its session, and revocations reach the watchers promptly:
 
 * Writers never call the notifier. `AuthSessionRepository` (logout, all devices, one
   device, password change, refresh-token replay, admin actions) and `UserRepository.delete`
-  note each revocation in the session's `info`; `app/db/after_commit.py` hands them here
-  only once the transaction has committed (a rolled-back revocation is never announced).
+  note each revocation in the session's `info`; the commit notifier (app/db/commits.py)
+  hands them here only once the transaction has committed (a rolled-back one never is).
 * Watchers on this worker are called at once; with `REDIS_URL` the revocation also goes out
   on the worker's push bus (one pub/sub connection per worker, shared with sync push), so
   watchers on every other worker and instance hear it too.
@@ -21,9 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.db.after_commit import announce_after_commit
+from app.db.commits import CommitNotifier
 from app.repositories.auth_sessions import PENDING_REVOCATIONS_KEY, Revocation
 from app.services.pushbus import PushBus
 
@@ -57,9 +55,9 @@ class SessionRevocations:
         self._bus = bus
         bus.on(CHANNEL, handler=self._on_message)
 
-    def install(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        """Make every session of this factory announce the revocations it commits."""
-        announce_after_commit(session_factory, key=PENDING_REVOCATIONS_KEY, announce=self.announce)
+    def install(self, commits: CommitNotifier) -> None:
+        """Hear the revocations of every committed transaction of this process."""
+        commits.on(PENDING_REVOCATIONS_KEY, self.announce)
 
     def watch(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, on_revoked: Callable[[], None]

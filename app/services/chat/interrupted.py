@@ -15,7 +15,7 @@ change number (devices see it). The rule for "no longer runs anywhere":
 Messages whose owner still looks alive (a restarted process can come up before the dead
 one's heartbeat expires) are looked at again every RECHECK_S until they end or are ended.
 Should a process ever be wrong, the damage is bounded: a finished answer's own write
-always overwrites the `interrupted` mark (app/services/chat/turn_writes.py).
+always overwrites the `interrupted` mark (app/repositories/turns.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 
 from loguru import logger
 
@@ -33,11 +32,10 @@ from app.db.availability import is_unavailable
 from app.db.base import utcnow
 from app.db.direct import DirectDb
 from app.db.health import describe
-from app.repositories.turns import TurnRepository
+from app.db.writer import TurnWriter
+from app.repositories.turns import InterruptUnit, TurnRepository
 from app.services.chat.redis_mirror import HEARTBEAT_TTL_S
 from app.services.chat.registry import GenerationRegistry
-from app.services.chat.turn_writes import mark_interrupted
-from app.services.chat.writer import TurnWriter
 
 REGISTER_GRACE_S = 5.0
 RECHECK_S = HEARTBEAT_TTL_S + 2.0
@@ -119,8 +117,7 @@ class InterruptedAnswers:
                 undecided.add(message_id)
                 continue
             await self.writer.submit(
-                partial(mark_interrupted, user_id=user_id, message_id=message_id, now=now),
-                user_id=user_id,
+                InterruptUnit(user_id=user_id, message_id=message_id, now=now), user_id=user_id
             )
             ended += 1
         if ended:

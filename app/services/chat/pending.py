@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from anyio import to_thread
@@ -28,9 +27,10 @@ from loguru import logger
 
 from app.db.availability import is_unavailable
 from app.db.health import DatabaseHealth, describe
-from app.services.chat.spool import Spool
-from app.services.chat.turn_writes import CheckpointWrite, TurnWrite, apply_write, decode
-from app.services.chat.writer import TurnWriter
+from app.db.writer import TurnWriter
+from app.repositories.turn_writes import CheckpointWrite, TurnWrite
+from app.repositories.turns import TurnUnit
+from app.services.chat.spool import Spool, decode
 
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 30.0
@@ -118,18 +118,14 @@ class PendingWrites:
             await self._hold(write, None)
             return
         try:  # the hot path: one call, no extra await in between
-            await self.writer.submit(
-                partial(apply_write, write=write, retry=False), user_id=write.user_id
-            )
+            await self.writer.submit(TurnUnit(write), user_id=write.user_id)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
             await self._hold(write, exc)
 
     async def _apply(self, write: TurnWrite, *, retry: bool) -> None:
-        await self.writer.submit(
-            partial(apply_write, write=write, retry=retry), user_id=write.user_id
-        )
+        await self.writer.submit(TurnUnit(write, retry=retry), user_id=write.user_id)
 
     async def _hold(self, write: TurnWrite, exc: BaseException | None) -> None:
         if self.health is not None and exc is not None:

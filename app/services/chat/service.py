@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.core.errors import BadRequest, NotFound, RateLimited
 from app.core.ratelimit import RateLimiter
 from app.core.status import MessageStatus
+from app.db.writer import TurnWriter
 from app.models import Message, User
 from app.repositories.conversations import ConversationRepository
 from app.schemas.chat import ChatStreamRequest
@@ -26,7 +27,6 @@ from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
-from app.services.chat.writer import TurnWriter
 from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
 from app.services.tools import Tool, Toolbox

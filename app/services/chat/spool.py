@@ -19,16 +19,42 @@ import itertools
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, BinaryIO, Literal
 
+from pydantic import Field, TypeAdapter
 from sqlalchemy import make_url
 
 from app.db.session import sqlite_file
-from app.services.chat.turn_writes import SpoolDocument, TurnWrite, encode
+from app.repositories.turn_writes import TurnWrite
 
 SUFFIX = ".json"
 _counter = itertools.count()
+_Tagged = Annotated[TurnWrite, Field(discriminator="kind")]
+
+
+@dataclass(slots=True)
+class SpoolDocument:
+    """What one spool file holds: the write, and which database it belongs to."""
+
+    write: _Tagged
+    database: str = ""  # `database_key` of the DATABASE_URL
+    format: Literal["vektor-turn-write"] = "vektor-turn-write"
+    version: Literal[1] = 1
+
+
+_DOCUMENT = TypeAdapter(SpoolDocument)
+
+
+def encode(document: SpoolDocument) -> bytes:
+    """A spool file's JSON."""
+    return _DOCUMENT.dump_json(document)
+
+
+def decode(raw: bytes) -> SpoolDocument:
+    """A spool file's document (`ValueError` if it is not one)."""
+    return _DOCUMENT.validate_json(raw)
 
 
 def database_key(url: str) -> str:

@@ -5,21 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from loguru import logger
 
-from app.services.chat.pending import PendingWrites
-from app.services.chat.turn_writes import (
+from app.db.writer import TurnWriter
+from app.repositories.turn_writes import (
     BeginWrite,
     CheckpointWrite,
     FinishWrite,
     TurnWrite,
-    apply_write,
     preview,
 )
-from app.services.chat.writer import TurnWriter
+from app.repositories.turns import TurnUnit
+from app.services.chat.pending import PendingWrites
 
 __all__ = ["TurnIds", "TurnStore", "make_title", "preview"]
 
@@ -60,9 +59,7 @@ class TurnStore:
         if self.pending is not None:
             await self.pending.submit(write)
         else:  # scripts and tests without the lifespan: no retries
-            await self.writer.submit(
-                partial(apply_write, write=write, retry=False), user_id=write.user_id
-            )
+            await self.writer.submit(TurnUnit(write), user_id=write.user_id)
 
     async def begin(
         self, *, ids: TurnIds, new_conversation: bool, model_id: str, text: str, now: datetime

@@ -1,8 +1,10 @@
 """Push of "your data changed" to open `/sync/stream` connections, on every worker.
 
-Writers never call the hub. `ChangeRepository.allocate` notes the numbers it hands out in
-the session's `info`; `app/db/after_commit.py` passes them here only once the transaction
-has committed, so a client is never told about a change it cannot read yet.
+Writers never call the hub. The change-number statements (app/repositories/changes.py) note
+the numbers they hand out in the transaction's `info` (the request session's, or a DirectDb
+unit's connection's); the app's one commit notifier (app/db/commits.py) passes them here
+only once the transaction has committed, so a client is never told about a change it cannot
+read yet.
 Local streams are woken at once; with `REDIS_URL` the change is also published on one
 channel of the worker's push bus (`app/services/pushbus.py`) that every worker listens to.
 If Redis is down, local push keeps working and remote streams catch up by their periodic
@@ -15,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.db.after_commit import announce_after_commit
+from app.db.commits import CommitNotifier
 from app.repositories.changes import PENDING_CHANGES_KEY
 from app.services.pushbus import PushBus
 
@@ -59,9 +59,9 @@ class SyncHub:
         self._bus = bus
         bus.on(CHANNEL, handler=self._on_message, on_reconnect=self._recheck_all)
 
-    def install(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        """Make every session of this factory report its commits to this hub."""
-        announce_after_commit(session_factory, key=PENDING_CHANGES_KEY, announce=self.committed)
+    def install(self, commits: CommitNotifier) -> None:
+        """Hear the change numbers of every committed transaction of this process."""
+        commits.on(PENDING_CHANGES_KEY, self.committed)
 
     def subscribe(self, user_id: uuid.UUID) -> Subscription:
         """A mailbox for one stream of this user (call `unsubscribe` when it ends)."""

@@ -10,6 +10,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.base import utcnow
+from app.db.commits import CommitNotifier
 from app.repositories.changes import ChangeRepository
 from app.services.pushbus import PushBus
 from app.services.sync.hub import SyncHub
@@ -23,10 +24,16 @@ PRUNE_USERS_PER_PASS = 1000
 class SyncRuntime:
     """Starts and stops the hub and prunes tombstones older than the retention period."""
 
-    def __init__(self, *, session_factory: async_sessionmaker[AsyncSession], bus: PushBus) -> None:
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        bus: PushBus,
+        commits: CommitNotifier,
+    ) -> None:
         self.factory = session_factory
         self.hub = SyncHub(bus=bus)
-        self.hub.install(session_factory)
+        self.hub.install(commits)
         self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.sse import PING_FRAME, encode_sse, retry_frame
 from app.db.availability import is_unavailable
-from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
+from app.repositories.principals import get_principal
 from app.schemas.events import SERVER_SHUTDOWN, TOKEN_REVOKED, ChangedEvent
 from app.services.revocations import SessionRevocations
 from app.services.sync.cursor import encode_cursor
@@ -56,10 +56,8 @@ async def _head_if_signed_in(
 ) -> int | None:
     """The user's change head, or None once the session is revoked or the account gone."""
     async with factory() as session:
-        found = await AuthSessionRepository(session).get_active_user(
-            session_id=session_id, user_id=user_id
-        )
-        if found is None or found[1] is not None or not found[0].is_active:
+        found = await get_principal(session, session_id=session_id, user_id=user_id)
+        if found is None or found.revoked_at is not None or not found.user.is_active:
             return None
         bounds = await ChangeRepository(session).head(user_id=user_id)
         return bounds[0] if bounds is not None else None

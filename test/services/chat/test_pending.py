@@ -12,22 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.repositories.turn_writes import BeginWrite, CheckpointWrite, FinishWrite, TurnWrite
 from app.services.chat.pending import (
     FIRST_DELAY_S,
     MAX_DELAY_S,
     PendingWrites,
     retry_delay,
 )
-from app.services.chat.spool import Spool, database_key
-from app.services.chat.turn_writes import (
-    BeginWrite,
-    CheckpointWrite,
-    FinishWrite,
-    SpoolDocument,
-    TurnWrite,
-    decode,
-    encode,
-)
+from app.services.chat.spool import Spool, SpoolDocument, database_key, decode, encode
 
 USER = uuid.UUID(int=1)
 NOW = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -79,7 +71,7 @@ class FakeWriter:
         self.attempts += 1
         if self.down:
             raise PoolTimeout("no connection within the timeout")  # "unavailable"
-        self.applied.append((op.keywords["write"], op.keywords["retry"]))
+        self.applied.append((op.write, op.retry))
 
 
 def test_backoff_doubles_up_to_a_cap_and_spreads_by_jitter() -> None:
@@ -270,8 +262,8 @@ async def test_a_spool_that_cannot_be_written_keeps_the_writes_in_memory(tmp_pat
     await pending.submit(_begin(message_id))
     assert pending.held == 1  # not lost: still retried
     blocked.unlink()  # the operator fixes the directory
-    for _ in range(300):
-        if pending.held == 0 and pending.busy() == {message_id}:
+    for _ in range(300):  # (counted as spooled before its file is written)
+        if pending.held == 0 and pending.busy() == {message_id} and Spool(blocked).files():
             break
         await asyncio.sleep(0.01)
     assert [p.name.rsplit("-", 1)[1] for p in Spool(blocked).files()] == ["begin.json"]

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db.commits import CommitNotifier
 from app.db.direct import DirectDb
-from app.services.chat.writer import INLINE_BUDGET, INLINE_WINDOW_S, TurnWriter
+from app.db.writer import INLINE_BUDGET, INLINE_WINDOW_S, TurnWriter
+from app.repositories.changes import PENDING_CHANGES_KEY, record_changes
 
 USERS = {name: uuid.UUID(int=i + 1) for i, name in enumerate(("a", "b", "c"))}
 
@@ -21,7 +23,7 @@ async def _direct_db(url: str):  # type: ignore[no-untyped-def]
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (v TEXT NOT NULL)"))
-    direct = DirectDb(engine)
+    direct = DirectDb(engine, commits=CommitNotifier())
     yield direct
     direct.close()
     await engine.dispose()
@@ -51,13 +53,21 @@ async def awaited_db():  # type: ignore[no-untyped-def]
         yield direct
 
 
-def _insert(order: list[str], value: str | None, seq: int = 0):  # type: ignore[no-untyped-def]
-    def op(conn: Connection) -> int:
+def _insert(order: list[str], value: str | None, seq: int = 0, user: str = "a"):  # type: ignore[no-untyped-def]
+    def op(conn: Connection) -> None:
         order.append(str(value))
+        if seq:  # as a repository notes the change numbers it stamped
+            record_changes(conn.info, user_id=USERS[user], last=seq)
         conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
-        return seq
 
     return op
+
+
+def _committed(db: DirectDb) -> list[dict[uuid.UUID, int]]:
+    """What the commit notifier announces to sync push, one entry per commit."""
+    committed: list[dict[uuid.UUID, int]] = []
+    db.commits.on(PENDING_CHANGES_KEY, committed.append)
+    return committed
 
 
 async def _values(db: DirectDb) -> list[str]:
@@ -68,13 +78,13 @@ async def _values(db: DirectDb) -> list[str]:
 
 async def test_a_batch_runs_sorted_by_user_and_reports_its_commit(awaited_db: DirectDb) -> None:
     db = awaited_db
-    committed: list[dict[uuid.UUID, int]] = []
-    writer = TurnWriter(db=db, on_commit=committed.append)
+    committed = _committed(db)
+    writer = TurnWriter(db=db)
     await writer.start()
     order: list[str] = []
     await asyncio.gather(
         *(
-            writer.submit(_insert(order, name, seq), user_id=USERS[name])
+            writer.submit(_insert(order, name, seq, name), user_id=USERS[name])
             for name, seq in (("c", 7), ("a", 3), ("b", 0), ("a", 5))
         )
     )
@@ -87,12 +97,12 @@ async def test_a_batch_runs_sorted_by_user_and_reports_its_commit(awaited_db: Di
 
 async def test_on_sqlite_a_lone_write_commits_at_once_in_the_caller(file_db: DirectDb) -> None:
     db = file_db
-    committed: list[dict[uuid.UUID, int]] = []
-    writer = TurnWriter(db=db, on_commit=committed.append)
+    committed = _committed(db)
+    writer = TurnWriter(db=db)
     await writer.start()
     order: list[str] = []
     for name, seq in (("c", 7), ("a", 3)):
-        await writer.submit(_insert(order, name, seq), user_id=USERS[name])
+        await writer.submit(_insert(order, name, seq, name), user_id=USERS[name])
         assert await _values(db) == sorted(order)  # committed when submit returns
     await writer.aclose()
     assert order == ["c", "a"]
@@ -101,14 +111,14 @@ async def test_on_sqlite_a_lone_write_commits_at_once_in_the_caller(file_db: Dir
 
 async def test_one_failing_write_does_not_sink_the_batch(awaited_db: DirectDb) -> None:
     db = awaited_db
-    committed: list[dict[uuid.UUID, int]] = []
-    writer = TurnWriter(db=db, on_commit=committed.append)
+    committed = _committed(db)
+    writer = TurnWriter(db=db)
     await writer.start()
     order: list[str] = []
     results = await asyncio.gather(
-        writer.submit(_insert(order, "ok-1", 1), user_id=USERS["a"]),
-        writer.submit(_insert(order, None, 2), user_id=USERS["b"]),  # NOT NULL violation
-        writer.submit(_insert(order, "ok-2", 3), user_id=USERS["c"]),
+        writer.submit(_insert(order, "ok-1", 1, "a"), user_id=USERS["a"]),
+        writer.submit(_insert(order, None, 2, "b"), user_id=USERS["b"]),  # NOT NULL violation
+        writer.submit(_insert(order, "ok-2", 3, "c"), user_id=USERS["c"]),
         return_exceptions=True,
     )
     await writer.aclose()
@@ -119,13 +129,13 @@ async def test_one_failing_write_does_not_sink_the_batch(awaited_db: DirectDb) -
 
 
 async def test_a_write_without_the_writer_task_commits_alone(db: DirectDb) -> None:
-    committed: list[dict[uuid.UUID, int]] = []
-    writer = TurnWriter(db=db, on_commit=committed.append)  # not started (scripts)
-    await writer.submit(_insert([], "solo", 4), user_id=USERS["b"])
+    committed = _committed(db)
+    writer = TurnWriter(db=db)  # not started (scripts)
+    await writer.submit(_insert([], "solo", 4, "b"), user_id=USERS["b"])
     assert await _values(db) == ["solo"]
     assert committed == [{USERS["b"]: 4}]
     with pytest.raises(Exception):  # noqa: B017 (the driver's IntegrityError)
-        await writer.submit(_insert([], None, 5), user_id=USERS["b"])
+        await writer.submit(_insert([], None, 5, "b"), user_id=USERS["b"])
     assert committed == [{USERS["b"]: 4}]
 
 

@@ -6,8 +6,10 @@ is one unit of work on `DirectDb` (on a SQLite file: inline when small, else one
 a batch fails, each write is retried alone so one bad write never sinks the others.
 Writes carry their user id and a batch runs them sorted by it: every write locks its user's
 row first (sync change numbers), so two workers' batches always lock rows in the same order
-and cannot deadlock. After a commit the newest change number per user goes to `on_commit`
-(the sync hub, which tells that user's devices).
+and cannot deadlock. A write is a unit from app/repositories (it builds and writes its rows);
+what it notes reaches the sync hub through `DirectDb`'s commit notifier after the commit.
+A lone write with a one-statement form (`single`) runs as that statement when `DirectDb`
+has a faster path for it (PostgreSQL: one round trip in autocommit).
 """
 
 from __future__ import annotations
@@ -16,16 +18,25 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 from loguru import logger
 from sqlalchemy import Connection
 
-from app.db.direct import DirectDb
+from app.db.direct import DirectDb, SingleStatement
 
-# a write returns the newest change number it stamped (0: none)
-WriteOp = Callable[[Connection], int]
-Committed = Callable[[dict[uuid.UUID, int]], None]
+WriteOp = Callable[[Connection], object]
+
+
+@runtime_checkable
+class HasSingle(Protocol):
+    """A write that can also run as one statement (app.repositories.turns.TurnUnit)."""
+
+    def single(self) -> SingleStatement | None:
+        """The one-statement form of this write, or None if it has none."""
+
+
 _Item = tuple[uuid.UUID, WriteOp, asyncio.Future[None]]
 MAX_BATCH = 200
 # On a SQLite file a write can run inline on the event loop (~0.3-0.5 ms each): at most
@@ -42,11 +53,9 @@ class TurnWriter:
         self,
         *,
         db: DirectDb,
-        on_commit: Committed | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
-        self.on_commit = on_commit
         self._clock = clock  # the inline budget's time (tests pass a fake one)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -69,24 +78,32 @@ class TurnWriter:
 
     async def submit(self, op: WriteOp, *, user_id: uuid.UUID) -> None:
         """Run `op` (which writes for `user_id`) in a possibly shared transaction; wait for
-        the commit."""
+        the commit. An `op` with a one-statement form (`HasSingle`) may run as that."""
         if self._task is None or self._task.done():  # not started (scripts, some tests)
-            self._committed({user_id: await self.db.write(op)})
+            await self.db.write(op)
             return
-        if not self._busy and self._queue.empty() and self._inline_budget(1):
-            # nothing to batch with, and SQLite runs it inline: write now, without handing it
-            # to the writer task and back (two loop iterations on a chat's first token)
-            self._busy = True
-            try:
-                seq = await self.db.write(op)
-            finally:
-                self._busy = False
-            self._committed({user_id: seq})
-            return
+        if not self._busy and self._queue.empty():  # nothing to batch with: write now?
+            single = op.single() if self.db.runs_single and isinstance(op, HasSingle) else None
+            if single is not None:  # PostgreSQL: one round trip, not a transaction later
+                await self._alone(self.db.write_single(single))
+                return
+            if self._inline_budget(1):
+                # SQLite runs it inline: no hand-off to the writer task and back (two loop
+                # iterations on a chat's first token)
+                await self._alone(self.db.write(op))
+                return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((user_id, op, future))
         # a cancelled caller cancels only its wait: the write is in the batch regardless
         await future
+
+    async def _alone(self, write: Awaitable[object]) -> None:
+        """Run one write outside the writer task; later writes batch up meanwhile."""
+        self._busy = True
+        try:
+            await write
+        finally:
+            self._busy = False
 
     async def _run(self) -> None:
         while True:
@@ -105,7 +122,7 @@ class TurnWriter:
         batch.sort(key=lambda item: item[0].hex)  # one lock order for every worker
         ops = [op for _, op, _ in batch]
         try:
-            seqs = await self.db.write(
+            await self.db.write(
                 lambda conn: [op(conn) for op in ops], inline=self._inline_budget(len(ops))
             )
         except Exception as exc:
@@ -113,19 +130,14 @@ class TurnWriter:
                 _settle(batch[0][2], exc)
                 return
             logger.warning("batched write of {} failed ({}); retrying one by one", len(batch), exc)
-            for user_id, op, future in batch:
+            for _, op, future in batch:
                 try:
-                    seq = await self.db.write(op)
-                except Exception as single:
-                    _settle(future, single)
+                    await self.db.write(op)
+                except Exception as alone:
+                    _settle(future, alone)
                 else:
-                    self._committed({user_id: seq})
                     _settle(future, None)
             return
-        newest: dict[uuid.UUID, int] = {}
-        for (user_id, _, _), seq in zip(batch, seqs, strict=True):
-            newest[user_id] = max(newest.get(user_id, 0), seq)
-        self._committed(newest)
         for _, _, future in batch:
             _settle(future, None)
 
@@ -140,16 +152,6 @@ class TurnWriter:
             return False
         self._window_used += writes
         return True
-
-    def _committed(self, newest: dict[uuid.UUID, int]) -> None:
-        if self.on_commit is None:
-            return
-        changes = {user_id: seq for user_id, seq in newest.items() if seq > 0}
-        if changes:
-            try:
-                self.on_commit(changes)
-            except Exception as exc:  # a push failure must not fail a committed write
-                logger.warning("change notification failed: {}", exc)
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:

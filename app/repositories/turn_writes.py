@@ -1,0 +1,69 @@
+"""A chat turn's writes as data: run now, retried later, or spooled to disk and replayed.
+
+A turn writes three times (begin, checkpoints, finish). Each write carries everything
+needed to apply it again (app/repositories/turns.py builds its rows and says why applying it
+twice is harmless), so it can wait in memory or in `DATA_DIR/spool/` while the database is
+unavailable (app/services/chat/pending.py, spool.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+PREVIEW_CHARS = 200
+
+
+def preview(text: str) -> str:
+    """A one-line preview of a message."""
+    return " ".join(text.split())[:PREVIEW_CHARS]
+
+
+@dataclass(slots=True)
+class BeginWrite:
+    """The user message and the empty `streaming` assistant message of a new turn."""
+
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    user_message_id: uuid.UUID
+    message_id: uuid.UUID
+    new_conversation: bool
+    model: str
+    text: str
+    now: datetime
+    kind: Literal["begin"] = "begin"
+
+
+@dataclass(slots=True)
+class CheckpointWrite:
+    """The text so far of an answer still being generated."""
+
+    user_id: uuid.UUID
+    message_id: uuid.UUID
+    content: str
+    last_event_id: int = 0
+    kind: Literal["checkpoint"] = "checkpoint"
+
+
+@dataclass(slots=True)
+class FinishWrite:
+    """The final assistant message, and the conversation it touches."""
+
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    content: str
+    status: str
+    model: str
+    usage: dict[str, int] | None
+    tool_calls: list[dict[str, Any]] | None
+    title: str | None
+    now: datetime
+    error_code: str | None = None
+    last_event_id: int = 0
+    kind: Literal["finish"] = "finish"
+
+
+TurnWrite = BeginWrite | CheckpointWrite | FinishWrite
