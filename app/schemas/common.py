@@ -23,9 +23,11 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    TypeAdapter,
 )
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema, PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from app.core.json_input import json_path
 from app.core.text import unstorable
@@ -130,11 +132,55 @@ HttpUrlText = Annotated[
     AfterValidator(check_http_url),
     _Documented((("format", "uri"), ("pattern", f"^{HTTP_URL_PATTERN}$"))),
 ]
+
+
+class _KeysWithoutNul:
+    """Documents that an object's keys never hold U+0000 (`propertyNames`).
+
+    Given on the key type: pydantic turns a key `pattern` into `patternProperties`, which
+    would let any other key through unchecked."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """A string schema that refuses U+0000."""
+        schema = handler(core_schema)
+        schema["not"] = {"pattern": "\\u0000"}
+        return schema
+
+
+_JsonKey = Annotated[str, _KeysWithoutNul()]
+# The JSON schema of a value inside a JsonObject, recursive, so a client (and schemathesis)
+# reads the text rule at every depth; validation itself is check_json_object's single walk.
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "Annotated[str, _NO_NUL] | int | float | bool | list[JsonValue]"
+    " | dict[_JsonKey, JsonValue] | None",
+)
+
+
+@dataclass(frozen=True)
+class _DocumentedAsJsonObject:
+    """Shows a JsonObject as the recursive JSON document schema above."""
+
+    description: str
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The recursive schema (its value type lands in the components), with a description."""
+        schema = handler(_JSON_OBJECT_DOC)
+        schema["description"] = self.description
+        return schema
+
+
+_JSON_OBJECT_DOC = TypeAdapter(dict[_JsonKey, JsonValue]).core_schema
+
 # A free-form JSON object: text rules for every key and string, at most MAX_JSON_DEPTH deep.
 JsonObject = Annotated[
     dict[str, Any],
     AfterValidator(check_json_object),
-    _Documented((("description", f"any JSON object, at most {MAX_JSON_DEPTH} levels deep"),)),
+    _DocumentedAsJsonObject(f"any JSON object, at most {MAX_JSON_DEPTH} levels deep"),
 ]
 
 # "may be left out, but never null": the schema shows only the type; a null that is sent

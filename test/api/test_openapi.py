@@ -164,6 +164,27 @@ async def test_every_kind_of_error_answer_matches_the_document(
         check_against_document(document, method, path, response)
 
 
+async def test_the_document_and_the_app_agree_on_nested_json_text(
+    client: httpx.AsyncClient, document: dict[str, Any], alice: dict[str, Any]
+) -> None:
+    """A U+0000 deep inside preferences `extra` (a key or a string) is refused by the app and
+    by the document alike; schemathesis once sent a NUL in a nested key the document allowed."""
+    body = document["paths"]["/users/preferences"]["put"]["requestBody"]
+    schema = {**body["content"]["application/json"]["schema"], "components": document["components"]}
+    validator = Draft202012Validator(schema)
+    nested = {"a": [1, 2.5, True, None, "x", {"b": {"c": ["d"]}}], "": {"e": None}}
+    cases: list[tuple[dict[str, Any], int]] = [
+        ({"extra": nested}, 200),
+        ({"extra": {"a": {"b": {"k\x00": 1}}}}, 422),  # a nested key
+        ({"extra": {"a": [{"b": "v\x00"}]}}, 422),  # a nested string
+        ({"extra": {"\x00": 1}}, 422),  # a top-level key
+    ]
+    for payload, status in cases:
+        response = await client.put("/users/preferences", json=payload, headers=alice["headers"])
+        assert response.status_code == status, (payload, response.text)
+        assert validator.is_valid(payload) is (status == 200), payload
+
+
 async def test_405_allows_every_method_of_the_path(
     client: httpx.AsyncClient, document: dict[str, Any]
 ) -> None:
