@@ -2,7 +2,7 @@
 
 Shared by the chat streams and `/sync/stream`. A frame is `event:`, an optional `id:` and
 one `data:` line of JSON (JSON never holds a raw newline). Encoding is on the per-token path
-of chat streams: one JSON encode and one string format, nothing checked at run time.
+of chat streams: one orjson encode and one bytes format, nothing checked at run time.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -32,8 +34,18 @@ def encode_sse(name: str, payload: str, *, event_id: int | None = None) -> bytes
 
 
 def encode_event(name: str, data: Mapping[str, Any], *, event_id: int | None = None) -> bytes:
-    """One frame with compact JSON data (`{"a":1}`, non-ASCII kept as UTF-8)."""
-    return encode_sse(name, _compact_json(data), event_id=event_id)
+    """One frame with compact JSON data (`{"a":1}`, non-ASCII kept as UTF-8).
+
+    orjson writes the same compact UTF-8 JSON ~10x faster; what it refuses (non-string
+    keys, integers beyond 64 bits, a lone surrogate) goes through the standard library as
+    before, which encodes it or raises as it always did."""
+    try:
+        payload = orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return encode_sse(name, _compact_json(data), event_id=event_id)
+    if event_id is None:
+        return b"event: %s\ndata: %s\n\n" % (name.encode(), payload)
+    return b"event: %s\nid: %d\ndata: %s\n\n" % (name.encode(), event_id, payload)
 
 
 def decode_frame(frame: bytes) -> tuple[str, dict[str, Any]]:

@@ -38,7 +38,7 @@ class EventLog:
         self.finished_at: float | None = None
         self.state = SnapshotState()  # what the content events so far add up to
         self.content_id = 0  # the id of the newest content event
-        self._changed = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []  # readers waiting for the next event
 
     @property
     def done(self) -> bool:
@@ -59,8 +59,11 @@ class EventLog:
             self.first_id += dropped
         if event.terminal:
             self.finished_at = time.monotonic()
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():  # a reader that left meanwhile
+                    waiter.set_result(None)
         return event
 
     def first_available_id(self) -> int:
@@ -76,24 +79,51 @@ class EventLog:
         return self.state.frame(point, self.message_id), point
 
     async def follow(self, last_id: int, *, ping_s: float) -> AsyncIterator[list[bytes] | None]:
-        """Yield batches of frames after `last_id` until the terminal one; None = keep-alive."""
+        """Yield batches of frames after `last_id` until the terminal one; None = keep-alive,
+        due `ping_s` after the reader last got something.
+
+        On the per-token path a wait is one future: no timeout scope per wait. One timer per
+        reader is armed for when a keep-alive would be due; when it fires after frames went
+        out meanwhile, it is armed again from the last of them."""
         if last_id + 1 < self.first_id or last_id >= self.next_id:  # dropped, or never sent
             snapshot, last_id = self.resync()
             yield [snapshot]
-        while True:
-            waiter = self._changed
-            batch = self.frames[max(last_id + 1 - self.first_id, 0) :]
-            if batch:
-                yield batch
-                last_id += len(batch)
-                if self.done and last_id >= self.next_id - 1:  # the terminal event was sent
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()  # when this reader last got something
+        armed_for = -1.0  # the `sent_at` the timer was armed from
+        timer: asyncio.TimerHandle | None = None
+        waiter: asyncio.Future[None] | None = None
+
+        def due() -> None:
+            nonlocal timer
+            timer = None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+                self._waiters.remove(waiter)  # not left behind by an idle log's pings
+
+        try:
+            while True:
+                batch = self.frames[max(last_id + 1 - self.first_id, 0) :]
+                if batch:
+                    yield batch
+                    last_id += len(batch)
+                    if self.done and last_id >= self.next_id - 1:  # the terminal event was sent
+                        return
+                    sent_at = loop.time()
+                    continue
+                if self.done:  # asked from after the terminal event: nothing more will come
                     return
-                continue
-            if self.done:  # asked from after the terminal event: nothing more will come
-                return
-            try:
-                # a timeout scope, not wait_for: no extra task per wait on the per-token path
-                async with asyncio.timeout(ping_s):
-                    await waiter.wait()
-            except TimeoutError:
-                yield None
+                if timer is None:
+                    if armed_for == sent_at:  # it fired and nothing went out since: ping
+                        yield None
+                        sent_at = loop.time()
+                        continue
+                    armed_for = sent_at
+                    timer = loop.call_at(sent_at + ping_s, due)
+                waiter = loop.create_future()
+                self._waiters.append(waiter)
+                await waiter
+                waiter = None
+        finally:
+            if timer is not None:
+                timer.cancel()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from app.services.llm.base import (
     ToolCallRequest,
     Usage,
 )
+from app.services.llm.sse import load_json
 from app.services.llm.transport import (
     api_key,
     decode_arguments,
@@ -135,7 +135,7 @@ class EventReader:
 
     def handle(self, data: bytes) -> str | ToolCallRequest | None:
         """Apply one event; return its text delta or a completed tool call (the hot path)."""
-        event = json.loads(data)
+        event = load_json(data)
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event["delta"]

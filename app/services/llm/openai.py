@@ -20,6 +20,7 @@ from app.services.llm.base import (
     ToolCallRequest,
     Usage,
 )
+from app.services.llm.sse import load_json
 from app.services.llm.transport import (
     api_key,
     arguments_text,
@@ -132,7 +133,7 @@ class ChunkReader:
         if data == _DONE:
             self.done = True
             return None
-        chunk = json.loads(data)
+        chunk = load_json(data)
         text = None
         choices = chunk.get("choices")
         if choices:

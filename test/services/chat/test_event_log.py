@@ -138,3 +138,37 @@ def test_the_owner_catches_a_remote_reader_up_exactly_or_with_a_snapshot() -> No
     assert finished is not None and (finished.last_id, finished.done) == (12, True)
     assert _ids([finished.frames]) == [11, 12]  # snapshot at the last delta, then done
     assert registry._catchup_local(uuid.uuid4(), 0) is None
+
+
+async def test_an_idle_reader_gets_keep_alives_and_none_while_events_flow() -> None:
+    log = _log()
+    got: list[str] = []
+
+    async def read() -> None:
+        async for batch in log.follow(0, ping_s=0.3):
+            got.extend(["ping"] if batch is None else [decode_frame(f)[0] for f in batch])
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.4)  # idle: a keep-alive every 0.3 s
+    pings = got.count("ping")
+    assert pings >= 1
+    for _ in range(8):  # an event every 0.01 s: never idle for 0.3 s, so no keep-alive
+        log.append("delta", {"content": "x"})
+        await asyncio.sleep(0.01)
+    log.append("done", {"finish_reason": "stop"})
+    await asyncio.wait_for(reader, 1)
+    assert got.count("ping") == pings
+    assert got[pings:] == ["delta"] * 8 + ["done"]
+    assert log._waiters == []  # an idle reader's keep-alives leave no waiter behind
+
+
+async def test_a_reader_that_leaves_cancels_its_keep_alive_timer() -> None:
+    log = _log()
+    follow = log.follow(0, ping_s=0.05)
+    reader = asyncio.create_task(anext(follow))
+    await asyncio.sleep(0.01)
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    await follow.aclose()
+    log.append("delta", {"content": "x"})  # the cancelled waiter is skipped
+    assert log._waiters == []
