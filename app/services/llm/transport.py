@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -27,6 +29,10 @@ STREAM_FAILURES = (
     AttributeError,
 )
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*.-]{6,}")  # OpenAI/Anthropic key shapes
+# the idle watchdog looks every `limit / 4` (so a stream is cut within 1.25 x its limit),
+# at least every second and at most 20 times a second
+WATCH_MIN_TICK_S = 0.05
+WATCH_MAX_TICK_S = 1.0
 
 
 def new_session(*, limit: int = 1000) -> aiohttp.ClientSession:
@@ -36,13 +42,109 @@ def new_session(*, limit: int = 1000) -> aiohttp.ClientSession:
 
 
 def request_timeout(*, model: ModelConfig) -> aiohttp.ClientTimeout:
-    """No total limit (answers can be long); bounded connect and per-read (inter-chunk) waits."""
+    """No total limit (answers can be long); bounded connect and per-read waits.
+
+    `sock_read` bounds the wait for the response headers; once they are in, aiohttp's timer
+    (rescheduled on every chunk: a timer per token) is turned off and `IdleWatchdog` keeps
+    the same limit on the gaps of the body."""
     return aiohttp.ClientTimeout(
         total=None,
         connect=model.timeout_s,
         sock_connect=min(model.timeout_s, 10.0),
         sock_read=model.timeout_s,
     )
+
+
+class _Watch:
+    """One watched response body: how much of it had arrived, and since when."""
+
+    __slots__ = ("content", "limit", "protocol", "seen", "since")
+
+    def __init__(self, response: aiohttp.ClientResponse, limit: float, now: float) -> None:
+        self.content = response.content
+        connection = response.connection
+        self.protocol = connection.protocol if connection is not None else None
+        self.limit = limit
+        self.seen = self.content.total_bytes
+        self.since = now
+
+
+class IdleWatchdog:
+    """The inter-chunk time limit of every open upstream body, kept by one coarse timer.
+
+    aiohttp's `sock_read` cancels and re-arms a timer on every chunk it receives, which at
+    one token per read is a timer per token. Here nothing happens per chunk: the watchdog
+    wakes every `limit / 4`, compares each body's byte count with what it saw last time,
+    and fails a body idle for longer than its limit the way aiohttp would (a
+    `SocketTimeoutError` on the reader, the connection not reused)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._watches: set[_Watch] = set()
+        self._tick = WATCH_MAX_TICK_S
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, response: aiohttp.ClientResponse, limit: float) -> _Watch:
+        """Start watching a response body (its headers are in)."""
+        entry = _Watch(response, limit, self._loop.time())
+        self._watches.add(entry)
+        tick = min(WATCH_MAX_TICK_S, max(WATCH_MIN_TICK_S, limit / 4))
+        if self._task is None or self._task.done() or tick < self._tick:
+            if self._task is not None:
+                self._task.cancel()  # asleep for a longer tick than this stream needs
+            self._tick = tick
+            self._task = self._loop.create_task(self._run(), name="upstream-idle-watchdog")
+        return entry
+
+    def unwatch(self, entry: _Watch) -> None:
+        """The body is read (or abandoned)."""
+        self._watches.discard(entry)
+
+    async def _run(self) -> None:
+        while self._watches:  # ends with the last stream: nothing left behind at shutdown
+            await asyncio.sleep(self._tick)
+            now = self._loop.time()
+            for entry in list(self._watches):
+                total = entry.content.total_bytes
+                if total != entry.seen:
+                    entry.seen, entry.since = total, now
+                elif now - entry.since > entry.limit:
+                    self._watches.discard(entry)
+                    exc = aiohttp.SocketTimeoutError("Timeout on reading data from socket")
+                    if entry.protocol is not None:
+                        entry.protocol.set_exception(exc)  # the connection is not reused
+                    entry.content.set_exception(exc)
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> IdleWatchdog:
+        """The watchdog of this event loop."""
+        watchdog = _WATCHDOGS.get(loop)
+        if watchdog is None:
+            watchdog = _WATCHDOGS[loop] = cls(loop)
+        return watchdog
+
+
+_WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IdleWatchdog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.contextmanager
+def idle_limit(response: aiohttp.ClientResponse, limit: float) -> Iterator[None]:
+    """Hand the body's inter-chunk limit from aiohttp's per-chunk timer to the watchdog."""
+    connection = response.connection
+    if connection is None or connection.protocol is None:  # the body is already complete
+        yield
+        return
+    protocol = connection.protocol
+    protocol.read_timeout = None
+    protocol.start_timeout()  # drops the timer armed by the last chunk of the headers
+    watchdog = IdleWatchdog.of(asyncio.get_running_loop())
+    entry = watchdog.watch(response, limit)
+    try:
+        yield
+    finally:
+        watchdog.unwatch(entry)
 
 
 def api_key(*, model: ModelConfig, environ: Mapping[str, str]) -> str | None:
@@ -160,7 +262,8 @@ async def open_stream(
         ) as response:
             if response.status >= 300:
                 raise await error_from_response(response, provider=provider, key=key)
-            yield _payloads(response, provider=provider, key=key)
+            with idle_limit(response, model.timeout_s):
+                yield _payloads(response, provider=provider, key=key)
     except ProviderError:
         raise
     except STREAM_FAILURES as exc:

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -296,3 +297,34 @@ async def test_key_shaped_text_from_the_upstream_is_redacted(
     assert error is not None and error.code == "upstream_auth"
     assert "Incorrect API key provided" in error.message
     assert "AbC1" not in error.message and "wxyz" not in error.message
+
+
+async def test_an_upstream_that_stalls_mid_answer_times_out(
+    provider: Provider, model: ModelConfig, fake: FakeUpstream
+) -> None:
+    fake.script(Reply(tokens=["a", "b"], token_delay=1.5))
+    events, error = await collect(provider, replace(model, timeout_s=0.3), user("hi"))
+    assert events == [TextDelta("a")]
+    assert error is not None and error.code == "upstream_timeout"
+
+
+async def test_after_the_headers_no_read_timer_is_rearmed_per_chunk(
+    provider: Provider, model: ModelConfig, fake: FakeUpstream
+) -> None:
+    """The body's idle limit is the watchdog's: aiohttp's per-chunk timer is off."""
+    fake.script(Reply(tokens=[f"t{i} " for i in range(20)], token_delay=0.01))
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_later = loop.call_later
+
+    def counting(delay: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        armed.append(delay)
+        return call_later(delay, *args, **kwargs)
+
+    loop.call_later = counting  # type: ignore[method-assign]
+    try:
+        events, error = await collect(provider, model, user("hi"))
+    finally:
+        del loop.call_later
+    assert error is None and text_of(events) == "".join(f"t{i} " for i in range(20))
+    assert armed.count(model.timeout_s) < 5  # the headers' reads only, not one per token
