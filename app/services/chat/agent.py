@@ -165,29 +165,27 @@ class AgentRun:
 
     async def _run(self, work: asyncio.Task[StopTurn]) -> None:
         """Race the model/tool rounds against cancel and the time limit, then finish."""
-        cancel_wait = asyncio.create_task(self.gen.cancel_requested.wait())
+        cancel_wait = self.gen.cancel_requested.future()  # a future: no task per generation
         outcome: StopTurn
-        try:
-            done, _ = await asyncio.wait(
-                {work, cancel_wait}, timeout=self.max_duration_s, return_when="FIRST_COMPLETED"
-            )
-            if work in done:
-                outcome = _outcome_of(work)
-            else:
-                work.cancel()
-                with contextlib.suppress(BaseException):
-                    await work
-                outcome = (
-                    StopTurn(FinishReason.CANCELLED)
-                    if cancel_wait in done
-                    else StopTurn(
-                        FinishReason.ERROR,
-                        code="generation_timeout",
-                        message="The answer took too long.",
-                    )
+        waits: set[asyncio.Future[Any]] = {work, cancel_wait}
+        done, _ = await asyncio.wait(
+            waits, timeout=self.max_duration_s, return_when="FIRST_COMPLETED"
+        )
+        if work in done:
+            outcome = _outcome_of(work)
+        else:
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+            outcome = (
+                StopTurn(FinishReason.CANCELLED)
+                if cancel_wait in done
+                else StopTurn(
+                    FinishReason.ERROR,
+                    code="generation_timeout",
+                    message="The answer took too long.",
                 )
-        finally:
-            cancel_wait.cancel()
+            )
         await self._finish(outcome)
 
     async def _finish(self, outcome: StopTurn) -> None:

@@ -30,12 +30,47 @@ Rebuild = Callable[[int], AsyncIterator[bytes]]
 MAX_CATCHUPS = 3
 
 
-@dataclass
+class CancelRequest:
+    """A request to stop a generation: set once, awaited by its agent as one future.
+
+    Held by every open generation, so it is small: no `asyncio.Event` (a deque and a dict
+    each) and no task to wait on it; the future exists only once the agent asks for it."""
+
+    __slots__ = ("_future", "_set")
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+        self._set = False
+
+    def set(self) -> None:
+        """Ask the generation to stop (again: no effect)."""
+        self._set = True
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+    def is_set(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._set
+
+    def future(self) -> asyncio.Future[None]:
+        """Done once a stop is asked for (at once if it already was)."""
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+            if self._set:
+                self._future.set_result(None)
+        return self._future
+
+    async def wait(self) -> None:
+        """Until a stop is asked for."""
+        await asyncio.shield(self.future())
+
+
+@dataclass(slots=True)
 class Generation:
     """A running (or recently finished) generation on this worker."""
 
     log: EventLog
-    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_requested: CancelRequest = field(default_factory=CancelRequest)
     task: asyncio.Task[None] | None = None
 
 
