@@ -23,7 +23,7 @@ from app.api.deps import (
 from app.api.openapi import errors
 from app.core.errors import InvalidInput
 from app.core.shutdown import StreamShutdown
-from app.core.sse import SSE_HEADERS, SSE_MEDIA_TYPE
+from app.core.sse import SSE_HEADERS, SSE_MEDIA_TYPE, EventStreamResponse
 from app.observability import metrics
 from app.schemas.chat import (
     ChatStreamRequest,
@@ -64,7 +64,7 @@ async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 def _sse(shutdown: StreamShutdown, body: AsyncIterator[bytes], *, after: int) -> StreamingResponse:
     """A chat stream that ends with `error` `server_shutdown` if the server stops first."""
     guarded = shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
-    return StreamingResponse(_tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+    return EventStreamResponse(_tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
 
 
 @router.get("/models", response_model=ModelList)
