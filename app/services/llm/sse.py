@@ -10,10 +10,8 @@ Comment lines (`: ping`) and unknown fields are ignored, as the SSE spec says.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from app.services.llm.base import ProviderError
@@ -49,6 +47,14 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume one chunk; return the events it completed (possibly none)."""
+        if (
+            chunk.endswith(b"\n\n")
+            and not self._held
+            and not self._data
+            and not self._event
+            and b"\r" not in chunk
+        ):
+            return self._whole(chunk)
         if b"\n" not in chunk and b"\r" not in chunk:
             self._hold(chunk)  # no line ends here: keep it without re-copying what is held
             return []
@@ -66,6 +72,28 @@ class SSEParser:
         events: list[SSEEvent] = []
         for line in buffer[: cut + 1].splitlines():
             self._line(line, events)
+        return events
+
+    def _whole(self, chunk: bytes) -> list[SSEEvent]:
+        """A read of whole events and nothing pending (the usual one at a realistic token
+        rate): one split, and each `data:` or `event:` + `data:` event taken as it is."""
+        events: list[SSEEvent] = []
+        for block in chunk[:-2].split(b"\n\n"):
+            if block[:5] == b"data:":
+                if b"\n" not in block:
+                    value = block[5:]
+                    events.append(("message", value[1:] if value[:1] == b" " else value))
+                    continue
+            elif block[:6] == b"event:":
+                head, _, value = block.partition(b"\n")
+                if value[:5] == b"data:" and b"\n" not in value:
+                    name = head[6:].strip().decode("utf-8", "replace") or "message"
+                    value = value[5:]
+                    events.append((name, value[1:] if value[:1] == b" " else value))
+                    continue
+            for line in block.split(b"\n"):  # anything else: line by line
+                self._line(line, events)
+            self._line(b"", events)
         return events
 
     def close(self) -> list[SSEEvent]:
@@ -106,22 +134,3 @@ class SSEParser:
         field, _, value = line.partition(b":")
         if field == b"event":
             self._event = value.strip().decode("utf-8", "replace")
-
-
-async def iter_events(
-    content: aiohttp.StreamReader, head: bytearray | None = None
-) -> AsyncIterator[list[SSEEvent]]:
-    """The events of a response body, one batch per network read, then the flushed tail.
-
-    `head` collects the first `HEAD_BYTES` of reads that completed no event, so a body that
-    was not an event stream at all can be quoted in the error."""
-    parser = SSEParser()
-    async for chunk in content.iter_any():
-        events = parser.feed(chunk)
-        if events:
-            yield events
-        elif head is not None and len(head) < HEAD_BYTES:
-            head += chunk[: HEAD_BYTES - len(head)]
-    tail = parser.close()
-    if tail:
-        yield tail

@@ -14,7 +14,7 @@ import aiohttp
 import yarl
 
 from app.services.llm.base import ModelConfig, ProviderError
-from app.services.llm.sse import iter_events
+from app.services.llm.sse import HEAD_BYTES, SSEParser
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_MESSAGE_CHARS = 300
@@ -273,13 +273,25 @@ async def open_stream(
 async def _payloads(
     response: aiohttp.ClientResponse, *, provider: str, key: str | None
 ) -> AsyncIterator[bytes]:
-    """The `data` of every event; a body without a single event says what came instead."""
-    head = bytearray()
+    """The `data` of every event; a body without a single event says what came instead.
+
+    One generator between the socket and the provider (the per-token path): each read is
+    split into events here, and `readany` is awaited directly."""
+    parser = SSEParser()
+    head = bytearray()  # the first reads that completed no event, quoted if none ever does
     streamed = False
-    async for events in iter_events(response.content, head):
+    read = response.content.readany
+    while chunk := await read():
+        events = parser.feed(chunk)
+        if events:
+            streamed = True
+            for _event, data in events:
+                yield data
+        elif len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+    for _event, data in parser.close():
         streamed = True
-        for _event, data in events:
-            yield data
+        yield data
     if not streamed:
         raise not_a_stream(response.content_type, bytes(head), provider=provider, key=key)
 

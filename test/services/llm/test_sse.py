@@ -64,3 +64,47 @@ def test_endless_line_is_refused() -> None:
         for _ in range(MAX_PENDING_BYTES // 65536 + 2):
             parser.feed(b"x" * 65536)
     assert caught.value.code == "upstream_protocol"
+
+
+# reads that each end on an event boundary (the usual shape at a realistic token rate):
+# they take the whole-events path; fed byte by byte they take the line-by-line one
+WHOLE_READS = [
+    b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n',
+    b"event: content_block_delta\ndata: {}\n\n",
+    b"data:no-space\n\ndata:  two spaces\n\n",
+    b"data: \n\n",  # an empty data field is still an event
+    b"event: \ndata: x\n\n",  # an empty event name means `message`
+    b"event:  ping \ndata: y\n\n",
+    b": comment\ndata: after a comment\n\n",
+    b"data: first\ndata: second\n\n",  # multi-line data
+    b"event: a\nid: 3\ndata: with an id\n\n",
+    b"data: extra blank lines\n\n\n\n",
+    b"\n\n",  # blank lines only
+    b"event: named\n\n",  # a name without data dispatches nothing, then resets
+    b"data: one\n\ndata: two\n\nevent: e\ndata: three\n\n",
+    b"retry: 10\n\n",
+    b"data: [DONE]\n\n",
+]
+
+
+def test_whole_event_reads_give_what_line_by_line_parsing_gives() -> None:
+    fast = SSEParser()
+    whole = [event for read in WHOLE_READS for event in fast.feed(read)] + fast.close()
+    assert whole == _parse([bytes([b]) for read in WHOLE_READS for b in read])
+    assert whole[:4] == [
+        ("message", b'{"choices":[{"delta":{"content":"a"}}]}'),
+        ("content_block_delta", b"{}"),
+        ("message", b"no-space"),
+        ("message", b" two spaces"),
+    ]
+    assert ("ping", b"y") in whole and ("message", b"x") in whole
+    assert ("message", b"first\nsecond") in whole
+    assert ("e", b"three") in whole and whole[-1] == ("message", b"[DONE]")
+
+
+def test_a_whole_read_after_a_split_event_finishes_it_first() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"event: a\ndata: par") == []
+    assert parser.feed(b"t\n\ndata: next\n\n") == [("a", b"part"), ("message", b"next")]
+    assert parser.feed(b"event: b\n") == []  # a name pending: the next read is not `whole`
+    assert parser.feed(b"data: c\n\n") == [("b", b"c")]
