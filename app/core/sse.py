@@ -8,6 +8,7 @@ of chat streams: one orjson encode and one bytes format, nothing checked at run 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -117,6 +118,10 @@ class EventStreamResponse(StreamingResponse):
         except asyncio.CancelledError:
             if not state["left"] or task.uncancel() > 0:  # cancelled by someone else too
                 raise
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:  # left during a send: the body's cleanup runs now
+                with contextlib.suppress(Exception):
+                    await aclose()
             return
         finally:
             state["sending"] = False

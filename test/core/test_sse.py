@@ -157,3 +157,29 @@ async def test_an_event_stream_cancelled_from_outside_stays_cancelled() -> None:
     sending.cancel()
     with pytest.raises(asyncio.CancelledError):
         await sending
+
+
+async def test_a_client_that_leaves_during_a_send_gets_its_body_closed() -> None:
+    closed = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"event: a\n\n"
+        finally:
+            closed.set()
+
+    client = _Client()
+    stuck = asyncio.Event()
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        client.sent.append(message)
+        if len(client.sent) == 3:  # a slow client: the second chunk's send waits
+            await stuck.wait()
+
+    response = EventStreamResponse(body(), media_type=SSE_MEDIA_TYPE)
+    sending = asyncio.create_task(response(_SCOPE, client.receive, slow_send))
+    await asyncio.sleep(0.01)
+    client.left.set()
+    await asyncio.wait_for(sending, 2)
+    assert closed.is_set()
