@@ -78,22 +78,22 @@ class IdleWatchdog:
     and fails a body idle for longer than its limit the way aiohttp would (a
     `SocketTimeoutError` on the reader, the connection not reused)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:  # no reference to its loop: `_WATCHDOGS` holds that weakly
         self._watches: set[_Watch] = set()
         self._tick = WATCH_MAX_TICK_S
         self._task: asyncio.Task[None] | None = None
 
     def watch(self, response: aiohttp.ClientResponse, limit: float) -> _Watch:
         """Start watching a response body (its headers are in)."""
-        entry = _Watch(response, limit, self._loop.time())
+        loop = asyncio.get_running_loop()
+        entry = _Watch(response, limit, loop.time())
         self._watches.add(entry)
         tick = min(WATCH_MAX_TICK_S, max(WATCH_MIN_TICK_S, limit / 4))
         if self._task is None or self._task.done() or tick < self._tick:
             if self._task is not None:
                 self._task.cancel()  # asleep for a longer tick than this stream needs
             self._tick = tick
-            self._task = self._loop.create_task(self._run(), name="upstream-idle-watchdog")
+            self._task = loop.create_task(self._run(), name="upstream-idle-watchdog")
         return entry
 
     def unwatch(self, entry: _Watch) -> None:
@@ -101,26 +101,31 @@ class IdleWatchdog:
         self._watches.discard(entry)
 
     async def _run(self) -> None:
-        while self._watches:  # ends with the last stream: nothing left behind at shutdown
-            await asyncio.sleep(self._tick)
-            now = self._loop.time()
-            for entry in list(self._watches):
-                total = entry.content.total_bytes
-                if total != entry.seen:
-                    entry.seen, entry.since = total, now
-                elif now - entry.since > entry.limit:
-                    self._watches.discard(entry)
-                    exc = aiohttp.SocketTimeoutError("Timeout on reading data from socket")
-                    if entry.protocol is not None:
-                        entry.protocol.set_exception(exc)  # the connection is not reused
-                    entry.content.set_exception(exc)
+        loop = asyncio.get_running_loop()
+        try:
+            while self._watches:  # ends with the last stream: nothing left behind at shutdown
+                await asyncio.sleep(self._tick)
+                now = loop.time()
+                for entry in list(self._watches):
+                    total = entry.content.total_bytes
+                    if total != entry.seen:
+                        entry.seen, entry.since = total, now
+                    elif now - entry.since > entry.limit:
+                        self._watches.discard(entry)
+                        exc = aiohttp.SocketTimeoutError("Timeout on reading data from socket")
+                        if entry.protocol is not None:
+                            entry.protocol.set_exception(exc)  # the connection is not reused
+                        entry.content.set_exception(exc)
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None  # a finished task would hold the loop this is keyed by
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> IdleWatchdog:
         """The watchdog of this event loop."""
         watchdog = _WATCHDOGS.get(loop)
         if watchdog is None:
-            watchdog = _WATCHDOGS[loop] = cls(loop)
+            watchdog = _WATCHDOGS[loop] = cls()
         return watchdog
 
 
