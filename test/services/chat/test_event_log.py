@@ -172,3 +172,19 @@ async def test_a_reader_that_leaves_cancels_its_keep_alive_timer() -> None:
     await follow.aclose()
     log.append("delta", {"content": "x"})  # the cancelled waiter is skipped
     assert log._waiters == []
+
+
+async def test_a_cancel_request_reaches_its_agent_whether_asked_before_or_after_it_waits() -> None:
+    from app.services.chat.registry import CancelRequest
+
+    early = CancelRequest()
+    early.set()
+    assert early.is_set() and early.future().done()
+    late = CancelRequest()
+    waiting = asyncio.ensure_future(late.wait())
+    await asyncio.sleep(0)
+    assert not late.future().done()
+    late.set()
+    late.set()  # again: no effect
+    await asyncio.wait_for(waiting, 1)
+    assert late.is_set()
