@@ -21,6 +21,7 @@ from app.api.deps import (
     StreamUser,
 )
 from app.api.openapi import errors
+from app.api.streaming import DirectStreamingResponse
 from app.core.errors import InvalidInput
 from app.core.shutdown import StreamShutdown
 from app.core.sse import SSE_HEADERS, SSE_MEDIA_TYPE
@@ -64,7 +65,9 @@ async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 def _sse(shutdown: StreamShutdown, body: AsyncIterator[bytes], *, after: int) -> StreamingResponse:
     """A chat stream that ends with `error` `server_shutdown` if the server stops first."""
     guarded = shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
-    return StreamingResponse(_tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+    return DirectStreamingResponse(
+        _tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
+    )
 
 
 @router.get("/models", response_model=ModelList)
