@@ -11,9 +11,8 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import (
-    ChatAdmission,
     ChatServiceDep,
-    CurrentPrincipal,
+    ChatStarter,
     CurrentUser,
     HistoryServiceDep,
     ModelsDep,
@@ -88,16 +87,11 @@ async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
         ),
     },
 )
-async def stream_answer(
-    _admitted: ChatAdmission,
-    body: ChatStreamRequest,
-    principal: CurrentPrincipal,
-    chat: ChatServiceDep,
-    shutdown: ShutdownDep,
-) -> StreamingResponse:
+async def stream_answer(body: ChatStreamRequest, start: ChatStarter) -> StreamingResponse:
     """Send a message and stream the answer as Server-Sent Events."""
-    message_id = await chat.start(user=principal.user, preferences=principal.preferences, body=body)
-    return _sse(shutdown, chat.follow(message_id=message_id), after=0)
+    caller, chat = start.principal, start.chat
+    message_id = await chat.start(user=caller.user, preferences=caller.preferences, body=body)
+    return _sse(start.shutdown, chat.follow(message_id=message_id), after=0)
 
 
 @router.post(
