@@ -7,11 +7,13 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from loguru import logger
+from starlette.types import ASGIApp
 
 from app import __version__
 from app.api.cors import JsonCORSMiddleware
@@ -32,7 +34,7 @@ from app.db.migrate import upgrade_head
 from app.db.session import create_engine, create_session_factory, database_probes
 from app.db.writer import TurnWriter
 from app.observability.logging import configure_logging
-from app.observability.middleware import RequestContextMiddleware
+from app.observability.middleware import RequestContextMiddleware, RequestObserver
 from app.observability.runtime import Observability
 from app.services.adapters import start_adapter_tools
 from app.services.chat.interrupted import InterruptedAnswers
@@ -108,6 +110,25 @@ async def _recover_turns(state: AppState) -> None:
         busy=state.pending_writes.busy,
     )
     await state.interrupted.start(skip=unsaved)
+
+
+class VektorApi(FastAPI):
+    """FastAPI with the request-context middleware outside the stack FastAPI builds.
+
+    Outermost, it sees the server's own `send` (a stream's frames go straight to it,
+    app/observability/middleware.py), every response including a 500 carries the
+    request id, and CORS is entered only by requests with an `Origin` header: one layer
+    for an API client where `add_middleware` would stack two inside FastAPI's own."""
+
+    observers: list[RequestObserver]
+    cors_options: dict[str, Any] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """FastAPI's stack wrapped in the request context (and CORS when configured)."""
+        inner = super().build_middleware_stack()
+        options = self.cors_options
+        cors = JsonCORSMiddleware(inner, **options) if options is not None else None
+        return RequestContextMiddleware(inner, self.observers, cors=cors)
 
 
 def use_docstring_summaries(router: APIRouter) -> None:
@@ -201,7 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.unfreeze()  # collectable again (an app in a test process is not the last)
             logger.info("Vektor Backend stopped")
 
-    app = FastAPI(
+    app = VektorApi(
         title="Vektor Backend",
         version=__version__,
         description=DESCRIPTION,
@@ -225,15 +246,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     use_docstring_summaries(sync_routes.router)
     app.include_router(sync_routes.router)
     install_openapi(app)
+    app.observers = observability.observers
     if settings.backend_cors_origins:
-        app.add_middleware(
-            JsonCORSMiddleware,
-            allow_origins=settings.backend_cors_origins,
-            allow_credentials="*" not in settings.backend_cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-        )
-    app.add_middleware(RequestContextMiddleware, observers=observability.observers)
+        app.cors_options = {
+            "allow_origins": settings.backend_cors_origins,
+            "allow_credentials": "*" not in settings.backend_cors_origins,
+            "allow_methods": ["*"],
+            "allow_headers": ["*"],
+            "expose_headers": ["X-Request-ID", "Retry-After"],
+        }
     app.state.observability = observability
     return app

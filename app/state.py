@@ -60,7 +60,7 @@ class AppState:
     bus: PushBus = field(init=False)  # the worker's one Redis pub/sub connection
     revocations: SessionRevocations = field(init=False)
     stream_tickets: StreamTickets = field(init=False)
-    # chat requests in their start-up work at once (app/api/deps.py: admit_chat)
+    # chat requests in their start-up work at once (app/api/deps.py: start_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)
     capabilities: list[str] = field(default_factory=list)

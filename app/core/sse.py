@@ -7,15 +7,11 @@ of chat streams: one orjson encode and one bytes format, nothing checked at run 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -73,58 +69,3 @@ def last_id_of(chunk: bytes | None, default: int) -> int:
         return default
     end = chunk.index(b"\n", at + 5)
     return int(chunk[at + 5 : end])
-
-
-class EventStreamResponse(StreamingResponse):
-    """A `StreamingResponse` for long-lived event streams, lighter per open stream.
-
-    Starlette (under an ASGI server older than spec 2.4, such as uvicorn's httptools
-    protocol) runs every streaming response in an anyio task group with two tasks, one of
-    them only waiting for the client to leave: a few KiB per open stream. Here the response
-    is sent from the request's own task and one plain task waits for `http.disconnect`;
-    when the client leaves it cancels the sending, as the task group did, and the response
-    ends quietly. Chunks must be bytes (no per-chunk check)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the head, then every chunk until the body ends or the client leaves."""
-        spec = scope.get("asgi", {}).get("spec_version", "2.0")
-        if scope["type"] != "http" or tuple(map(int, spec.split("."))) >= (2, 4):
-            await super().__call__(scope, receive, send)  # disconnects surface as OSError
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        state = {"sending": True, "left": False}
-
-        async def until_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if state["sending"]:  # not after the last body message: that ends the request
-                state["left"] = True
-                task.cancel()
-
-        watcher = asyncio.ensure_future(until_disconnect())
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
-            async for chunk in self.body_iterator:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            state["sending"] = False
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not state["left"] or task.uncancel() > 0:  # cancelled by someone else too
-                raise
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:  # left during a send: the body's cleanup runs now
-                with contextlib.suppress(Exception):
-                    await aclose()
-            return
-        finally:
-            state["sending"] = False
-            watcher.cancel()
-        if self.background is not None:
-            await self.background()

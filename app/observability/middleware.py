@@ -1,4 +1,17 @@
-"""Pure-ASGI middleware: request ids, one access-log line per request (streams included)."""
+"""Pure-ASGI middleware: request ids, one access-log line per request (streams included).
+
+`RequestContextMiddleware` is the app's outermost layer (app/main.py puts it around the
+stack FastAPI builds), so it is handed the server's own `send`. It is also where CORS is
+dispatched: a request without an `Origin` header (every API client but a browser) never
+enters the CORS layer.
+
+A response's body messages need none of the `send` wrappers in between (FastAPI's error
+middlewares, this one, CORS: they all act on `http.response.start` only), and a stream
+sends one body message per frame. So the server's `send` is kept in the scope
+(`server_send`) for a streaming response to send its frames straight to the server once
+its start has gone through the layers. A middleware that rewrites bodies (compression,
+for instance) must not be added while streams do that.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +25,7 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SERVER_SEND_KEY = "vektor.server_send"
 access_logger = logger.bind(channel="api")
 RequestObserver = Callable[[str, str, int, float], None]
 
@@ -23,11 +37,25 @@ def route_template(scope: Scope) -> str:
     return str(path) if path else "<unmatched>"
 
 
-class RequestContextMiddleware:
-    """Adds `X-Request-ID`, logs method/path/status/duration/user/request id, feeds metrics."""
+def server_send(scope: Scope) -> Send | None:
+    """The server's own `send` for a response's body messages (None outside the app)."""
+    send: Send | None = scope.get(SERVER_SEND_KEY)
+    return send
 
-    def __init__(self, app: ASGIApp, observers: list[RequestObserver] | None = None) -> None:
+
+class RequestContextMiddleware:
+    """Adds `X-Request-ID`, logs method/path/status/duration/user/request id, feeds metrics;
+    hands requests that carry an `Origin` to the CORS layer (`cors`) when there is one."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        observers: list[RequestObserver] | None = None,
+        *,
+        cors: ASGIApp | None = None,
+    ) -> None:
         self.app = app
+        self.cors = cors
         self.observers = observers if observers is not None else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -35,25 +63,36 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        incoming, has_origin = None, False
+        for key, value in scope["headers"]:
+            if key == b"x-request-id" and incoming is None:
+                incoming = value
+            elif key == b"origin":
+                has_origin = True
+        request_id = _request_id(incoming)
         scope.setdefault("state", {})["request_id"] = request_id
+        scope[SERVER_SEND_KEY] = send
+        encoded_id = request_id.encode("ascii")
         started = time.perf_counter()
-        status_holder = [500]
+        status = 500
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
+                status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode("ascii")))
+                # the 500 handler sets it itself (app/core/errors.py)
+                if not any(key.lower() == b"x-request-id" for key, _ in headers):
+                    headers.append((b"x-request-id", encoded_id))
                 message["headers"] = headers
             await send(message)
 
+        target = self.cors if has_origin and self.cors is not None else self.app
         try:
             with logger.contextualize(request_id=request_id):
-                await self.app(scope, receive, send_wrapper)
+                await target(scope, receive, send_wrapper)
         finally:
-            self._finish(scope, request_id, status_holder[0], time.perf_counter() - started)
+            self._finish(scope, request_id, status, time.perf_counter() - started)
 
     def _finish(self, scope: Scope, request_id: str, status: int, elapsed: float) -> None:
         state: dict[str, Any] = scope.get("state", {})
@@ -76,11 +115,10 @@ class RequestContextMiddleware:
             observe(scope["method"], template, status, elapsed)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            try:
-                return str(value.decode("latin-1"))
-            except UnicodeDecodeError:
-                return None
-    return None
+def _request_id(incoming: bytes | None) -> str:
+    """The client's id when it is safe to log and echo, else a new one."""
+    if incoming is not None:
+        text = incoming.decode("latin-1")  # any byte decodes; the pattern admits ASCII only
+        if _SAFE_ID.match(text):
+            return text
+    return uuid.uuid4().hex

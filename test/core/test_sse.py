@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import typing
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
 
 from app.core.sse import (
     PING_FRAME,
     SSE_HEADERS,
-    SSE_MEDIA_TYPE,
-    EventStreamResponse,
     decode_frame,
     encode_event,
     encode_sse,
@@ -86,100 +79,3 @@ def test_statuses_are_the_stored_strings_and_the_api_literals() -> None:
         annotation = schema.model_fields["status"].annotation
         assert set(typing.get_args(annotation)) == set(MessageStatus)
     assert {r.value for r in FinishReason} == {"stop", "length", "cancelled", "tool_limit", "error"}
-
-
-class _Client:
-    """The ASGI side of one streamed response: what was sent, and a way to leave."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.left = asyncio.Event()
-
-    async def receive(self) -> dict[str, Any]:
-        await self.left.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
-
-
-_SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
-
-
-async def test_an_event_stream_sends_its_head_chunks_and_end() -> None:
-    async def body() -> AsyncIterator[bytes]:
-        yield b"event: a\n\n"
-        yield b"event: b\n\n"
-
-    client = _Client()
-    response = EventStreamResponse(body(), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
-    await asyncio.wait_for(response(_SCOPE, client.receive, client.send), 2)
-    assert client.sent[0]["type"] == "http.response.start"
-    assert (b"content-type", b"text/event-stream; charset=utf-8") in client.sent[0]["headers"]
-    assert [(m["body"], m["more_body"]) for m in client.sent[1:]] == [
-        (b"event: a\n\n", True),
-        (b"event: b\n\n", True),
-        (b"", False),
-    ]
-
-
-async def test_a_client_that_leaves_ends_the_stream_quietly_and_closes_its_body() -> None:
-    closed = asyncio.Event()
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            yield b"event: a\n\n"
-            await asyncio.sleep(60)  # an idle answer
-            yield b"never"
-        finally:
-            closed.set()
-
-    client = _Client()
-    response = EventStreamResponse(body(), media_type=SSE_MEDIA_TYPE)
-    sending = asyncio.create_task(response(_SCOPE, client.receive, client.send))
-    await asyncio.sleep(0.01)
-    client.left.set()
-    await asyncio.wait_for(sending, 2)  # returns, not cancelled
-    assert closed.is_set()
-    assert [m.get("body") for m in client.sent[1:]] == [b"event: a\n\n"]
-
-
-async def test_an_event_stream_cancelled_from_outside_stays_cancelled() -> None:
-    async def body() -> AsyncIterator[bytes]:
-        yield b"event: a\n\n"
-        await asyncio.sleep(60)
-        yield b"never"
-
-    client = _Client()
-    response = EventStreamResponse(body(), media_type=SSE_MEDIA_TYPE)
-    sending = asyncio.create_task(response(_SCOPE, client.receive, client.send))
-    await asyncio.sleep(0.01)
-    sending.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await sending
-
-
-async def test_a_client_that_leaves_during_a_send_gets_its_body_closed() -> None:
-    closed = asyncio.Event()
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            while True:
-                yield b"event: a\n\n"
-        finally:
-            closed.set()
-
-    client = _Client()
-    stuck = asyncio.Event()
-
-    async def slow_send(message: dict[str, Any]) -> None:
-        client.sent.append(message)
-        if len(client.sent) == 3:  # a slow client: the second chunk's send waits
-            await stuck.wait()
-
-    response = EventStreamResponse(body(), media_type=SSE_MEDIA_TYPE)
-    sending = asyncio.create_task(response(_SCOPE, client.receive, slow_send))
-    await asyncio.sleep(0.01)
-    client.left.set()
-    await asyncio.wait_for(sending, 2)
-    assert closed.is_set()

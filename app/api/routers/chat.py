@@ -11,9 +11,8 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import (
-    ChatAdmission,
     ChatServiceDep,
-    CurrentPrincipal,
+    ChatStarter,
     CurrentUser,
     HistoryServiceDep,
     ModelsDep,
@@ -21,9 +20,10 @@ from app.api.deps import (
     StreamUser,
 )
 from app.api.openapi import errors
+from app.api.streaming import DirectStreamingResponse
 from app.core.errors import InvalidInput
 from app.core.shutdown import StreamShutdown
-from app.core.sse import SSE_HEADERS, SSE_MEDIA_TYPE, EventStreamResponse
+from app.core.sse import SSE_HEADERS, SSE_MEDIA_TYPE
 from app.observability import metrics
 from app.schemas.chat import (
     ChatStreamRequest,
@@ -64,7 +64,9 @@ async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 def _sse(shutdown: StreamShutdown, body: AsyncIterator[bytes], *, after: int) -> StreamingResponse:
     """A chat stream that ends with `error` `server_shutdown` if the server stops first."""
     guarded = shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
-    return EventStreamResponse(_tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+    return DirectStreamingResponse(
+        _tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
+    )
 
 
 @router.get("/models", response_model=ModelList)
@@ -85,16 +87,11 @@ async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
         ),
     },
 )
-async def stream_answer(
-    _admitted: ChatAdmission,
-    body: ChatStreamRequest,
-    principal: CurrentPrincipal,
-    chat: ChatServiceDep,
-    shutdown: ShutdownDep,
-) -> StreamingResponse:
+async def stream_answer(body: ChatStreamRequest, start: ChatStarter) -> StreamingResponse:
     """Send a message and stream the answer as Server-Sent Events."""
-    message_id = await chat.start(user=principal.user, preferences=principal.preferences, body=body)
-    return _sse(shutdown, chat.follow(message_id=message_id), after=0)
+    caller, chat = start.principal, start.chat
+    message_id = await chat.start(user=caller.user, preferences=caller.preferences, body=body)
+    return _sse(start.shutdown, chat.follow(message_id=message_id), after=0)
 
 
 @router.post(
