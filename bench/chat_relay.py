@@ -558,6 +558,8 @@ class Setup:
     app_cores: set[int] | None
     gen_cores: set[int] | None
     database_url: str | None
+    redis_url: str = REDIS_URL
+    all_cores: set[int] = field(default_factory=lambda: os.sched_getaffinity(0))
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 
 
@@ -590,15 +592,30 @@ def app_running(
         "BENCH_UPSTREAM_KEY": "bench-key",
         "SECRET_KEY": setup.secret,  # one key for every worker (tokens work on any of them)
     }
-    if redis:
-        env["REDIS_URL"] = REDIS_URL
+    env["REDIS_URL"] = setup.redis_url if redis else ""  # "" = unset: in-process state
+    database_url = setup.database_url or f"sqlite+aiosqlite:///{work}/bench.db"
+    if args:
+        # several workers would each migrate a fresh database at start-up, and race (on
+        # SQLite one fails with "table ... already exists" and gunicorn stops): migrate first
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from app.db.migrate import upgrade_head; upgrade_head(sys.argv[1])",
+                database_url,
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     process = start_app(
         port=port,
         workdir=work,
         config_dir=setup.work / "config",
         extra_env=env,
-        database_url=setup.database_url,
-        cpus=setup.app_cores if not args else None,
+        database_url=database_url,
+        # gunicorn's workers: on every core (not the load generator's pinning they'd inherit)
+        cpus=setup.app_cores if not args else setup.all_cores,
         args=args,
     )
     try:
@@ -676,7 +693,7 @@ def run_once(setup: Setup, selected: list[str], args: argparse.Namespace) -> dic
             "note": "gunicorn (python main.py prod --workers N) with Redis, on all cores, "
             "sharing them with the fake upstream and the load generator (pinned to one core); "
             "gap p99 is compared with the nominal 50 ms interval, not a direct run",
-            "redis_url": REDIS_URL,
+            "redis_url": setup.redis_url,
         }
         for count in (1, 2):
             label = f"gunicorn{count}-{time.monotonic_ns()}"
@@ -737,14 +754,14 @@ class CpuWatch:
     @staticmethod
     def _busy() -> float:
         t = psutil.cpu_times()
-        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
     @staticmethod
     def _ours() -> float:
         me = psutil.Process()
         times = me.cpu_times()
         # children that have exited are in children_user/system once reaped
-        total = times.user + times.system + times.children_user + times.children_system
+        total = float(times.user + times.system + times.children_user + times.children_system)
         for child in me.children(recursive=True):
             try:
                 t = child.cpu_times()
@@ -769,7 +786,12 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=100, help="streams in the burst scenario")
     parser.add_argument("--allow-load", action="store_true", help="run even if load avg > 1.5")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to cores")
-    parser.add_argument("--output", help="result name under bench/results/ (without .json)")
+    parser.add_argument(
+        "--output", help="result file (default bench/results/capacity[_quick][_pg].json)"
+    )
+    parser.add_argument(
+        "--redis-url", default=REDIS_URL, help=f"Redis for the workers scenario ({REDIS_URL})"
+    )
     parser.add_argument(
         "--postgres",
         metavar="URL",
@@ -811,7 +833,9 @@ def main() -> int:
         for repeat in range(repeats):
             if args.postgres:
                 database_url, drop_database = fresh_postgres_database(args.postgres)
-            setup = Setup(work, up_port, app_cores, gen_cores, database_url)
+            setup = Setup(
+                work, up_port, app_cores, gen_cores, database_url, args.redis_url, set(cores)
+            )
             load_before, watch, t0 = os.getloadavg(), CpuWatch(), time.monotonic()
             try:
                 result = run_once(setup, selected, args)
@@ -864,7 +888,7 @@ def main() -> int:
         "pinning": {
             "app_cores": sorted(app_cores) if app_cores else "all",
             "upstream_and_load_generator_cores": sorted(gen_cores) if gen_cores else "all",
-            "gunicorn_cores": "all",
+            "gunicorn_cores": cores,
         },
         "app_env": APP_ENV,
         "scenarios": selected,
@@ -880,10 +904,13 @@ def main() -> int:
     for key in ("cpu_per_token_us", "concurrent_streams"):
         if key in runs[0]:
             data[key] = runs[0][key]
-    name = args.output or (
-        "capacity" + ("_quick" if args.quick else "") + ("_pg" if args.postgres else "")
-    )
-    path = write_result(name, data)
+    if args.output:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2))
+    else:
+        name = "capacity" + ("_quick" if args.quick else "") + ("_pg" if args.postgres else "")
+        path = write_result(name, data)
     print_table(data)
     print(f"written to {path}")
     return 0
