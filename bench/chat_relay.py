@@ -466,6 +466,8 @@ async def ramp_step(ctx: Ctx, target: Target, n: int, rate: float, hold: float) 
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:3],
         "app_cpu_cores": round(app_cpu / hold, 3),
+        # steady state (no stream starting): the app's CPU per relayed token at this rate
+        "app_cpu_us_per_token": round(app_cpu / max(phase.tokens_in_window, 1) * 1e6, 2),
         "loadgen_cpu_us_per_token": round(gen_cpu / max(phase.tokens_in_window, 1) * 1e6, 2),
         "core_busy": [
             round(1 - (a.idle - b.idle) / max(sum(a) - sum(b), 1e-9), 3)
@@ -670,25 +672,33 @@ def run_once(setup: Setup, selected: list[str], args: argparse.Namespace) -> dic
     """One repeat: a fresh single-process app for the single-process scenarios, then (if
     selected) gunicorn with 1 and 2 workers."""
     result: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    result["scenario_seconds"] = seconds
     single = [s for s in selected if s != "workers"]
     if single:
         with app_running(setup, label=f"app-{time.monotonic_ns()}") as (port, process):
 
             async def body(ctx: Ctx) -> None:
                 await _warm(ctx)
-                if "ttft" in single:
-                    result.update(await scenario_ttft(ctx))
-                if "idle" in single:
-                    result["idle"] = await scenario_idle(ctx)
-                if "paced" in single:
-                    result.update(await scenario_paced(ctx))
-                if "burst" in single:
-                    result["burst"] = await scenario_burst(ctx, args.burst)
-                if "ramp" in single:
-                    result["ramp"] = await run_ramp(ctx, direct=True)
+                for name in ("ttft", "idle", "paced", "burst", "ramp"):  # idle on a young heap
+                    if name not in single:
+                        continue
+                    t0 = time.monotonic()
+                    if name == "ttft":
+                        result.update(await scenario_ttft(ctx))
+                    elif name == "idle":
+                        result["idle"] = await scenario_idle(ctx)
+                    elif name == "paced":
+                        result.update(await scenario_paced(ctx))
+                    elif name == "burst":
+                        result["burst"] = await scenario_burst(ctx, args.burst)
+                    else:
+                        result["ramp"] = await run_ramp(ctx, direct=True)
+                    seconds[name] = round(time.monotonic() - t0, 1)
 
             run_loop(_with_ctx(setup, port, [process.pid], args.quick, body))
     if "workers" in selected:
+        t0 = time.monotonic()
         workers: dict[str, Any] = {
             "note": "gunicorn (python main.py prod --workers N) with Redis, on all cores, "
             "sharing them with the fake upstream and the load generator (pinned to one core); "
@@ -712,6 +722,7 @@ def run_once(setup: Setup, selected: list[str], args: argparse.Namespace) -> dic
         two = workers["workers_2"]["ceiling_streams"]
         workers["ratio_2_over_1"] = round(two / one, 3) if one else None
         result["workers"] = workers
+        seconds["workers"] = round(time.monotonic() - t0, 1)
     return result
 
 
@@ -721,9 +732,12 @@ def figures(run: dict[str, Any]) -> dict[str, float | None]:
     def get(*path: str) -> Any:
         node: Any = run
         for key in path:
-            if not isinstance(node, dict) or key not in node:
+            if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            elif isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
                 return None
-            node = node[key]
         return node
 
     return {
@@ -736,6 +750,8 @@ def figures(run: dict[str, Any]) -> dict[str, float | None]:
         "burst_ttft_p99_added_ms": get("burst", "ttft_p99_added_ms"),
         "burst_app_cpu_ms_per_start": get("burst", "app_cpu_ms_per_start"),
         "ramp_ceiling_streams": get("ramp", "ceiling_streams"),
+        # steady state, no starts, at the first step (200 streams x 20 tok/s; --quick: 20)
+        "ramp_step1_app_cpu_us_per_token": get("ramp", "steps", "0", "app", "app_cpu_us_per_token"),
         "idle_kib_per_stream": get("idle", "kib_per_stream"),
         "workers_1_ceiling_streams": get("workers", "workers_1", "ceiling_streams"),
         "workers_2_ceiling_streams": get("workers", "workers_2", "ceiling_streams"),
