@@ -778,11 +778,18 @@ class CpuWatch:
         self.t0 = time.monotonic()
         self.busy0 = self._busy()
         self.ours0 = self._ours()
+        self.steal0 = self._steal()
 
     @staticmethod
     def _busy() -> float:
+        # processes' time only: interrupts and softirqs (much of it our own loopback
+        # traffic) and the hypervisor's steal are not any process's; guest is in user
         t = psutil.cpu_times()
-        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+        return float(t.user + getattr(t, "nice", 0.0) + t.system)
+
+    @staticmethod
+    def _steal() -> float:
+        return float(getattr(psutil.cpu_times(), "steal", 0.0))
 
     @staticmethod
     def _ours() -> float:
@@ -801,6 +808,10 @@ class CpuWatch:
     def foreign_cores(self) -> float:
         wall = max(time.monotonic() - self.t0, 1e-9)
         return round(((self._busy() - self.busy0) - (self._ours() - self.ours0)) / wall, 3)
+
+    def steal_cores(self) -> float:
+        """CPU the hypervisor gave to other guests while we wanted it (a VM's noise)."""
+        return round((self._steal() - self.steal0) / max(time.monotonic() - self.t0, 1e-9), 3)
 
 
 def main() -> int:
@@ -871,7 +882,7 @@ def main() -> int:
                 if drop_database is not None:
                     drop_database()
                     drop_database = None
-            foreign = watch.foreign_cores()
+            foreign, steal = watch.foreign_cores(), watch.steal_cores()
             load_after = os.getloadavg()
             runs.append(
                 {
@@ -880,6 +891,7 @@ def main() -> int:
                     "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in load_after],
                     "other_processes_cpu_cores": foreign,
+                    "steal_cores": steal,
                     # our own run raises the load average; others' CPU use says more
                     "under_load": load_before[0] > MAX_LOAD or foreign > 0.3,
                     "figures": figures(result),
