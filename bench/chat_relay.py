@@ -208,6 +208,7 @@ class Ctx:
     app_pids: list[int]
     quick: bool
     session: aiohttp.ClientSession
+    deadline: float = float("inf")  # (monotonic) the ramp starts no step after it
 
     @property
     def upstream(self) -> str:
@@ -495,7 +496,8 @@ async def run_ramp(
     hold = hold if hold is not None else (1.5 if ctx.quick else 3.0)
     interval_ms = 1000 / rate
     steps, ceiling, loadgen_ok, over_budget = [], 0, True, False
-    deadline = time.monotonic() + budget_s  # keeps the default full run within 10 minutes
+    # its own budget, and the run's: the default full run stays within 10 minutes
+    deadline = min(time.monotonic() + budget_s, ctx.deadline)
     for n in ramp_steps(ctx.quick):
         if time.monotonic() > deadline:
             over_budget = True
@@ -654,13 +656,18 @@ async def login(session: aiohttp.ClientSession, app: str) -> str:
 
 
 async def _with_ctx(
-    setup: Setup, port: int, pids: list[int], quick: bool, body: Callable[[Ctx], Any]
+    setup: Setup,
+    port: int,
+    pids: list[int],
+    quick: bool,
+    body: Callable[[Ctx], Any],
+    deadline: float = float("inf"),
 ) -> Any:
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         token = await login(session, f"http://127.0.0.1:{port}")
-        ctx = Ctx(setup.upstream_port, port, token, pids, quick, session)
+        ctx = Ctx(setup.upstream_port, port, token, pids, quick, session, deadline)
         return await body(ctx)
 
 
@@ -679,7 +686,12 @@ def run_loop(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
-def run_once(setup: Setup, selected: list[str], args: argparse.Namespace) -> dict[str, Any]:
+WORKERS_RESERVE_S = 80  # of a repeat's time, kept for the workers scenario when selected
+
+
+def run_once(
+    setup: Setup, selected: list[str], args: argparse.Namespace, deadline: float
+) -> dict[str, Any]:
     """One repeat: a fresh single-process app for the single-process scenarios, then (if
     selected) gunicorn with 1 and 2 workers."""
     result: dict[str, Any] = {}
@@ -707,7 +719,8 @@ def run_once(setup: Setup, selected: list[str], args: argparse.Namespace) -> dic
                         result["ramp"] = await run_ramp(ctx, direct=True)
                     seconds[name] = round(time.monotonic() - t0, 1)
 
-            run_loop(_with_ctx(setup, port, [process.pid], args.quick, body))
+            reserve = WORKERS_RESERVE_S if "workers" in selected else 0
+            run_loop(_with_ctx(setup, port, [process.pid], args.quick, body, deadline - reserve))
     if "workers" in selected:
         t0 = time.monotonic()
         workers: dict[str, Any] = {
@@ -727,8 +740,9 @@ def run_once(setup: Setup, selected: list[str], args: argparse.Namespace) -> dic
                     hold = 1.5 if ctx.quick else 2.0
                     return await run_ramp(ctx, direct=False, hold=hold, budget_s=45)
 
+                share = deadline - (WORKERS_RESERVE_S / 2 if count == 1 else 0)
                 workers[f"workers_{count}"] = run_loop(
-                    _with_ctx(setup, port, [process.pid], args.quick, wbody)
+                    _with_ctx(setup, port, [process.pid], args.quick, wbody, share)
                 )
         one = workers["workers_1"]["ceiling_streams"]
         two = workers["workers_2"]["ceiling_streams"]
@@ -824,6 +838,12 @@ def main() -> int:
     )
     parser.add_argument("--burst", type=int, default=100, help="streams in the burst scenario")
     parser.add_argument("--allow-load", action="store_true", help="run even if load avg > 1.5")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=9.0,
+        help="time budget: ramps start no new step past each repeat's share (default 9)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to cores")
     parser.add_argument(
         "--output", help="result file (default bench/results/capacity[_quick][_pg].json)"
@@ -867,6 +887,8 @@ def main() -> int:
     database_url, drop_database = None, None
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
+    # each repeat's ramps start no step after its share of --max-minutes
+    per_repeat = args.max_minutes * 60 / repeats
     try:
         wait_port(up_port)
         for repeat in range(repeats):
@@ -877,7 +899,7 @@ def main() -> int:
             )
             load_before, watch, t0 = os.getloadavg(), CpuWatch(), time.monotonic()
             try:
-                result = run_once(setup, selected, args)
+                result = run_once(setup, selected, args, started + per_repeat * (repeat + 1))
             finally:
                 if drop_database is not None:
                     drop_database()
