@@ -488,7 +488,7 @@ async def run_ramp(
     direct: bool,
     rate: float = 20,
     hold: float | None = None,
-    budget_s: float = 90,
+    budget_s: float = 100,
 ) -> dict[str, Any]:
     """Increasing steps until the app fails one (gap p99 > 2x direct's, or an error); the
     direct run of each step checks that the load generator keeps up (gap p99 ≤ 1.5 x
@@ -1002,6 +1002,12 @@ def print_table(data: dict[str, Any]) -> None:
         for r in data["runs"]
     )
     print(loads)
+    pin = data["pinning"]
+    print(
+        f"app on cores {pin['app_cores']}, fake upstream + load generator on "
+        f"{pin['upstream_and_load_generator_cores']}, gunicorn on {pin['gunicorn_cores']}; "
+        f"commit {data['git_commit']}, {data['database']}, {data['seconds']} s"
+    )
 
 
 def wait_port(port: int) -> None:
