@@ -99,10 +99,12 @@ class RawStream(asyncio.Protocol):
         self.tokens = 0
         self.reads = 0
         self.error: str | None = None
+        self.transport: asyncio.Transport | None = None
         self.first_token: asyncio.Future[None] = done.get_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        cast(asyncio.Transport, transport).write(self.request)  # uvloop's is not a subclass
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
@@ -132,7 +134,9 @@ class RawStream(asyncio.Protocol):
         self.tokens += n
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.status != 200:
+        if self.error is not None:
+            pass
+        elif self.status != 200:
             self.error = f"status {self.status}"
         elif self.tokens == 0:
             self.error = "no token"
@@ -249,11 +253,19 @@ def _ms(values: list[float]) -> list[float]:
     return [v * 1000 for v in values]
 
 
-async def finish_all(ctx: Ctx, streams: list[Any], timeout: float = 60) -> list[RawStream]:
-    """Stop the upstream's open streams and wait until every connection closed."""
+async def finish_all(ctx: Ctx, streams: list[Any], timeout: float = 30) -> list[RawStream]:
+    """Stop the upstream's open streams and wait until every connection closed; one still
+    open after `timeout` is closed here and counted as an error."""
     await configure(ctx, stop=True)
-    done = await asyncio.wait_for(asyncio.gather(*(f for _, f in streams)), timeout)
-    return list(done)
+    _, pending = await asyncio.wait([f for _, f in streams], timeout=timeout)
+    for stream, _ in streams:
+        if not stream.done.done():
+            stream.error = f"still open {timeout:g} s after the stop"
+            if stream.transport is not None:
+                stream.transport.abort()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+    return [s for s, _ in streams]
 
 
 # -- scenario: single-stream time to first token (aiohttp client, as before) --------------------

@@ -126,6 +126,7 @@ class _Scheduler:
 
 
 SCHEDULER = _Scheduler()
+STOPPED = [False]
 
 
 class _Conn(asyncio.Protocol):
@@ -172,7 +173,10 @@ class _Conn(asyncio.Protocol):
     def _handle(self, method: str, path: str, body: bytes) -> None:
         if method == "POST" and path == "/config":
             values = json.loads(body or b"{}")
-            if values.pop("stop", False):
+            # after a stop, streams requested late (a slow app) end at once, until the next
+            # configuration
+            STOPPED[0] = bool(values.pop("stop", False))
+            if STOPPED[0]:
                 values["stopped"] = SCHEDULER.stop_all()
             CONFIG.update({k: v for k, v in values.items() if k in CONFIG})
             answer = json.dumps({**CONFIG, **values}).encode()
@@ -185,15 +189,17 @@ class _Conn(asyncio.Protocol):
             self.busy = True
             self.write(_HEAD + (b"Connection: close\r\n\r\n" if self.close_after else b"\r\n"))
             loop = asyncio.get_running_loop()
-            SCHEDULER.add(
-                _Stream(
-                    self,
-                    loop.time() + float(CONFIG["ttft_ms"]) / 1000,
-                    int(CONFIG["tokens"]),
-                    float(CONFIG["rate"]),
-                    int(CONFIG["pause_after"]),
-                )
+            stream = _Stream(
+                self,
+                loop.time() + float(CONFIG["ttft_ms"]) / 1000,
+                int(CONFIG["tokens"]),
+                float(CONFIG["rate"]),
+                int(CONFIG["pause_after"]),
             )
+            if STOPPED[0]:
+                SCHEDULER.finish(stream)
+            else:
+                SCHEDULER.add(stream)
             return
         self.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
