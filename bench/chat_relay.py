@@ -1014,6 +1014,11 @@ def print_table(data: dict[str, Any]) -> None:
         for r in data["runs"]
     )
     print(loads)
+    behind = [
+        r["repeat"] for r in data["runs"] if (r.get("ramp") or {}).get("loadgen_kept_up") is False
+    ]
+    if behind:
+        print(f"WARNING: the load generator did not keep up in the direct ramp of run(s) {behind}")
     pin = data["pinning"]
     print(
         f"app on cores {pin['app_cores']}, fake upstream + load generator on "
