@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -654,6 +656,8 @@ def app_running(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        with contextlib.suppress(ProcessLookupError):  # a gunicorn worker left behind
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 async def login(session: aiohttp.ClientSession, app: str) -> str:

@@ -72,6 +72,7 @@ def start_app(
         stdout=log,
         stderr=subprocess.STDOUT,
         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        start_new_session=True,  # its own process group: gunicorn's workers can be killed with it
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
