@@ -43,9 +43,12 @@ def start_app(
     config_dir: Path,
     extra_env: dict[str, str] | None = None,
     database_url: str | None = None,
+    cpus: set[int] | None = None,
+    args: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Run `python main.py` (uvicorn, one process) on a temp SQLite database (or the given
-    database, which should be empty)."""
+    """Run `python main.py` (uvicorn, one process; `args` e.g. `["prod", "--workers", "2"]`
+    for gunicorn) on a temp SQLite database (or the given database, which should be empty),
+    on the given cores (its children inherit them)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{workdir}/bench.db",
@@ -63,11 +66,13 @@ def start_app(
     }
     log = (workdir / f"app-{port}.out").open("wb")
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--port", str(port)],
+        [sys.executable, str(ROOT / "main.py"), *(args or []), "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        start_new_session=True,  # its own process group: gunicorn's workers can be killed with it
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
@@ -76,6 +81,34 @@ def start_app(
         tail = (workdir / f"app-{port}.out").read_text(errors="replace")[-3000:]
         raise RuntimeError(f"the app did not start:\n{tail}") from None
     return process
+
+
+def raise_nofile() -> int:
+    """Raise this process's open-file limit to its hard limit (children inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def git_commit() -> str:
+    """The checked-out commit (with `+dirty` when the tree has changes), or `unknown`."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def percentile(values: list[float], pct: float) -> float:
