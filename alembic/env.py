@@ -19,6 +19,7 @@ if config.config_file_name is not None and not config.attributes.get("database_u
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+MIGRATION_LOCK_ID = 7_061_727_001  # pg_advisory_xact_lock key: "Vektor migrations"
 
 
 def _database_url() -> str:
@@ -45,6 +46,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # processes migrating at once take turns; the current version is read after this
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
         context.run_migrations()
 
 
