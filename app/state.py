@@ -1,7 +1,7 @@
 """The resources the lifespan owns, reachable from `request.app.state.vektor`.
 
-Only the composition layer (`app/main.py`, `app/api/deps.py`) reads it: services are built
-from the few collaborators they use, never from this bag.
+Only the composition layer (`app/main.py`, `app/api/deps.py`, `deps_system.py`) reads it:
+services are built from the few collaborators they use, never from this bag.
 """
 
 from __future__ import annotations

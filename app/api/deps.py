@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,27 +11,22 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.openapi import answers
 from app.core.config import Settings
-from app.core.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, Unauthorized
+from app.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from app.core.json_input import loads_bounded
 from app.core.shutdown import StreamShutdown
 from app.models import User
-from app.observability.runtime import Observability, get_observability
 from app.schemas.auth import LoginRequest
 from app.schemas.common import MAX_JSON_DEPTH
-from app.services.adapters import AdapterTools
 from app.services.auth import AuthLimits, AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
 from app.services.llm.registry import ModelRegistry
-from app.services.mcp import McpPool
-from app.services.status import StatusReport
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
-from app.services.system import SystemHealth
 from app.services.tools import Toolbox
 from app.services.users import UserService
 from app.state import AppState
@@ -326,106 +320,3 @@ async def read_login(request: Request) -> LoginRequest:
 
 
 LoginCredentials = Annotated[LoginRequest, Depends(read_login)]
-
-
-# -- MCP admin, status and metrics ------------------------------------------------------
-
-
-async def get_mcp_pool(request: Request) -> McpPool:
-    """The lifespan-owned MCP pool (503 before the lifespan has started it: not @answers,
-    a started app always has one)."""
-    state: AppState | None = getattr(request.app.state, "vektor", None)
-    if state is None:
-        raise ServiceUnavailable("The MCP pool is not running")
-    return state.mcp
-
-
-McpPoolDep = Annotated[McpPool, Depends(get_mcp_pool)]
-
-
-async def get_adapter_tools(state: StateDep) -> AdapterTools:
-    """The declarative HTTP adapters (config/app/*.json)."""
-    return state.adapters
-
-
-AdapterToolsDep = Annotated[AdapterTools, Depends(get_adapter_tools)]
-
-
-async def get_observability_dep(request: Request) -> Observability:
-    """The app's request window and samplers."""
-    return get_observability(request.app)
-
-
-ObservabilityDep = Annotated[Observability, Depends(get_observability_dep)]
-
-
-async def get_capabilities(state: StateDep) -> list[str]:
-    """What the running parts add to /api/info's capabilities."""
-    return state.capabilities
-
-
-CapabilitiesDep = Annotated[list[str], Depends(get_capabilities)]
-
-
-async def get_engine(state: StateDep) -> AsyncEngine:
-    """The database engine (its pool's numbers for /metrics and /api/status)."""
-    return state.engine
-
-
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-
-
-async def get_system_health(state: StateDep) -> SystemHealth:
-    """The checks behind /health: database, Redis when configured, optional parts."""
-    return SystemHealth(
-        db_health=state.db_health,
-        backend=state.engine.dialect.name,
-        limiter=state.limiter,
-        redis_configured=bool(state.settings.redis_url),
-        probes=state.health_probes,
-    )
-
-
-SystemHealthDep = Annotated[SystemHealth, Depends(get_system_health)]
-
-
-async def get_status_report(
-    state: StateDep,
-    engine: EngineDep,
-    health: SystemHealthDep,
-    models: ModelsDep,
-    observability: ObservabilityDep,
-    mcp: McpPoolDep,
-) -> StatusReport:
-    """The /api/status report over the running parts."""
-    return StatusReport(
-        health=health,
-        mcp=mcp,
-        models=models,
-        engine=engine,
-        observability=observability,
-        environment=state.settings.environment.value,
-        started_at=state.started_at,
-    )
-
-
-StatusReportDep = Annotated[StatusReport, Depends(get_status_report)]
-
-
-@answers(401, 403, 503)
-async def require_metrics_reader(
-    request: Request,
-    state: StateDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> None:
-    """Let through `METRICS_TOKEN` (compared in constant time) or an admin's access token."""
-    expected = state.settings.metrics_token
-    if token and expected is not None:
-        wanted = expected.get_secret_value().encode()
-        if wanted and hmac.compare_digest(token.encode(), wanted):
-            return
-    principal = await get_principal(request, state, token)  # 401 when missing or invalid
-    await get_admin_user(principal.user)  # 403 for everyone else
-
-
-MetricsReader = Annotated[None, Depends(require_metrics_reader)]

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api import deps
+from app.api import deps_system
 from app.db.migrate import upgrade_head
 from app.observability import metrics
 from test.support.apps import make_settings, offline_config, running
@@ -184,7 +184,7 @@ async def test_mcp_pool_numbers_become_counters(
             clock: {"calls": 4, "errors": 0, "latency_s_sum": 0.4, "endpoints": endpoints},
         }
     )
-    app.dependency_overrides[deps.get_mcp_pool] = lambda: pool
+    app.dependency_overrides[deps_system.get_mcp_pool] = lambda: pool
     try:
         text = await scrape(client)
         assert sample(text, "vektor_mcp_calls_total", server=search) == 10
@@ -214,7 +214,7 @@ async def test_mcp_pool_numbers_become_counters(
             pool.snapshot = broken
             assert (await client.get("/metrics", headers=TOKEN_HEADERS)).status_code == 200
     finally:
-        del app.dependency_overrides[deps.get_mcp_pool]
+        del app.dependency_overrides[deps_system.get_mcp_pool]
 
 
 def test_token_batch_costs_well_under_a_microsecond_per_token() -> None:

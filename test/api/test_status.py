@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from app import __version__
-from app.api import deps
+from app.api import deps, deps_system
 from app.observability.request_window import RequestWindow, percentile
 from test.support.apps import make_settings, offline_config, running
 
@@ -143,7 +143,7 @@ async def test_status_lists_mcp_servers_and_models(
     overrides = app.dependency_overrides
 
     def use(mcp: Any, models: Any = None) -> None:
-        overrides[deps.get_mcp_pool] = lambda: mcp
+        overrides[deps_system.get_mcp_pool] = lambda: mcp
         if models is not None:
             overrides[deps.get_models] = lambda: models
 
@@ -166,7 +166,7 @@ async def test_status_lists_mcp_servers_and_models(
         body = (await client.get("/api/status")).json()
         assert body["mcp"][0]["status"] == "error"
     finally:
-        overrides.pop(deps.get_mcp_pool, None)
+        overrides.pop(deps_system.get_mcp_pool, None)
         overrides.pop(deps.get_models, None)
 
 

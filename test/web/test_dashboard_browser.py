@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
-from app.api import deps
+from app.api import deps, deps_system
 from app.main import create_app
 from app.observability.runtime import get_observability
 from test.support.apps import make_settings, offline_config
@@ -158,7 +158,7 @@ def serve_dashboard(
     thread.start()
     try:
         wait_for(lambda: uv_server.started, 60, "uvicorn to start")
-        app.dependency_overrides[deps.get_mcp_pool] = lambda: parts
+        app.dependency_overrides[deps_system.get_mcp_pool] = lambda: parts
         app.dependency_overrides[deps.get_models] = lambda: parts
         demo_traffic(app)
         yield f"http://127.0.0.1:{config.port}", app

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.api.deps import (
+from app.api.deps_system import (
     EngineDep,
     McpPoolDep,
     MetricsReader,

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import AdapterToolsDep, AdminUser, McpPoolDep
+from app.api.deps import AdminUser
+from app.api.deps_system import AdapterToolsDep, McpPoolDep
 from app.core.errors import NotFound
 from app.core.redact import redact_tree
 from app.schemas.mcp import McpServerRead, McpToolRead

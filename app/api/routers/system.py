@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app import __version__
-from app.api.deps import CapabilitiesDep, SettingsDep, SystemHealthDep
+from app.api.deps import SettingsDep
+from app.api.deps_system import CapabilitiesDep, SystemHealthDep
 from app.schemas.system import HealthReport, ReadyReport
 from app.services import system
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api import deps
+from app.api import deps, deps_system
 from app.api.routers import mcp as mcp_router
 from app.core.errors import install_error_handlers
 from app.services.mcp import McpPool
@@ -24,8 +24,10 @@ def build_app(pool: McpPool | None) -> FastAPI:
     app.include_router(mcp_router.router)
     if pool is not None:
         app.dependency_overrides[deps.get_state] = lambda: SimpleNamespace()  # no lifespan
-        app.dependency_overrides[deps.get_mcp_pool] = lambda: pool
-        app.dependency_overrides[deps.get_adapter_tools] = lambda: SimpleNamespace(tools=list)
+        app.dependency_overrides[deps_system.get_mcp_pool] = lambda: pool
+        app.dependency_overrides[deps_system.get_adapter_tools] = lambda: SimpleNamespace(
+            tools=list
+        )
     return app
 
 
