@@ -49,16 +49,22 @@ class Conversation(Base):
     change_seq: Mapped[int] = mapped_column(
         BigInteger, default=0, server_default=text("0"), nullable=False
     )
+    # the leaf of the active branch (no foreign key: see alembic 0005)
+    current_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class Message(Base):
-    """One message. Assistant messages carry their tool calls (with results) as JSON."""
+    """One message. Assistant messages carry their tool calls (with results) as JSON.
+
+    Messages form a tree through `parent_id` (null for a conversation's first message); the
+    application keeps it whole (no foreign key: see alembic 0005)."""
 
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         Index("ix_messages_user", "user_id"),
         Index("ix_messages_user_change_seq", "user_id", "change_seq"),
+        Index("ix_messages_parent", "parent_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
@@ -68,6 +74,7 @@ class Message(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     content: Mapped[str] = mapped_column(Text, default="", nullable=False)
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.COMPLETE, nullable=False)
@@ -81,6 +88,10 @@ class Message(Base):
     )
     # why an answer ended with status "error" (upstream_timeout, interrupted, ...)
     error_code: Mapped[str | None] = mapped_column(String(64))
+    # the model's visible reasoning (never part of `content`, never shown to another model)
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    # why an answer ended: stop, length, cancelled, tool_limit, error (`continue` needs it)
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     change_seq: Mapped[int] = mapped_column(
