@@ -1,8 +1,9 @@
 """The provider-neutral streaming interface: events, messages, model configs and errors.
 
-A provider turns a conversation into a stream of `LLMEvent`s. The order is always:
-any number of `TextDelta`s, then the `ToolCallRequest`s the model made (if any), then at
-most one `Usage` (when the upstream reported it), then exactly one `Finish`, which is last.
+A provider turns a conversation into a stream of `LLMEvent`s. The order is always: any
+number of `TextDelta`s and `ReasoningDelta`s (interleaved as the upstream sent them), then
+the `ToolCallRequest`s the model made (if any), then at most one `Usage` (when the upstream
+reported it), then exactly one `Finish`, which is last.
 Failures are raised as `ProviderError`; the caller knows whether it already got an event.
 """
 
@@ -42,6 +43,20 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's visible reasoning (Anthropic thinking, `reasoning_content`,
+    OpenAI reasoning summaries). Never part of the text, never shown to another model.
+
+    `signature` (Anthropic): the end of a thinking block, with the signature the provider
+    needs to see again when the block is replayed inside the same tool loop; `content` is then
+    empty. `redacted` (Anthropic `redacted_thinking`): opaque data to replay, never shown."""
+
+    content: str
+    signature: str | None = None
+    redacted: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallRequest:
     """A tool call the model made; `arguments` is decoded (`{"_raw": text}` if it was not JSON)."""
 
@@ -65,7 +80,7 @@ class Finish:
     reason: FinishReason
 
 
-LLMEvent = TextDelta | ToolCallRequest | Usage | Finish
+LLMEvent = TextDelta | ReasoningDelta | ToolCallRequest | Usage | Finish
 
 
 def storable_event(event: LLMEvent) -> LLMEvent:
@@ -75,6 +90,10 @@ def storable_event(event: LLMEvent) -> LLMEvent:
     column, one would break every later read of the conversation."""
     if type(event) is TextDelta:
         return TextDelta(storable(event.content)) if unstorable(event.content) else event
+    if type(event) is ReasoningDelta:
+        if unstorable(event.content):
+            return ReasoningDelta(storable(event.content), event.signature, event.redacted)
+        return event
     if type(event) is ToolCallRequest:
         return ToolCallRequest(
             id=storable(event.id),
@@ -115,6 +134,15 @@ class ModelConfigError(ConfigError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReasoningConfig:
+    """A model's `reasoning` entry: `effort` for OpenAI-style models, `budget_tokens` for
+    Anthropic extended thinking (and Gemini's thinking budget)."""
+
+    effort: Literal["low", "medium", "high"] | None = None
+    budget_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
     """One validated entry of `config/model_configs.json` (defaults already applied)."""
 
@@ -132,6 +160,9 @@ class ModelConfig:
     fallbacks: tuple[str, ...] = ()
     enabled: bool = True
     delay_ms: float | None = None  # echo only: pause before each delta (else ECHO_DELAY_MS)
+    # {"effort": "low|medium|high"} (OpenAI-style) or {"budget_tokens": N} (Anthropic
+    # thinking); None = off (CONFIG.md v1.1)
+    reasoning: ReasoningConfig | None = None
 
 
 class Provider(Protocol):

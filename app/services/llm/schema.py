@@ -9,11 +9,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.services.llm.base import ModelConfig, ModelConfigError
+from app.services.llm.base import ModelConfig, ModelConfigError, ReasoningConfig
 
 DEFAULT_CONTEXT_WINDOW = 128000
 ECHO_CONTEXT_WINDOW = 8192
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Reasoning(BaseModel):
+    """`reasoning`: `{"effort": ...}` (OpenAI-style) or `{"budget_tokens": N}` (Anthropic)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    effort: Literal["low", "medium", "high"] | None = None
+    budget_tokens: int | None = Field(default=None, ge=1024)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _Reasoning:
+        if (self.effort is None) == (self.budget_tokens is None):
+            raise ValueError("give exactly one of effort or budget_tokens")
+        return self
 
 
 class _ModelEntry(BaseModel):
@@ -35,6 +50,7 @@ class _ModelEntry(BaseModel):
     fallbacks: list[str] = Field(default_factory=list)
     enabled: bool = True
     delay_ms: float | None = Field(default=None, ge=0)
+    reasoning: _Reasoning | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +148,13 @@ def _to_config(entry: _ModelEntry) -> ModelConfig:
         fallbacks=tuple(entry.fallbacks),
         enabled=entry.enabled,
         delay_ms=entry.delay_ms,
+        reasoning=(
+            ReasoningConfig(
+                effort=entry.reasoning.effort, budget_tokens=entry.reasoning.budget_tokens
+            )
+            if entry.reasoning
+            else None
+        ),
     )
 
 
