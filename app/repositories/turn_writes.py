@@ -1,6 +1,7 @@
 """A chat turn's writes as data: run now, retried later, or spooled to disk and replayed.
 
-A turn writes three times (begin, checkpoints, finish). Each write carries everything
+A turn writes three times (begin, checkpoints, finish); a continued answer starts with a
+`resume` instead of a begin. Each write carries everything
 needed to apply it again (app/repositories/turns.py builds its rows and says why applying it
 twice is harmless), so it can wait in memory or in `DATA_DIR/spool/` while the database is
 unavailable (app/services/chat/pending.py, spool.py).
@@ -23,7 +24,12 @@ def preview(text: str) -> str:
 
 @dataclass(slots=True)
 class BeginWrite:
-    """The user message and the empty `streaming` assistant message of a new turn."""
+    """The user message and the empty `streaming` assistant message of a new turn.
+
+    `parent_id` is the new user message's parent (null: a root). With `user_message` False
+    (a regenerated answer) `user_message_id` is an existing message: only the assistant
+    message is inserted, below it. Either way the new assistant message becomes the
+    conversation's active leaf (`current_message_id`)."""
 
     user_id: uuid.UUID
     conversation_id: uuid.UUID
@@ -33,6 +39,8 @@ class BeginWrite:
     model: str
     text: str
     now: datetime
+    parent_id: uuid.UUID | None = None
+    user_message: bool = True
     kind: Literal["begin"] = "begin"
 
 
@@ -63,7 +71,19 @@ class FinishWrite:
     now: datetime
     error_code: str | None = None
     last_event_id: int = 0
+    finish_reason: str | None = None
     kind: Literal["finish"] = "finish"
 
 
-TurnWrite = BeginWrite | CheckpointWrite | FinishWrite
+@dataclass(slots=True)
+class ResumeWrite:
+    """A finished answer `streaming` again (`continue`): its text is appended to."""
+
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    now: datetime
+    kind: Literal["resume"] = "resume"
+
+
+TurnWrite = BeginWrite | CheckpointWrite | FinishWrite | ResumeWrite

@@ -19,84 +19,34 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, case, insert, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Connection, Table, bindparam, case, exists, insert, select, update
 
 from app.core.status import MessageStatus
 from app.db.direct import SingleStatement
 from app.models import Conversation, Message
 from app.repositories.changes import ALLOCATE, ALLOCATE_FOR_MESSAGE, allocated, record_changes
+from app.repositories.turn_begin import (
+    ONE_MICROSECOND,
+    conversation_row,
+    message_rows,
+    numbers,
+    single_begin,
+    touch_row,
+)
 from app.repositories.turn_writes import (
     BeginWrite,
     CheckpointWrite,
     FinishWrite,
+    ResumeWrite,
     TurnWrite,
     preview,
 )
 
-_ONE_MICROSECOND = timedelta(microseconds=1)
-
 conversations = cast(Table, Conversation.__table__)
 messages = cast(Table, Message.__table__)
-
-
-# --- the rows a begin writes, built once for both forms (values or SQL expressions) --------
-
-
-def _conversation_row(*, w: Any, preview_text: Any, seq: Any) -> dict[str, Any]:
-    return {
-        "id": w.conversation_id,
-        "user_id": w.user_id,
-        "model": w.model,
-        "pinned": False,
-        "archived": False,
-        "message_count": 2,
-        "last_message_preview": preview_text,
-        "created_at": w.now,
-        "updated_at": w.now,
-        "change_seq": seq,
-    }
-
-
-def _message_rows(*, w: Any, assistant_at: Any, seq: Any) -> list[dict[str, Any]]:
-    common = {"conversation_id": w.conversation_id, "user_id": w.user_id, "updated_at": w.now}
-    return [
-        {
-            **common,
-            "id": w.user_message_id,
-            "role": "user",
-            "content": w.text,
-            "status": MessageStatus.COMPLETE,
-            "model": None,
-            "last_event_id": 0,
-            "created_at": w.now,
-            "change_seq": seq + 1,
-        },
-        {
-            **common,
-            "id": w.message_id,
-            "role": "assistant",
-            "content": "",
-            "status": MessageStatus.STREAMING,
-            "model": w.model,
-            "last_event_id": 0,
-            "created_at": assistant_at,
-            "change_seq": seq + 2,
-        },
-    ]
-
-
-def _touch_row(*, w: Any, preview_text: Any, seq: Any) -> dict[str, Any]:
-    """The fields a begin sets on an existing conversation (two more messages counted)."""
-    return {
-        "last_message_preview": preview_text,
-        "updated_at": w.now,
-        "model": w.model,
-        "change_seq": seq,
-    }
 
 
 # --- statements, built once with bind parameters --------------------------------------------
@@ -125,49 +75,15 @@ _UPDATE_CONVERSATION = update(conversations).where(conversations.c.id == bindpar
 _COUNT_MESSAGES = _UPDATE_CONVERSATION.values(
     message_count=conversations.c.message_count + bindparam("b_added")
 )
-
-
-class _BeginParams:
-    """A begin's fields as bind parameters, for the one-statement form."""
-
-    user_id = bindparam("b_user_id", type_=messages.c.user_id.type)
-    conversation_id = bindparam("b_conversation_id", type_=messages.c.conversation_id.type)
-    user_message_id = bindparam("b_user_message_id", type_=messages.c.id.type)
-    message_id = bindparam("b_message_id", type_=messages.c.id.type)
-    model = bindparam("b_model", type_=messages.c.model.type)
-    text = bindparam("b_text", type_=messages.c.content.type)
-    now = bindparam("b_now", type_=messages.c.created_at.type)
-
-
-def _begin_statement(*, new_conversation: bool) -> Any:
-    """A turn's first rows in one data-modifying statement (PostgreSQL): the change numbers
-    first (the user row is the first lock), then the conversation and the two messages."""
-    p = _BeginParams
-    allocation = ALLOCATE.cte("allocation")
-    # the first of the three numbers (the conversation's); the messages get the next two
-    seq: ColumnElement[Any] = select(allocation.c.change_seq - 2).scalar_subquery()
-    preview_text = bindparam("b_preview", type_=conversations.c.last_message_preview.type)
-    assistant_at = bindparam("b_assistant_at", type_=messages.c.created_at.type)
-    rows = _message_rows(w=p, assistant_at=assistant_at, seq=seq)
-    writes = [insert(messages).values(rows).cte("turn_messages")]
-    if new_conversation:
-        conversation = _conversation_row(w=p, preview_text=preview_text, seq=seq)
-        writes.insert(0, insert(conversations).values(conversation).cte("turn_conversation"))
-    else:
-        touch = (
-            update(conversations)
-            .where(conversations.c.id == p.conversation_id)
-            .values(
-                message_count=conversations.c.message_count + 2,
-                **_touch_row(w=p, preview_text=preview_text, seq=seq),
-            )
-        )
-        writes.append(touch.cte("turn_conversation"))
-    return select(allocation.c.id, allocation.c.change_seq).add_cte(*writes)
-
-
-_BEGIN_NEW = _begin_statement(new_conversation=True)
-_BEGIN_EXISTING = _begin_statement(new_conversation=False)
+_CHILD = select(messages.c.id).where(messages.c.parent_id == bindparam("b_message_id"))
+_RESUME_CONVERSATION = _UPDATE_CONVERSATION.values(
+    updated_at=bindparam("b_now"),
+    change_seq=bindparam("b_seq"),
+    current_message_id=case(
+        (exists(_CHILD), conversations.c.current_message_id),
+        else_=bindparam("b_message_id"),
+    ),
+)
 
 
 class TurnRepository:
@@ -201,19 +117,41 @@ class TurnRepository:
         """The user message and the `streaming` placeholder (and the conversation)."""
         if retry and self.message_exists(message_id=w.message_id):
             return
-        # sync feed: the conversation gets `seq`, the two messages the next two numbers
-        seq = self.allocate(user_id=w.user_id, count=3)
+        # sync feed: the conversation gets `seq`, the messages the next numbers
+        seq = self.allocate(user_id=w.user_id, count=numbers(w))
         if w.new_conversation:
-            row = _conversation_row(w=w, preview_text=preview(w.text), seq=seq)
+            row = conversation_row(w=w, preview_text=preview(w.text), seq=seq)
             self.conn.execute(_INSERT_CONVERSATION, row)
-        rows = _message_rows(w=w, assistant_at=w.now + _ONE_MICROSECOND, seq=seq)
+        rows = message_rows(
+            w=w, assistant_at=w.now + ONE_MICROSECOND, seq=seq, user_message=w.user_message
+        )
         self.conn.execute(_INSERT_MESSAGES, rows)
         if not w.new_conversation:
             self.update_conversation(
                 conversation_id=w.conversation_id,
-                added_messages=2,
-                values=_touch_row(w=w, preview_text=preview(w.text), seq=seq),
+                added_messages=len(rows),
+                values=touch_row(w=w, preview_text=preview(w.text), seq=seq),
             )
+
+    def resume(self, w: ResumeWrite) -> None:
+        """A finished answer `streaming` again (`continue`); it becomes the active leaf when
+        nothing follows it (an answer with replies below keeps the active branch as is)."""
+        seq = self.allocate(user_id=w.user_id, count=2)
+        self.update_message(
+            message_id=w.message_id,
+            values={
+                "status": MessageStatus.STREAMING,
+                "finish_reason": None,
+                "error_code": None,
+                "updated_at": w.now,
+                "change_seq": seq,
+            },
+        )
+        self.conn.execute(
+            _RESUME_CONVERSATION,
+            {"b_id": w.conversation_id, "b_message_id": w.message_id, "b_now": w.now}
+            | {"b_seq": seq + 1},
+        )
 
     def checkpoint(self, w: CheckpointWrite) -> None:
         """The text so far, only while the message is still `streaming`."""
@@ -237,6 +175,7 @@ class TurnRepository:
                 "usage": w.usage,
                 "tool_calls": w.tool_calls or None,
                 "error_code": w.error_code,
+                "finish_reason": w.finish_reason,
                 "updated_at": w.now,
                 "change_seq": seq,
             },
@@ -258,6 +197,7 @@ class TurnRepository:
             values={
                 "status": "error",
                 "error_code": "interrupted",
+                "finish_reason": "error",
                 "updated_at": now,
                 "change_seq": seq,
             },
@@ -339,6 +279,8 @@ class TurnUnit:
             repo.begin(w, retry=self.retry)
         elif isinstance(w, CheckpointWrite):
             repo.checkpoint(w)
+        elif isinstance(w, ResumeWrite):
+            repo.resume(w)
         else:
             repo.finish(w)
 
@@ -347,19 +289,7 @@ class TurnUnit:
         w = self.write
         if self.retry or not isinstance(w, BeginWrite):
             return None
-        params = {
-            "b_user_id": w.user_id,
-            "b_count": 3,
-            "b_conversation_id": w.conversation_id,
-            "b_user_message_id": w.user_message_id,
-            "b_message_id": w.message_id,
-            "b_model": w.model,
-            "b_text": w.text,
-            "b_now": w.now,
-            "b_assistant_at": w.now + _ONE_MICROSECOND,
-            "b_preview": preview(w.text),
-        }
-        statement = _BEGIN_NEW if w.new_conversation else _BEGIN_EXISTING
+        statement, params = single_begin(w)
         return SingleStatement(statement=statement, params=params, noted=_noted_allocation)
 
 

@@ -23,6 +23,26 @@ class ChatStreamRequest(InputModel):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     tools: bool | list[Annotated[Text, Field(max_length=200)]] = True
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="the message to answer below (default: the active leaf); an older one "
+        "forks a new branch. Without `conversation_id`, its conversation is continued",
+    )
+
+
+class TurnOptions(InputModel):
+    """`POST /chat/messages/{id}/regenerate` and `/continue`: how to answer (all optional)."""
+
+    model: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    tools: bool | list[Annotated[Text, Field(max_length=200)]] = True
+
+
+class EditRequest(TurnOptions):
+    """`POST /chat/messages/{id}/edit`: the new text of a user message, then its answer."""
+
+    content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
 
 
 class ModelRead(BaseModel):
@@ -62,18 +82,28 @@ class UsageRead(BaseModel):
     output_tokens: int
 
 
-class MessageRead(ReadModel):
-    """One message."""
+class StoredMessage(ReadModel):
+    """One message as stored (the sync feed's messages; `MessageRead` adds its siblings)."""
 
     id: uuid.UUID
+    parent_id: uuid.UUID | None = Field(description="the message it answers or follows")
     role: Literal["user", "assistant", "tool"]
     content: str
+    reasoning: str | None
     status: Literal["complete", "streaming", "cancelled", "error"]
     model: str | None
     tool_calls: list[ToolCallRead] | None
     tool_call_id: str | None
     usage: UsageRead | None
     created_at: datetime
+
+
+class MessageRead(StoredMessage):
+    """One message of a conversation, with its place in the tree."""
+
+    sibling_ids: list[uuid.UUID] = Field(
+        description="every message with the same parent, oldest first, itself included"
+    )
 
 
 class ConversationSummary(ReadModel):
@@ -91,8 +121,9 @@ class ConversationSummary(ReadModel):
 
 
 class ConversationRead(ConversationSummary):
-    """A conversation with its messages, oldest first."""
+    """A conversation with the messages of one branch (or all of them), oldest first."""
 
+    current_message_id: uuid.UUID | None = Field(description="the leaf of the active branch")
     messages: list[MessageRead]
 
 

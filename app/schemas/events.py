@@ -142,7 +142,7 @@ ChatEventData = (
 TERMINAL_EVENTS: Final = frozenset({"done", "error"})
 # the events that make up a message's content; the rest (start, model, tool_progress, usage,
 # title, and the terminal one) are metadata or the outcome, sent after a snapshot if needed
-CONTENT_EVENTS: Final = frozenset({"delta", "tool_call", "tool_result"})
+CONTENT_EVENTS: Final = frozenset({"delta", "tool_call", "tool_result", "snapshot"})
 
 # -- sync (`GET /sync/stream`) ---------------------------------------------------------
 

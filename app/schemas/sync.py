@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from app.schemas.chat import ConversationSummary, MessageRead
+from app.schemas.chat import ConversationSummary, StoredMessage
 from app.schemas.common import Count, NoBoolOrText, TextOnly, UtcDateTime
 from app.schemas.user import Preferences
 
@@ -16,7 +16,7 @@ BACKUP_FORMAT = "vektor-backup"
 BACKUP_VERSION = 1
 
 
-class SyncMessage(MessageRead):
+class SyncMessage(StoredMessage):
     """A message in the feed, with the conversation it belongs to."""
 
     conversation_id: uuid.UUID

@@ -38,7 +38,7 @@ from app.services.chat.events import shutdown_frame
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
-_SSE_DOC: dict[int | str, dict[str, Any]] = {
+SSE_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "Server-Sent Events: start, model (a fallback model answers), delta, "
         "tool_call, tool_progress, tool_result, usage, title, done | error. A re-attach that "
@@ -61,7 +61,9 @@ async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         metrics.streams_active.dec()
 
 
-def _sse(shutdown: StreamShutdown, body: AsyncIterator[bytes], *, after: int) -> StreamingResponse:
+def sse_response(
+    shutdown: StreamShutdown, body: AsyncIterator[bytes], *, after: int
+) -> StreamingResponse:
     """A chat stream that ends with `error` `server_shutdown` if the server stops first."""
     guarded = shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
     return DirectStreamingResponse(
@@ -79,10 +81,10 @@ async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
     "/stream",
     response_class=StreamingResponse,
     responses={
-        **_SSE_DOC,
+        **SSE_DOC,
         **errors(
             (400, "`model_unavailable`; `bad_request`: a body that cannot be read"),
-            (404, "`not_found`: no such conversation, or another user's"),
+            (404, "`not_found`: no such conversation or `parent_id`, or another user's"),
             (429, "`rate_limited`: too many messages, or too many answers running at once"),
         ),
     },
@@ -91,7 +93,7 @@ async def stream_answer(body: ChatStreamRequest, start: ChatStarter) -> Streamin
     """Send a message and stream the answer as Server-Sent Events."""
     caller, chat = start.principal, start.chat
     message_id = await chat.start(user=caller.user, preferences=caller.preferences, body=body)
-    return _sse(start.shutdown, chat.follow(message_id=message_id), after=0)
+    return sse_response(start.shutdown, chat.follow(message_id=message_id), after=0)
 
 
 @router.post(
@@ -107,7 +109,7 @@ async def cancel_answer(message_id: uuid.UUID, user: CurrentUser, chat: ChatServ
     "/stream/{message_id}",
     response_class=StreamingResponse,
     responses={
-        **_SSE_DOC,
+        **SSE_DOC,
         **errors((422, "`validation_error`: a `Last-Event-ID` that is not an integer")),
     },
 )
@@ -129,7 +131,7 @@ async def reattach_answer(
         if after < 0:
             raise InvalidInput("Last-Event-ID must not be negative")
     body = await chat.attach(user=user, message_id=message_id, last_event_id=after)
-    return _sse(shutdown, body, after=after)
+    return sse_response(shutdown, body, after=after)
 
 
 @router.get(
@@ -153,12 +155,27 @@ async def list_history(
     )
 
 
-@router.get("/history/{conversation_id}", response_model=ConversationRead)
+@router.get(
+    "/history/{conversation_id}",
+    response_model=ConversationRead,
+    responses=errors((404, "`not_found`: no such conversation, or `leaf` is not in it")),
+)
 async def read_conversation(
-    conversation_id: uuid.UUID, user: CurrentUser, history: HistoryServiceDep
+    conversation_id: uuid.UUID,
+    user: CurrentUser,
+    history: HistoryServiceDep,
+    leaf: Annotated[
+        uuid.UUID | None,
+        Query(description="the branch through this message, down to its newest descendant"),
+    ] = None,
+    everything: Annotated[
+        bool, Query(alias="all", description="every message of the tree, oldest first")
+    ] = False,
 ) -> Any:
-    """One conversation with its messages, oldest first."""
-    return await history.get(user_id=user.id, conversation_id=conversation_id)
+    """One conversation with its active branch (root → current leaf), oldest first."""
+    return await history.get(
+        user_id=user.id, conversation_id=conversation_id, leaf=leaf, everything=everything
+    )
 
 
 @router.patch("/history/{conversation_id}", response_model=ConversationSummary)

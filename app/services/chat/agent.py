@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
@@ -25,13 +24,15 @@ from app.schemas.events import (
     ErrorEvent,
     FinishReason,
     ModelEvent,
+    SnapshotEvent,
     StartEvent,
     TitleEvent,
     UsageEvent,
 )
 from app.services.chat.registry import Generation, GenerationRegistry
-from app.services.chat.store import TurnIds, TurnStore, make_title
+from app.services.chat.store import TurnStore, make_title
 from app.services.chat.tool_round import run_tool_round
+from app.services.chat.turn import TurnRequest, TurnState
 from app.services.llm import (
     ChatMessage,
     Finish,
@@ -44,43 +45,9 @@ from app.services.llm import (
     Usage,
     storable_event,
 )
-from app.services.tools import Tool, Toolbox
+from app.services.tools import Toolbox
 
 CHECKPOINT_EVERY_S = 5.0
-
-
-@dataclass
-class TurnRequest:
-    """Everything a generation needs, resolved before the stream starts."""
-
-    ids: TurnIds
-    new_conversation: bool
-    text: str
-    model: ModelConfig
-    fallbacks: list[ModelConfig]
-    messages: list[ChatMessage]
-    tools: list[Tool]
-    temperature: float | None
-    max_tokens: int | None
-    make_title: bool
-
-
-@dataclass
-class TurnState:
-    """What has been produced so far (saved whatever the outcome)."""
-
-    parts: list[str] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    saw_usage: bool = False
-    model_id: str = ""
-    token_count: int = 0
-
-    @property
-    def text(self) -> str:
-        """The assistant text so far."""
-        return "".join(self.parts)
 
 
 class StopTurn(Exception):
@@ -110,6 +77,9 @@ class AgentRun:
         self.models, self.tools, self.store = models, tools, store
         self.max_tool_rounds, self.max_duration_s = max_tool_rounds, max_duration_s
         self.state = TurnState(model_id=request.model.id)
+        if request.resumed is not None:  # its text and tool calls are saved again at the end
+            self.state.parts.append(request.resumed.content)
+            self.state.tool_calls.extend(request.resumed.tool_calls)
         self._started = False
         self._persist: asyncio.Task[None] | None = None
         self._last_checkpoint = time.monotonic()
@@ -136,6 +106,16 @@ class AgentRun:
                 "model": self.req.model.id,
             }
             self._emit("start", start)
+            resumed = self.req.resumed
+            if resumed is not None:  # what the new deltas are appended to
+                snapshot: SnapshotEvent = {
+                    "message_id": str(ids.message_id),
+                    "content": resumed.content,
+                    "reasoning": None,
+                    "tool_calls": resumed.tool_calls or None,
+                    "status": MessageStatus.STREAMING,
+                }
+                self._emit("snapshot", snapshot)
 
     def _on_persisted(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -146,13 +126,18 @@ class AgentRun:
         # the model's task first: its request is on the wire before the user message is
         # written (the write then overlaps the model's time to first token)
         work = asyncio.create_task(self._rounds())
+        req = self.req
         self._persist = asyncio.create_task(
-            self.store.begin(
-                ids=self.req.ids,
-                new_conversation=self.req.new_conversation,
-                model_id=self.req.model.id,
-                text=self.req.text,
+            self.store.resume(ids=req.ids, now=utcnow())
+            if req.resumed is not None
+            else self.store.begin(
+                ids=req.ids,
+                new_conversation=req.new_conversation,
+                model_id=req.model.id,
+                text=req.text,
                 now=utcnow(),
+                parent_id=req.parent_id,
+                user_message=req.user_message,
             )
         )
         self._persist.add_done_callback(self._on_persisted)
@@ -219,6 +204,7 @@ class AgentRun:
             now=utcnow(),
             error_code=(outcome.code or "error") if status == MessageStatus.ERROR else None,
             last_event_id=terminal_id,
+            finish_reason=outcome.reason,
         )
         if usage is not None:
             counted: UsageEvent = {

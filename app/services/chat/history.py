@@ -17,6 +17,7 @@ from app.db.base import utcnow
 from app.models import Conversation, Message
 from app.repositories.changes import ChangeRepository
 from app.repositories.conversations import ConversationRepository
+from app.repositories.tree import MessageTreeRepository
 from app.schemas.chat import ConversationPage, ConversationRead, ConversationUpdate
 from app.services.llm import ChatMessage, ToolCallRequest
 
@@ -84,6 +85,7 @@ class HistoryService:
     def __init__(self, *, session: AsyncSession) -> None:
         self.session = session
         self.repo = ConversationRepository(session)
+        self.tree = MessageTreeRepository(session)
         self.changes = ChangeRepository(session)
 
     async def list(
@@ -109,12 +111,43 @@ class HistoryService:
             from_attributes=True,
         )
 
-    async def get(self, *, user_id: uuid.UUID, conversation_id: uuid.UUID) -> ConversationRead:
-        """One conversation with its messages."""
+    async def get(
+        self,
+        *,
+        user_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        leaf: uuid.UUID | None = None,
+        everything: bool = False,
+    ) -> ConversationRead:
+        """One conversation with the messages of its active branch (root → current leaf),
+        of the branch through `leaf` (down to its newest descendant), or all of them."""
         conversation = await self._owned(user_id=user_id, conversation_id=conversation_id)
-        messages = await self.repo.messages(conversation_id=conversation.id)
+        cid = conversation.id
+        if leaf is not None:
+            end = await self.tree.newest_descendant(conversation_id=cid, message_id=leaf)
+            if end is None:
+                raise NotFound("Message not found in this conversation")
+        else:
+            end = conversation.current_message_id
+        path = (
+            []
+            if everything or end is None
+            else await self.tree.path(conversation_id=cid, leaf_id=end)
+        )
+        if path:
+            messages = path
+            rows = await self.tree.children_of(
+                conversation_id=cid, parent_ids={m.parent_id for m in messages}
+            )
+        else:  # all; or no active leaf (written before conversations were trees)
+            messages = await self.repo.messages(conversation_id=cid)
+            rows = [(m.id, m.parent_id) for m in messages]
+        siblings = _siblings(rows)
+        items = [
+            {**_columns(m), "sibling_ids": siblings.get(m.parent_id, [m.id])} for m in messages
+        ]
         return ConversationRead.model_validate(
-            {**_columns(conversation), "messages": messages}, from_attributes=True
+            {**_columns(conversation), "messages": items}, from_attributes=True
         )
 
     async def update(
@@ -150,5 +183,15 @@ class HistoryService:
         return conversation
 
 
-def _columns(conversation: Conversation) -> dict[str, Any]:
-    return {c.key: getattr(conversation, c.key) for c in conversation.__table__.columns}
+def _columns(row: Conversation | Message) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+def _siblings(
+    rows: list[tuple[uuid.UUID, uuid.UUID | None]],
+) -> dict[uuid.UUID | None, list[uuid.UUID]]:
+    """Message ids by parent, in the order of `rows` (oldest first)."""
+    by_parent: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+    for message_id, parent_id in rows:
+        by_parent.setdefault(parent_id, []).append(message_id)
+    return by_parent

@@ -27,14 +27,19 @@ class EventLog:
     """The ordered events of one generation, readable from any event id, live."""
 
     def __init__(
-        self, *, message_id: uuid.UUID, user_id: uuid.UUID, max_events: int = DEFAULT_MAX_EVENTS
+        self,
+        *,
+        message_id: uuid.UUID,
+        user_id: uuid.UUID,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        first_id: int = 1,
     ) -> None:
         self.message_id = message_id
         self.user_id = user_id
         self.max_events = max_events
         self.frames: list[bytes] = []
-        self.first_id = 1  # the id of frames[0]
-        self.next_id = 1
+        self.first_id = first_id  # the id of frames[0]
+        self.next_id = first_id
         self.finished_at: float | None = None
         self.state = SnapshotState()  # what the content events so far add up to
         self.content_id = 0  # the id of the newest content event

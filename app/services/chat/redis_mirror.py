@@ -188,7 +188,7 @@ class RedisMirror:
                 pipe.expire(meta, self.retention_s)
                 pipe.expire(stream, self.retention_s)
                 pipe.zrem(_user_key(log.user_id), str(log.message_id))
-            elif event.id == 1:
+            elif event.id == log.first_id:  # 1, or above a continued answer's earlier ids
                 pipe.expire(stream, int(self.max_generation_s + self.retention_s))
         await pipe.execute()
 

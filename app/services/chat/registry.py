@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from app.core.errors import Conflict
 from app.core.sse import PING_FRAME
 from app.schemas.events import ChatEventData, ChatEventName
 from app.services.chat.events import LoggedEvent
@@ -128,15 +129,26 @@ class GenerationRegistry:
         if self._mirror is not None:
             await self._mirror.aclose()
 
-    def create(self, *, message_id: uuid.UUID, user_id: uuid.UUID) -> Generation:
-        """Register a new generation and its empty log."""
-        log = EventLog(message_id=message_id, user_id=user_id)
+    def create(
+        self, *, message_id: uuid.UUID, user_id: uuid.UUID, first_event_id: int = 1
+    ) -> Generation:
+        """Register a new generation and its empty log (its first event gets
+        `first_event_id`); 409 `generation_running` while one for this message runs here."""
+        running = self._local.get(message_id)
+        if running is not None and not running.log.done:
+            raise Conflict("This answer is still being generated", code="generation_running")
+        log = EventLog(message_id=message_id, user_id=user_id, first_id=first_event_id)
         gen = Generation(log=log)
         self._local[message_id] = gen
         self._running.setdefault(user_id, set()).add(message_id)
         if self._mirror is not None:
             self._mirror.register(log)
         return gen
+
+    def started_after(self, message_id: uuid.UUID) -> int:
+        """The event id just before a local generation's first (0 for a new answer)."""
+        gen = self._local.get(message_id)
+        return gen.log.first_id - 1 if gen is not None else 0
 
     def publish(self, gen: Generation, name: ChatEventName, data: ChatEventData) -> LoggedEvent:
         """Append an event to a generation's log (and queue it for the mirror)."""

@@ -1,4 +1,5 @@
-"""Chat use cases: start a generation, cancel it, re-attach to it."""
+"""Chat use cases: start a turn (a new message, regenerate, edit, continue), cancel it,
+re-attach to it."""
 
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ from app.core.status import MessageStatus
 from app.db.writer import TurnWriter
 from app.models import Message, User
 from app.repositories.conversations import ConversationRepository
-from app.schemas.chat import ChatStreamRequest
+from app.schemas.chat import ChatStreamRequest, EditRequest, TurnOptions
 from app.schemas.events import ErrorEvent
 from app.schemas.user import Preferences
-from app.services.chat.agent import AgentRun, TurnRequest
+from app.services.chat.agent import AgentRun
 from app.services.chat.events import encode_frame
-from app.services.chat.history import replay
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
+from app.services.chat.tree import Placement, TreeTurns
+from app.services.chat.turn import TurnRequest
 from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
 from app.services.tools import Tool, Toolbox
@@ -64,54 +66,142 @@ class ChatService:
         self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
     ) -> uuid.UUID:
         """Start a generation and return its assistant message id (errors are raised first)."""
-        settings, generations = self.settings, self.generations
-        await self.limiter.hit(settings.rate_limit_chat, "chat", str(user.id))
+        await self.limiter.hit(self.settings.rate_limit_chat, "chat", str(user.id))
         prefs = Preferences.model_validate(preferences or {})
         model = self._resolve_model(requested=body.model, preferred=prefs.default_model)
-        history: list[ChatMessage] = []
-        conversation_id = body.conversation_id
-        make_title = conversation_id is None
-        if conversation_id is not None:
+        place = Placement(text=body.message)
+        if body.conversation_id is not None or body.parent_id is not None:
             async with self.session_factory() as session:
-                conversations = ConversationRepository(session)
-                conversation = await conversations.get_for_user(
-                    user_id=user.id, conversation_id=conversation_id
+                place = await TreeTurns(session).below(
+                    user_id=user.id,
+                    conversation_id=body.conversation_id,
+                    parent_id=body.parent_id,
+                    text=body.message,
                 )
-                if conversation is None:
-                    raise NotFound("Conversation not found")
-                make_title = not conversation.title
-                history = replay(await conversations.messages(conversation_id=conversation_id))
+        return await self._launch(
+            user=user,
+            prefs=prefs,
+            model=model,
+            place=place,
+            options=body,
+            system_prompt=body.system_prompt,
+        )
+
+    async def regenerate(
+        self,
+        *,
+        user: User,
+        preferences: dict[str, Any] | None,
+        message_id: uuid.UUID,
+        body: TurnOptions,
+    ) -> uuid.UUID:
+        """A new answer beside an assistant message; its id."""
+        return await self._variant(user, preferences, body, message_id, "regenerate")
+
+    async def edit(
+        self,
+        *,
+        user: User,
+        preferences: dict[str, Any] | None,
+        message_id: uuid.UUID,
+        body: EditRequest,
+    ) -> uuid.UUID:
+        """A new user message beside `message_id`, then its answer; the answer's id."""
+        return await self._variant(user, preferences, body, message_id, "edit")
+
+    async def resume(
+        self,
+        *,
+        user: User,
+        preferences: dict[str, Any] | None,
+        message_id: uuid.UUID,
+        body: TurnOptions,
+    ) -> uuid.UUID:
+        """More text for an answer that was cut (the same message id)."""
+        return await self._variant(user, preferences, body, message_id, "resume")
+
+    async def _variant(
+        self,
+        user: User,
+        preferences: dict[str, Any] | None,
+        body: TurnOptions,
+        message_id: uuid.UUID,
+        kind: str,
+    ) -> uuid.UUID:
+        """Place a regenerate, edit or continue in the tree, then start it like any turn."""
+        await self.limiter.hit(self.settings.rate_limit_chat, "chat", str(user.id))
+        prefs = Preferences.model_validate(preferences or {})
+        async with self.session_factory() as session:
+            turns = TreeTurns(session)
+            if kind == "regenerate":
+                place = await turns.regenerate(user_id=user.id, message_id=message_id)
+            elif kind == "edit":
+                assert isinstance(body, EditRequest)
+                text = body.content
+                place = await turns.edit(user_id=user.id, message_id=message_id, text=text)
+            else:
+                place = await turns.resume(user_id=user.id, message_id=message_id)
+        # a continued answer keeps its model unless another is asked for (or it is gone)
+        kept = place.model if place.model and self.models.is_available(place.model) else None
+        model = self._resolve_model(requested=body.model or kept, preferred=prefs.default_model)
+        return await self._launch(
+            user=user, prefs=prefs, model=model, place=place, options=body, system_prompt=None
+        )
+
+    async def _launch(
+        self,
+        *,
+        user: User,
+        prefs: Preferences,
+        model: ModelConfig,
+        place: Placement,
+        options: ChatStreamRequest | TurnOptions,
+        system_prompt: str | None,
+    ) -> uuid.UUID:
+        """The one way a turn starts: register its generation and run it as its own task."""
+        settings, generations = self.settings, self.generations
         if await generations.running_for(user.id) >= settings.max_concurrent_generations:
             raise RateLimited(
                 5, f"At most {settings.max_concurrent_generations} answers may run at once"
             )
-        system_prompt = body.system_prompt or prefs.system_prompt
+        system_prompt = system_prompt or prefs.system_prompt
         messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
-        messages += [*history, ChatMessage(role="user", content=body.message)]
+        messages += place.history
+        if place.text is not None:
+            messages.append(ChatMessage(role="user", content=place.text))
         messages = fit_to_context(
             messages,
             context_window=model.context_window,
-            reserve_output=body.max_tokens or model.max_output_tokens,
+            reserve_output=options.max_tokens or model.max_output_tokens,
         )
         ids = TurnIds(
             user_id=user.id,
-            conversation_id=conversation_id or uuid.uuid4(),
-            user_message_id=uuid.uuid4(),
-            message_id=uuid.uuid4(),
+            conversation_id=place.conversation_id or uuid.uuid4(),
+            user_message_id=place.user_message_id or uuid.uuid4(),
+            message_id=place.message_id or uuid.uuid4(),
         )
-        gen = generations.create(message_id=ids.message_id, user_id=user.id)
+        # a continued answer's event ids go on above the ones it already sent
+        gen = generations.create(
+            message_id=ids.message_id, user_id=user.id, first_event_id=place.last_event_id + 1
+        )
+        title_text = place.text if place.text is not None else _last_user_text(place.history)
         run = AgentRun(
             request=TurnRequest(
                 ids=ids,
-                new_conversation=body.conversation_id is None,
-                text=body.message,
+                new_conversation=place.conversation_id is None,
+                text=title_text,
                 model=model,
                 fallbacks=[m for f in model.fallbacks if (m := self.models.get(f))],
                 messages=messages,
-                tools=self._tools(model=model, prefs=prefs, requested=body.tools),
-                temperature=body.temperature if body.temperature is not None else model.temperature,
-                max_tokens=body.max_tokens,
-                make_title=make_title,
+                tools=self._tools(model=model, prefs=prefs, requested=options.tools),
+                temperature=(
+                    options.temperature if options.temperature is not None else model.temperature
+                ),
+                max_tokens=options.max_tokens,
+                make_title=place.make_title,
+                parent_id=place.parent_id,
+                user_message=place.text is not None,
+                resumed=place.resumed,
             ),
             gen=gen,
             generations=generations,
@@ -153,7 +243,8 @@ class ChatService:
 
     def follow(self, *, message_id: uuid.UUID) -> AsyncIterator[bytes]:
         """The events of a generation this service just started, from the first."""
-        return self.generations.follow(message_id=message_id, last_event_id=0)
+        after = self.generations.started_after(message_id)
+        return self.generations.follow(message_id=message_id, last_event_id=after)
 
     async def cancel(self, *, user: User, message_id: uuid.UUID) -> None:
         """Stop a running generation of this user (from any device)."""
@@ -202,6 +293,11 @@ class ChatService:
             yield encode_frame(last_event_id + 1, "error", gone)
             return
         yield rebuilt_frames(message, last_event_id)
+
+
+def _last_user_text(history: list[ChatMessage]) -> str:
+    """The text of the newest user message on a path (a regenerated answer's question)."""
+    return next((m.content for m in reversed(history) if m.role == "user"), "")
 
 
 async def _once(frames: bytes) -> AsyncIterator[bytes]:

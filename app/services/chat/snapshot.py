@@ -19,6 +19,7 @@ from app.schemas.events import DoneEvent, ErrorEvent, FinishReason, SnapshotEven
 from app.services.chat.events import encode_frame
 
 _TOOL_CALL_FIELDS = ("id", "server", "tool", "arguments", "status", "result", "duration_ms")
+_COMPLETE_REASONS = frozenset({FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_LIMIT})
 ERROR_MESSAGES = {
     "interrupted": "The answer was interrupted before it finished; its text so far is saved.",
 }
@@ -36,6 +37,9 @@ class SnapshotState:
         """Fold one content event into the state."""
         if name == "delta":
             self.parts.append(data["content"])
+        elif name == "snapshot":  # a continued answer starts from its saved text
+            self.parts = [data["content"]]
+            self.tool_calls = [dict(call) for call in data["tool_calls"] or ()]
         elif name == "tool_call":
             self.tool_calls.append(
                 {
@@ -89,7 +93,12 @@ def snapshot_frame(
 
 
 def outcome_frame(
-    event_id: int, *, message_id: uuid.UUID, status: MessageStatus, error_code: str | None
+    event_id: int,
+    *,
+    message_id: uuid.UUID,
+    status: MessageStatus,
+    error_code: str | None,
+    finish_reason: str | None = None,
 ) -> bytes:
     """How a saved answer ended: `done` with its finish reason, or `error` with its code."""
     if status == MessageStatus.STREAMING:  # no worker runs it any more: its process died
@@ -100,6 +109,8 @@ def outcome_frame(
         error: ErrorEvent = {"code": code, "message": message}
         return encode_frame(event_id, "error", error)
     reason = FinishReason.CANCELLED if status == MessageStatus.CANCELLED else FinishReason.STOP
+    if status == MessageStatus.COMPLETE and finish_reason in _COMPLETE_REASONS:
+        reason = FinishReason(finish_reason)  # `length` tells the client it may continue
     done: DoneEvent = {"message_id": str(message_id), "finish_reason": reason}
     return encode_frame(event_id, "done", done)
 
@@ -117,5 +128,9 @@ def rebuilt_frames(message: Message, client_last_id: int) -> bytes:
         status=status,
     )
     return snapshot + outcome_frame(
-        base + 2, message_id=message.id, status=status, error_code=message.error_code
+        base + 2,
+        message_id=message.id,
+        status=status,
+        error_code=message.error_code,
+        finish_reason=message.finish_reason,
     )

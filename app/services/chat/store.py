@@ -14,6 +14,7 @@ from app.repositories.turn_writes import (
     BeginWrite,
     CheckpointWrite,
     FinishWrite,
+    ResumeWrite,
     TurnWrite,
     preview,
 )
@@ -62,10 +63,19 @@ class TurnStore:
             await self.writer.submit(TurnUnit(write), user_id=write.user_id)
 
     async def begin(
-        self, *, ids: TurnIds, new_conversation: bool, model_id: str, text: str, now: datetime
+        self,
+        *,
+        ids: TurnIds,
+        new_conversation: bool,
+        model_id: str,
+        text: str,
+        now: datetime,
+        parent_id: uuid.UUID | None = None,
+        user_message: bool = True,
     ) -> None:
-        """Save the user message and an empty `streaming` assistant message (committed, or
-        kept for retry while the database is unavailable)."""
+        """Save the user message (below `parent_id`; none when `user_message` is False) and
+        an empty `streaming` assistant message (committed, or kept for retry while the
+        database is unavailable)."""
         await self._save(
             BeginWrite(
                 user_id=ids.user_id,
@@ -75,6 +85,19 @@ class TurnStore:
                 new_conversation=new_conversation,
                 model=model_id,
                 text=text,
+                now=now,
+                parent_id=parent_id,
+                user_message=user_message,
+            )
+        )
+
+    async def resume(self, *, ids: TurnIds, now: datetime) -> None:
+        """Mark a finished answer `streaming` again (`continue`)."""
+        await self._save(
+            ResumeWrite(
+                user_id=ids.user_id,
+                conversation_id=ids.conversation_id,
+                message_id=ids.message_id,
                 now=now,
             )
         )
@@ -104,6 +127,7 @@ class TurnStore:
         now: datetime,
         error_code: str | None = None,
         last_event_id: int = 0,
+        finish_reason: str | None = None,
     ) -> None:
         """Save the final assistant message and touch the conversation (retried with backoff
         while the database is unavailable; never raises)."""
@@ -120,6 +144,7 @@ class TurnStore:
             now=now,
             error_code=error_code,
             last_event_id=last_event_id,
+            finish_reason=finish_reason,
         )
         try:
             await self._save(write)

@@ -4,7 +4,8 @@
 - `/tool <qualified_name> <json arguments>` -> one tool call, finish `tool_calls`;
 - `/tools [{"name": ..., "arguments": {...}}, ...]` -> several calls in one turn;
 - `/error <code> [message]` -> raises `ProviderError(code)` before any event;
-- after tool results -> `Tool <name> returned: <content>` (one line per result), finish `stop`.
+- after tool results -> `Tool <name> returned: <content>` (one line per result), finish `stop`;
+- after a final assistant message (a `continue`) -> the rest of that echo, if it is one.
 Tool commands work only when the request offers tools, as with a real model (the name is not
 checked, so tests can exercise unknown tools). `max_tokens` counts words: beyond it the reply
 stops with `length`. Each delta waits `delay_ms` (model config) or `ECHO_DELAY_MS` (env).
@@ -65,6 +66,14 @@ def _tool_results_reply(messages: list[ChatMessage]) -> str:
     return "\n".join(lines)
 
 
+def _continuation(messages: list[ChatMessage]) -> str:
+    """What a cut echo still lacks: the full echo of the last question minus the prefill."""
+    prefill = messages[-1].content
+    question = next((m for m in reversed(messages) if m.role == "user"), None)
+    full = f"Echo: {question.content}" if question is not None else ""
+    return full[len(prefill) :] if full.startswith(prefill) else ""
+
+
 def _parse_tool_commands(text: str) -> list[tuple[str, dict[str, Any]]] | str:
     """The calls a `/tool` or `/tools` message asks for, or a usage hint when malformed."""
     command, _, rest = text.partition(" ")
@@ -119,6 +128,8 @@ class EchoProvider:
         last = messages[-1] if messages else ChatMessage(role="user", content="")
         if last.role == "tool":
             reply = _tool_results_reply(messages)
+        elif last.role == "assistant":
+            reply = _continuation(messages)
         else:
             text = last.content.strip()
             command = text.split(" ", 1)[0]

@@ -1,0 +1,58 @@
+"""What a generation is asked to do (`TurnRequest`) and what it has produced (`TurnState`)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.services.chat.store import TurnIds
+from app.services.llm import ChatMessage, ModelConfig
+from app.services.tools import Tool
+
+__all__ = ["Resumed", "TurnIds", "TurnRequest", "TurnState"]
+
+
+@dataclass
+class TurnRequest:
+    """Everything a generation needs, resolved before the stream starts."""
+
+    ids: TurnIds
+    new_conversation: bool
+    text: str
+    model: ModelConfig
+    fallbacks: list[ModelConfig]
+    messages: list[ChatMessage]
+    tools: list[Tool]
+    temperature: float | None
+    max_tokens: int | None
+    make_title: bool
+    parent_id: uuid.UUID | None = None  # the new user message's parent
+    user_message: bool = True  # False: an answer below an existing user message (regenerate)
+    resumed: Resumed | None = None  # `continue`: the saved answer this turn appends to
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The saved part of an answer that `continue` appends to."""
+
+    content: str
+    tool_calls: list[dict[str, Any]]
+
+
+@dataclass
+class TurnState:
+    """What has been produced so far (saved whatever the outcome)."""
+
+    parts: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    saw_usage: bool = False
+    model_id: str = ""
+    token_count: int = 0
+
+    @property
+    def text(self) -> str:
+        """The assistant text so far."""
+        return "".join(self.parts)
