@@ -90,13 +90,22 @@ class BackupRepository:
             await self.session.execute(insert(Message), chunk)
 
     async def add_messages_to(
-        self, *, conversation_id: uuid.UUID, added: int, change_seq: int
+        self,
+        *,
+        conversation_id: uuid.UUID,
+        added: int,
+        change_seq: int,
+        current_message_id: uuid.UUID | None = None,
     ) -> None:
-        """Count messages imported into an existing conversation and stamp the change."""
+        """Count messages imported into an existing conversation and stamp the change (and
+        move its active leaf, when given)."""
+        leaf = {"current_message_id": current_message_id} if current_message_id else {}
         await self.session.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id)
-            .values(message_count=Conversation.message_count + added, change_seq=change_seq)
+            .values(
+                message_count=Conversation.message_count + added, change_seq=change_seq, **leaf
+            )
             .execution_options(synchronize_session=False)
         )
 

@@ -141,20 +141,34 @@ class BackupImporter:
         conv_rows, msg_rows = [], []
         for conversation in doc.conversations:
             target = plan.conv_target[conversation.id]
+            # a version-1 document is one linear branch: each message follows the one
+            # before, and the newest (when it is imported) becomes the active leaf
+            ordered = _ordered(conversation.messages)
+            newest = ordered[-1] if ordered else None
+            leaf = (
+                plan.msg_target[newest.id]
+                if newest is not None and newest.id not in plan.msg_exists
+                else None
+            )
             if conversation.id in grown:
                 await self.backups.add_messages_to(
-                    conversation_id=target, added=grown[conversation.id], change_seq=seq
+                    conversation_id=target,
+                    added=grown[conversation.id],
+                    change_seq=seq,
+                    current_message_id=leaf,
                 )
                 seq += 1
             elif conversation.id not in plan.conv_exists:
-                conv_rows.append(_conversation_row(conversation, target, user_id, seq))
+                row = _conversation_row(conversation, target, user_id, seq)
+                conv_rows.append(row | {"current_message_id": leaf})
                 seq += 1
-            for message in _ordered(conversation.messages):
+            parent: uuid.UUID | None = None
+            for message in ordered:
                 if message.id not in plan.msg_exists:
-                    msg_rows.append(
-                        _message_row(message, plan.msg_target[message.id], target, user_id, seq)
-                    )
+                    row = _message_row(message, plan.msg_target[message.id], target, user_id, seq)
+                    msg_rows.append(row | {"parent_id": parent})
                     seq += 1
+                parent = plan.msg_target[message.id]
         await self.backups.insert_conversations(rows=conv_rows)
         await self.backups.insert_messages(rows=msg_rows)
         if restore_prefs and doc.preferences is not None:

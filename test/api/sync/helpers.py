@@ -64,7 +64,15 @@ class Replica:
         for cid, summary in self.conversations.items():
             messages = [m for m in self.messages.values() if m["conversation_id"] == cid]
             messages.sort(key=lambda m: (m["created_at"], m["id"]))
-            convs[cid] = {**summary, "messages": [_strip(m) for m in messages]}
+            siblings: dict[str | None, list[str]] = {}
+            for m in messages:  # a device derives them from the parent ids it holds
+                siblings.setdefault(m["parent_id"], []).append(m["id"])
+            convs[cid] = {
+                **summary,
+                "messages": [
+                    _strip(m) | {"sibling_ids": siblings[m["parent_id"]]} for m in messages
+                ],
+            }
         orphans = [m for m in self.messages.values() if m["conversation_id"] not in convs]
         assert not orphans, f"messages without a conversation: {orphans[:3]}"
         return {"conversations": convs, "preferences": self.preferences}
@@ -82,9 +90,13 @@ async def server_state(client: httpx.AsyncClient, headers: dict[str, str]) -> di
         params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
         page = (await client.get("/chat/history", params=params, headers=headers)).json()
         for item in page["items"]:
-            full = await client.get(f"/chat/history/{item['id']}", headers=headers)
+            # every message of the tree, as a device's copy holds them
+            full = await client.get(
+                f"/chat/history/{item['id']}", params={"all": "true"}, headers=headers
+            )
             assert full.status_code == 200
-            convs[item["id"]] = full.json()
+            # the active branch is not in this feed's conversation summaries yet
+            convs[item["id"]] = {k: v for k, v in full.json().items() if k != "current_message_id"}
         cursor = page["next_cursor"]
         if cursor is None:
             break
