@@ -103,9 +103,7 @@ class BackupRepository:
         await self.session.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id)
-            .values(
-                message_count=Conversation.message_count + added, change_seq=change_seq, **leaf
-            )
+            .values(message_count=Conversation.message_count + added, change_seq=change_seq, **leaf)
             .execution_options(synchronize_session=False)
         )
 
