@@ -9,7 +9,6 @@ loops cannot make a query run forever).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, literal, or_, select
@@ -21,6 +20,21 @@ from app.models import Message
 MAX_DEPTH = 1_000_000
 
 
+def _path_up(conversation_id: uuid.UUID, leaf_id: uuid.UUID) -> Any:
+    """A recursive CTE of `(id, parent_id, depth)` from `leaf_id` (depth 0) up to the root."""
+    up = (
+        select(Message.id, Message.parent_id, literal(0).label("depth"))
+        .where(Message.id == leaf_id, Message.conversation_id == conversation_id)
+        .cte("path_up", recursive=True)
+    )
+    parent = aliased(Message)
+    return up.union_all(
+        select(parent.id, parent.parent_id, up.c.depth + 1)
+        .join(up, parent.id == up.c.parent_id)
+        .where(parent.conversation_id == conversation_id, up.c.depth < MAX_DEPTH)
+    )
+
+
 class MessageTreeRepository:
     """Reads of one conversation's message tree; the caller has checked ownership."""
 
@@ -30,19 +44,29 @@ class MessageTreeRepository:
     async def path(self, *, conversation_id: uuid.UUID, leaf_id: uuid.UUID) -> list[Message]:
         """The messages from the root down to `leaf_id` (empty if it is not in the
         conversation), in one query."""
-        up = (
-            select(Message.id, Message.parent_id, literal(0).label("depth"))
-            .where(Message.id == leaf_id, Message.conversation_id == conversation_id)
-            .cte("path_up", recursive=True)
-        )
-        parent = aliased(Message)
-        up = up.union_all(
-            select(parent.id, parent.parent_id, up.c.depth + 1)
-            .join(up, parent.id == up.c.parent_id)
-            .where(parent.conversation_id == conversation_id, up.c.depth < MAX_DEPTH)
-        )
+        up = _path_up(conversation_id, leaf_id)
         stmt = select(Message).join(up, Message.id == up.c.id).order_by(up.c.depth.desc())
         return list((await self.session.execute(stmt)).scalars())
+
+    async def branch(
+        self, *, conversation_id: uuid.UUID, leaf_id: uuid.UUID
+    ) -> tuple[list[Message], list[tuple[uuid.UUID, uuid.UUID | None]]]:
+        """The path root → `leaf_id` (as `path`), and `(id, parent_id)` of every message
+        beside it (the roots and every child of a path message, the path's own included),
+        oldest first: one query, one walk up the tree."""
+        up = _path_up(conversation_id, leaf_id)
+        stmt = (
+            select(Message, up.c.depth)
+            .outerjoin(up, Message.id == up.c.id)
+            .where(
+                Message.conversation_id == conversation_id,
+                or_(Message.parent_id.in_(select(up.c.id)), Message.parent_id.is_(None)),
+            )
+            .order_by(Message.created_at, Message.id)
+        )
+        rows = list(await self.session.execute(stmt))
+        on_path = sorted((row for row in rows if row[1] is not None), key=lambda row: -row[1])
+        return [row[0] for row in on_path], [(row[0].id, row[0].parent_id) for row in rows]
 
     async def newest_descendant(
         self, *, conversation_id: uuid.UUID, message_id: uuid.UUID
@@ -78,25 +102,6 @@ class MessageTreeRepository:
             .limit(1)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def children_of(
-        self, *, conversation_id: uuid.UUID, parent_ids: Iterable[uuid.UUID | None]
-    ) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
-        """`(id, parent_id)` of every message below these parents (None: the roots), oldest
-        first, in one query."""
-        wanted = set(parent_ids)
-        ids = [p for p in wanted if p is not None]
-        clauses: list[Any] = [Message.parent_id.in_(ids)] if ids else []
-        if None in wanted:
-            clauses.append(Message.parent_id.is_(None))
-        if not clauses:
-            return []
-        stmt = (
-            select(Message.id, Message.parent_id)
-            .where(Message.conversation_id == conversation_id, or_(*clauses))
-            .order_by(Message.created_at, Message.id)
-        )
-        return [(row[0], row[1]) for row in await self.session.execute(stmt)]
 
     async def has_streaming_child(self, *, message_id: uuid.UUID) -> bool:
         """Whether an answer below this message is still being generated."""

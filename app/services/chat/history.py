@@ -129,16 +129,12 @@ class HistoryService:
                 raise NotFound("Message not found in this conversation")
         else:
             end = conversation.current_message_id
-        path = (
-            []
-            if everything or end is None
-            else await self.tree.path(conversation_id=cid, leaf_id=end)
-        )
+        path: list[Message] = []
+        rows: list[tuple[uuid.UUID, uuid.UUID | None]] = []
+        if not everything and end is not None:
+            path, rows = await self.tree.branch(conversation_id=cid, leaf_id=end)
         if path:
             messages = path
-            rows = await self.tree.children_of(
-                conversation_id=cid, parent_ids={m.parent_id for m in messages}
-            )
         else:  # all; or no active leaf (written before conversations were trees)
             messages = await self.repo.messages(conversation_id=cid)
             rows = [(m.id, m.parent_id) for m in messages]
