@@ -44,17 +44,37 @@ async def pg(state: AppState) -> AsyncIterator[tuple[DirectDb, list[Any]]]:
     await db.aclose()
 
 
-def _begin(user_id: uuid.UUID, conversation_id: uuid.UUID, *, new: bool) -> BeginWrite:
+def _begin(
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    new: bool,
+    parent_id: uuid.UUID | None = None,
+    answer_to: uuid.UUID | None = None,
+    second: int = 5,
+) -> BeginWrite:
     return BeginWrite(
         user_id=user_id,
         conversation_id=conversation_id,
-        user_message_id=uuid.uuid4(),
+        user_message_id=answer_to or uuid.uuid4(),
         message_id=uuid.uuid4(),
         new_conversation=new,
         model="echo",
         text="  hello\n  world ",
-        now=datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        now=datetime(2025, 1, 2, 3, 4, second, 678901, tzinfo=UTC),
+        parent_id=parent_id,
+        user_message=answer_to is None,
     )
+
+
+async def _message_ids(state: AppState, conversation_id: uuid.UUID) -> list[uuid.UUID]:
+    async with state.session_factory() as session:
+        found = await session.execute(
+            select(Message.id)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.created_at)
+        )
+        return list(found.scalars())
 
 
 async def _rows(state: AppState, conversation_id: uuid.UUID) -> dict[str, Any]:
@@ -70,9 +90,14 @@ async def _rows(state: AppState, conversation_id: uuid.UUID) -> dict[str, Any]:
         messages = list(found.scalars())
     base = conversation.change_seq
     skip = {"id", "conversation_id", "change_seq", "user_id"}
+    # links inside the tree as positions in the conversation (the ids differ)
+    position = {m.id: index for index, m in enumerate(messages)}
+    links = {"parent_id", "current_message_id"}
 
     def fields(row: Any) -> dict[str, Any]:
         values = {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key not in skip}
+        for key in links & values.keys():
+            values[key] = position.get(values[key], values[key])
         return {**values, "seq": row.change_seq - base}
 
     return {"conversation": fields(conversation), "messages": [fields(m) for m in messages]}
@@ -85,14 +110,39 @@ async def test_a_turns_first_rows_are_the_same_in_one_statement(
     user_id = uuid.UUID(alice["user"]["id"])
     through_sqlalchemy, in_one_statement = uuid.uuid4(), uuid.uuid4()
     for new in (True, False):  # a new conversation, then a second turn in it
-        await db.write(TurnUnit(_begin(user_id, through_sqlalchemy, new=new)))
+        second = 5 if new else 6
+        await db.write(TurnUnit(_begin(user_id, through_sqlalchemy, new=new, second=second)))
         sqlalchemy_seq = announced[-1][user_id]
-        single = TurnUnit(_begin(user_id, in_one_statement, new=new)).single()
+        single = TurnUnit(_begin(user_id, in_one_statement, new=new, second=second)).single()
         assert single is not None
         await db.write_single(single)
         assert announced[-1] == {user_id: sqlalchemy_seq + 3}  # three numbers, announced once
     assert len(announced) == 4
     assert await _rows(state, through_sqlalchemy) == await _rows(state, in_one_statement)
+    # a fork below the first answer, then a regenerated answer to the first question
+    for cid in (through_sqlalchemy, in_one_statement):
+        ids = await _message_ids(state, cid)
+        fork = _begin(user_id, cid, new=False, parent_id=ids[1], second=7)
+        again = _begin(user_id, cid, new=False, answer_to=ids[0], second=8)
+        if cid == through_sqlalchemy:
+            await db.write(TurnUnit(fork))
+            await db.write(TurnUnit(again))
+        else:
+            for write, count in ((fork, 3), (again, 2)):
+                single = TurnUnit(write).single()
+                assert single is not None
+                before = announced[-1][user_id]
+                await db.write_single(single)
+                assert announced[-1] == {user_id: before + count}
+    rows = await _rows(state, in_one_statement)
+    other = await _rows(state, through_sqlalchemy)
+    for a, b in zip(rows["messages"], other["messages"], strict=True):
+        # change numbers relative to the conversation's last one, taken in another order
+        assert {**a, "seq": 0} == {**b, "seq": 0}
+    parents = [m["parent_id"] for m in rows["messages"]]
+    assert parents == [None, 0, None, 2, 1, 4, 0]  # the second turn had no parent: a root
+    assert rows["conversation"]["current_message_id"] == 6
+    assert rows["conversation"]["message_count"] == 7
     assert TurnUnit(_begin(user_id, in_one_statement, new=False), retry=True).single() is None
 
 
