@@ -77,9 +77,14 @@ class AgentRun:
         self.models, self.tools, self.store = models, tools, store
         self.max_tool_rounds, self.max_duration_s = max_tool_rounds, max_duration_s
         self.state = TurnState(model_id=request.model.id)
-        if request.resumed is not None:  # its text and tool calls are saved again at the end
-            self.state.parts.append(request.resumed.content)
-            self.state.tool_calls.extend(request.resumed.tool_calls)
+        resumed = request.resumed
+        if resumed is not None:  # its text, tool calls and usage are saved again at the end
+            self.state.parts.append(resumed.content)
+            self.state.tool_calls.extend(resumed.tool_calls)
+            if resumed.usage:
+                self.state.saw_usage = True
+                self.state.input_tokens = int(resumed.usage.get("input_tokens", 0))
+                self.state.output_tokens = int(resumed.usage.get("output_tokens", 0))
         self._started = False
         self._persist: asyncio.Task[None] | None = None
         self._last_checkpoint = time.monotonic()

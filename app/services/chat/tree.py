@@ -135,7 +135,11 @@ class TreeTurns:
             make_title=False,
             user_message_id=answer.parent_id or answer.id,
             message_id=answer.id,
-            resumed=Resumed(content=answer.content, tool_calls=list(answer.tool_calls or [])),
+            resumed=Resumed(
+                content=answer.content,
+                tool_calls=list(answer.tool_calls or []),
+                usage=answer.usage,
+            ),
             last_event_id=answer.last_event_id,
             model=answer.model,
         )

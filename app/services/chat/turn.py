@@ -38,6 +38,7 @@ class Resumed:
 
     content: str
     tool_calls: list[dict[str, Any]]
+    usage: dict[str, int] | None = None  # the tokens it took so far (the new ones are added)
 
 
 @dataclass

@@ -30,6 +30,9 @@ async def test_continue_appends_to_an_answer_cut_by_length(
     assert text_of(more) == " two three"
     assert more[-1].data["finish_reason"] == "stop"
     assert min(int(e.id) for e in more) > last_id  # event ids never restart
+    first_usage = next(e for e in events if e.name == "usage").data
+    usage = next(e for e in more if e.name == "usage").data  # the whole answer's tokens
+    assert usage["output_tokens"] == first_usage["output_tokens"] + 2
 
     conv = await history(client, h, cid)
     assert contents(conv) == ["one two three", "Echo: one two three"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.repositories.turn_writes import BeginWrite, CheckpointWrite, FinishWrite, TurnWrite
+from app.repositories.turn_writes import (
+    BeginWrite,
+    CheckpointWrite,
+    FinishWrite,
+    ResumeWrite,
+    TurnWrite,
+)
 from app.services.chat.pending import (
     FIRST_DELAY_S,
     MAX_DELAY_S,
@@ -117,6 +124,25 @@ def test_a_spool_file_is_durable_json_that_replays_to_the_same_write(tmp_path: P
     assert decode(encode(SpoolDocument(write=writes[0]))).write == writes[0]
     with pytest.raises(ValueError):
         decode(b'{"format": "something-else", "version": 1, "write": {}}')
+
+
+def test_tree_writes_survive_the_spool_and_older_files_still_read(tmp_path: Path) -> None:
+    message_id, parent_id = uuid.uuid4(), uuid.uuid4()
+    regenerate = replace(_begin(message_id), parent_id=parent_id, user_message=False)
+    resume = ResumeWrite(
+        user_id=regenerate.user_id,
+        conversation_id=regenerate.conversation_id,
+        message_id=message_id,
+        now=regenerate.now,
+    )
+    finish = replace(_finish(message_id), finish_reason="length")
+    for write in (regenerate, resume, finish):
+        assert decode(encode(SpoolDocument(write=write))).write == write
+    # a file spooled before conversations were trees: no parent, a new user message
+    document = json.loads(encode(SpoolDocument(write=_begin(message_id))))
+    del document["write"]["parent_id"], document["write"]["user_message"]
+    old = decode(json.dumps(document).encode()).write
+    assert isinstance(old, BeginWrite) and old.parent_id is None and old.user_message
 
 
 def test_a_claimed_file_is_not_claimed_twice(tmp_path: Path) -> None:
