@@ -1,9 +1,11 @@
 """Queries over a conversation's message tree: a path, a branch's newest leaf, siblings.
 
 A path (root → some message) is one recursive CTE walking `parent_id` upwards, on SQLite
-and PostgreSQL alike, never one query per message. Every walk is bounded by the
-conversation (a parent in another conversation ends it) and by `MAX_DEPTH` (bad data that
-loops cannot make a query run forever).
+and PostgreSQL alike, never one query per message. Every walk stays in its conversation (a
+parent in another conversation ends it) and uses `UNION`, not `UNION ALL`: a row already
+found is not walked again, so bad data that loops ends the walk instead of running forever.
+A path is ordered by `created_at`: a message is always newer than its parent (a turn writes
+below an existing message; imports keep their documents' order).
 """
 
 from __future__ import annotations
@@ -11,27 +13,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.models import Message
 
-MAX_DEPTH = 1_000_000
-
 
 def _path_up(conversation_id: uuid.UUID, leaf_id: uuid.UUID) -> Any:
-    """A recursive CTE of `(id, parent_id, depth)` from `leaf_id` (depth 0) up to the root."""
+    """A recursive CTE of the `(id, parent_id)` of `leaf_id` and all its ancestors."""
     up = (
-        select(Message.id, Message.parent_id, literal(0).label("depth"))
+        select(Message.id, Message.parent_id)
         .where(Message.id == leaf_id, Message.conversation_id == conversation_id)
         .cte("path_up", recursive=True)
     )
     parent = aliased(Message)
-    return up.union_all(
-        select(parent.id, parent.parent_id, up.c.depth + 1)
+    return up.union(
+        select(parent.id, parent.parent_id)
         .join(up, parent.id == up.c.parent_id)
-        .where(parent.conversation_id == conversation_id, up.c.depth < MAX_DEPTH)
+        .where(parent.conversation_id == conversation_id)
     )
 
 
@@ -45,7 +45,9 @@ class MessageTreeRepository:
         """The messages from the root down to `leaf_id` (empty if it is not in the
         conversation), in one query."""
         up = _path_up(conversation_id, leaf_id)
-        stmt = select(Message).join(up, Message.id == up.c.id).order_by(up.c.depth.desc())
+        stmt = (
+            select(Message).join(up, Message.id == up.c.id).order_by(Message.created_at, Message.id)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def branch(
@@ -56,7 +58,7 @@ class MessageTreeRepository:
         oldest first: one query, one walk up the tree."""
         up = _path_up(conversation_id, leaf_id)
         stmt = (
-            select(Message, up.c.depth)
+            select(Message, up.c.id)
             .outerjoin(up, Message.id == up.c.id)
             .where(
                 Message.conversation_id == conversation_id,
@@ -65,8 +67,8 @@ class MessageTreeRepository:
             .order_by(Message.created_at, Message.id)
         )
         rows = list(await self.session.execute(stmt))
-        on_path = sorted((row for row in rows if row[1] is not None), key=lambda row: -row[1])
-        return [row[0] for row in on_path], [(row[0].id, row[0].parent_id) for row in rows]
+        on_path = [row[0] for row in rows if row[1] is not None]
+        return on_path, [(row[0].id, row[0].parent_id) for row in rows]
 
     async def newest_descendant(
         self, *, conversation_id: uuid.UUID, message_id: uuid.UUID
@@ -74,15 +76,15 @@ class MessageTreeRepository:
         """The newest message below `message_id` (itself when nothing follows it; None if it
         is not in the conversation), in one query."""
         down = (
-            select(Message.id, literal(0).label("depth"))
+            select(Message.id)
             .where(Message.id == message_id, Message.conversation_id == conversation_id)
             .cte("branch_down", recursive=True)
         )
         child = aliased(Message)
-        down = down.union_all(
-            select(child.id, down.c.depth + 1)
+        down = down.union(
+            select(child.id)
             .join(down, child.parent_id == down.c.id)
-            .where(child.conversation_id == conversation_id, down.c.depth < MAX_DEPTH)
+            .where(child.conversation_id == conversation_id)
         )
         stmt = (
             select(Message.id)
