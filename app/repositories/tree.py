@@ -1,8 +1,9 @@
 """Queries over a conversation's message tree: a path, a branch's newest leaf, siblings.
 
 A path (root → some message) is one recursive CTE walking `parent_id` upwards, on SQLite
-and PostgreSQL alike, never one query per message. Every walk stays in its conversation (a
-parent in another conversation ends it) and uses `UNION`, not `UNION ALL`: a row already
+and PostgreSQL alike, never one query per message. Only rows of the conversation are
+returned (a parent elsewhere, which only bad data has, is left out), and a walk uses
+`UNION`, not `UNION ALL`: a row already
 found is not walked again, so bad data that loops ends the walk instead of running forever.
 A path is ordered by `created_at`: a message is always newer than its parent (a turn writes
 below an existing message; imports keep their documents' order).
@@ -27,12 +28,10 @@ def _path_up(conversation_id: uuid.UUID, leaf_id: uuid.UUID) -> Any:
         .where(Message.id == leaf_id, Message.conversation_id == conversation_id)
         .cte("path_up", recursive=True)
     )
+    # each step is a primary-key lookup (the conversation is checked on the rows found:
+    # filtering here lets a planner with stale statistics scan the conversation per step)
     parent = aliased(Message)
-    return up.union(
-        select(parent.id, parent.parent_id)
-        .join(up, parent.id == up.c.parent_id)
-        .where(parent.conversation_id == conversation_id)
-    )
+    return up.union(select(parent.id, parent.parent_id).join(up, parent.id == up.c.parent_id))
 
 
 class MessageTreeRepository:
@@ -46,7 +45,10 @@ class MessageTreeRepository:
         conversation), in one query."""
         up = _path_up(conversation_id, leaf_id)
         stmt = (
-            select(Message).join(up, Message.id == up.c.id).order_by(Message.created_at, Message.id)
+            select(Message)
+            .join(up, Message.id == up.c.id)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.created_at, Message.id)
         )
         return list((await self.session.execute(stmt)).scalars())
 
@@ -80,15 +82,12 @@ class MessageTreeRepository:
             .where(Message.id == message_id, Message.conversation_id == conversation_id)
             .cte("branch_down", recursive=True)
         )
-        child = aliased(Message)
-        down = down.union(
-            select(child.id)
-            .join(down, child.parent_id == down.c.id)
-            .where(child.conversation_id == conversation_id)
-        )
+        child = aliased(Message)  # each step an index lookup by parent (see `_path_up`)
+        down = down.union(select(child.id).join(down, child.parent_id == down.c.id))
         stmt = (
             select(Message.id)
             .join(down, Message.id == down.c.id)
+            .where(Message.conversation_id == conversation_id)
             .order_by(Message.created_at.desc(), Message.id.desc())
             .limit(1)
         )
