@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -126,7 +126,7 @@ class ChatService:
         preferences: dict[str, Any] | None,
         body: TurnOptions,
         message_id: uuid.UUID,
-        kind: str,
+        kind: Literal["regenerate", "edit", "resume"],
     ) -> uuid.UUID:
         """Place a regenerate, edit or continue in the tree, then start it like any turn."""
         await self.limiter.hit(self.settings.rate_limit_chat, "chat", str(user.id))

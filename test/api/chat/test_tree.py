@@ -125,8 +125,20 @@ async def test_wrong_roles_and_unknown_ids(client: httpx.AsyncClient, alice: dic
     )
     leaf = await client.get(f"/chat/history/{cid}", params={"leaf": missing}, headers=h)
     assert_error(leaf, 404, "not_found")
-    bad = await client.post(f"/chat/messages/{u1}/edit", json={"content": ""}, headers=h)
-    assert bad.status_code == 422
+    for path, body in (
+        (f"/chat/messages/{u1}/edit", {"content": ""}),
+        (f"/chat/messages/{u1}/edit", {"content": "nul \u0000 inside"}),
+        (f"/chat/messages/{u1}/edit", {"content": "x", "surprise": 1}),
+        (f"/chat/messages/{a1}/regenerate", {"temperature": 5}),
+        (f"/chat/messages/{a1}/continue", {"max_tokens": 0}),
+        ("/chat/messages/not-a-uuid/regenerate", None),
+        ("/chat/stream", {"message": "x", "parent_id": "not-a-uuid"}),
+    ):
+        response = await client.post(path, json=body, headers=h)
+        assert response.status_code == 422, (path, body, response.text)
+        assert response.json()["code"] == "validation_error"
+    garbage = await client.get(f"/chat/history/{cid}", params={"leaf": "x"}, headers=h)
+    assert garbage.status_code == 422 and garbage.json()["code"] == "validation_error"
 
 
 async def test_another_users_ids_are_404_on_every_tree_route(
