@@ -39,6 +39,8 @@ class TreeEditService:
     ) -> ConversationRead:
         """Make the branch through `message_id` the active one (its newest descendant becomes
         the leaf) and return it, root first."""
+        # lock first: the active leaf read below must be the one this write replaces
+        seq = await self.changes.allocate(user_id=user_id)
         conversation = await self.conversations.get_for_user(
             user_id=user_id, conversation_id=conversation_id
         )
@@ -46,10 +48,9 @@ class TreeEditService:
             user_id=user_id, message_id=message_id
         )
         if conversation is None or message is None or message.conversation_id != conversation.id:
-            raise NotFound("Message not found in this conversation")
-        seq = await self.changes.allocate(user_id=user_id)  # first lock taken
+            raise NotFound("Message not found in this conversation")  # rolled back: no change
         leaf = await self.tree.newest_leaf(conversation_id=conversation.id, message_id=message_id)
-        if leaf is None:  # deleted on another device a moment ago
+        if leaf is None:
             raise NotFound("Message not found in this conversation")
         if leaf == conversation.current_message_id:
             columns = _columns(conversation)  # a rollback expires the loaded rows

@@ -118,6 +118,7 @@ async def test_branch_switch_is_404_for_other_users_and_other_conversations(
         (h, cid, str(uuid.uuid4())),
         (h, str(uuid.uuid4()), ids["a2"]),
     ]
+    before = await _cursor(client, h)
     for headers, conversation_id, message_id in cases:
         response = await _switch(client, headers, conversation_id, message_id)
         assert response.status_code == 404, (conversation_id, message_id, response.text)
@@ -133,6 +134,7 @@ async def test_branch_switch_is_404_for_other_users_and_other_conversations(
     )
     assert unauthenticated.status_code == 401
     assert (await stored_tree(client, h))[cid]["current_message_id"] == ids["a1b"]
+    assert await _cursor(client, h) == before  # a refused switch spends no change number
 
 
 def _tree_fields(conversation: dict[str, Any]) -> dict[str, Any]:
