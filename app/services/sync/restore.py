@@ -161,7 +161,7 @@ class BackupImporter:
                 seq += 1
             for message in parents_first(_ordered(conversation.messages)):
                 if message.id not in plan.msg_exists:
-                    parent = plan.msg_target.get(message.parent_id) if message.parent_id else None
+                    parent = plan.msg_target[message.parent_id] if message.parent_id else None
                     ids = _RowIds(plan.msg_target[message.id], target, user_id, parent)
                     msg_rows.append(_message_row(message, ids, seq))
                     seq += 1
