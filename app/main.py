@@ -20,7 +20,7 @@ from app.api.cors import JsonCORSMiddleware
 from app.api.db_errors import install_database_error_handler
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
-from app.api.routers import auth, chat, dashboard, mcp, system, users
+from app.api.routers import auth, chat, chat_tree, dashboard, mcp, system, users
 from app.api.routers import sync as sync_routes
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -247,6 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # FastAPI's included routers), and chat streams are the hot path; the docs pages last
     for router in (
         chat.router,
+        chat_tree.router,
         auth.router,
         users.router,
         mcp.router,

@@ -74,6 +74,8 @@ class MessageRead(ReadModel):
     tool_call_id: str | None
     usage: UsageRead | None
     created_at: datetime
+    parent_id: uuid.UUID | None
+    reasoning: str | None
 
 
 class ConversationSummary(ReadModel):
@@ -88,6 +90,7 @@ class ConversationSummary(ReadModel):
     updated_at: datetime
     message_count: int
     last_message_preview: str | None
+    current_message_id: uuid.UUID | None
 
 
 class ConversationRead(ConversationSummary):
@@ -102,6 +105,12 @@ class ConversationUpdate(InputModel):
     title: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
     pinned: StrictBool | None = None
     archived: StrictBool | None = None
+
+
+class BranchSwitch(InputModel):
+    """`PUT /chat/history/{id}/current`."""
+
+    message_id: uuid.UUID
 
 
 class ConversationPage(BaseModel):
