@@ -32,17 +32,28 @@ async def test_existing_conversations_become_one_branch_each(
         async with engine.begin() as conn:
             await conn.execute(
                 insert(USERS).values(
-                    id=uid, email="t@example.com", username="tree", password_hash="x",
-                    is_admin=False, is_active=True, password_changed_at=now,
-                    created_at=now, updated_at=now,
+                    id=uid,
+                    email="t@example.com",
+                    username="tree",
+                    password_hash="x",
+                    is_admin=False,
+                    is_active=True,
+                    password_changed_at=now,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             for c, length in enumerate((5, 1, 0)):
                 cid = uuid.uuid4()
                 await conn.execute(
                     insert(CONVERSATIONS).values(
-                        id=cid, user_id=uid, pinned=False, archived=False,
-                        message_count=length, created_at=now, updated_at=now,
+                        id=cid,
+                        user_id=uid,
+                        pinned=False,
+                        archived=False,
+                        message_count=length,
+                        created_at=now,
+                        updated_at=now,
                     )
                 )
                 # inserted out of order; two share a timestamp (history order breaks the tie by id)
@@ -52,10 +63,14 @@ async def test_existing_conversations_become_one_branch_each(
                 for i in reversed(range(length)):
                     await conn.execute(
                         insert(MESSAGES).values(
-                            id=ids[i], conversation_id=cid, user_id=uid,
+                            id=ids[i],
+                            conversation_id=cid,
+                            user_id=uid,
                             role="user" if i % 2 == 0 else "assistant",
-                            content=f"{c}-{i}", status="complete",
-                            created_at=times[i], updated_at=times[i],
+                            content=f"{c}-{i}",
+                            status="complete",
+                            created_at=times[i],
+                            updated_at=times[i],
                         )
                     )
         await to_thread.run_sync(command.upgrade, config, "head")
