@@ -93,3 +93,16 @@ def test_the_responses_api_takes_an_effort_not_a_budget(tmp_path: Path) -> None:
     with pytest.raises(ModelConfigError) as raised:
         _load(tmp_path, [entry])
     assert "field 'reasoning'" in str(raised.value) and "effort" in str(raised.value)
+
+
+def test_shipped_examples_are_gated_by_their_keys() -> None:
+    shipped = Path(__file__).resolve().parents[3] / "config"
+    offline = ModelRegistry.load(shipped, environ={})
+    assert not offline.is_available("o4-mini") and not offline.is_available("gemini-2.5-flash")
+    keyed = ModelRegistry.load(shipped, environ={"OPENAI_API_KEY": "k", "GEMINI_API_KEY": "g"})
+    o4, gemini = keyed.get("o4-mini"), keyed.get("gemini-2.5-flash")
+    assert o4 is not None and o4.provider == "openai_responses" and o4.reasoning is not None
+    assert o4.reasoning.effort == "medium" and o4.base_url == "https://api.openai.com/v1"
+    assert gemini is not None and gemini.provider == "google"
+    assert gemini.base_url == "https://generativelanguage.googleapis.com/v1beta"
+    assert keyed.is_available("o4-mini") and keyed.is_available("gemini-2.5-flash")
