@@ -130,6 +130,8 @@ def build_request(
         thinking: dict[str, Any] = {"includeThoughts": True}
         if model.reasoning.budget_tokens is not None:
             thinking["thinkingBudget"] = model.reasoning.budget_tokens
+            # thoughts count against maxOutputTokens: the answer keeps its own cap on top
+            config["maxOutputTokens"] += model.reasoning.budget_tokens
         elif model.reasoning.effort is not None:  # Gemini 3's levels
             thinking["thinkingLevel"] = model.reasoning.effort
         config["thinkingConfig"] = thinking

@@ -88,6 +88,7 @@ async def test_thinking_budget_streams_thoughts_as_reasoning(
     ]
     config = new_fake.requests[0].json["generationConfig"]
     assert config["thinkingConfig"] == {"includeThoughts": True, "thinkingBudget": 2048}
+    assert config["maxOutputTokens"] == model.max_output_tokens + 2048  # thoughts on top
 
 
 async def test_tool_round_trip_answers_by_name_with_stable_ids(
