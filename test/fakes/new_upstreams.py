@@ -111,7 +111,12 @@ def _responses_events(body: dict[str, Any], reply: base.Reply) -> Events:
         add("response.output_item.added", output_index=index, item=item)
         for piece in call.pieces():
             add("response.function_call_arguments.delta", item_id=item_id, delta=piece)
-        add("response.function_call_arguments.done", item_id=item_id, arguments=text)
+        add(
+            "response.function_call_arguments.done",
+            item_id=item_id,
+            name=call.name,
+            arguments=text,
+        )
         done = {**item, "arguments": text, "status": "completed"}
         add("response.output_item.done", output_index=index, item=done)
         index += 1

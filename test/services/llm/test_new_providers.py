@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -233,3 +234,19 @@ async def test_connections_are_reused(
         _, error = await collect(provider, model, user("hi"))
         assert error is None
     assert new_fake.requests[0].peer == new_fake.requests[1].peer
+
+
+async def test_stopping_early_closes_the_upstream_stream(
+    provider: Provider, model: ModelConfig, new_fake: NewFakeUpstream
+) -> None:
+    new_fake.script(Reply(tokens=[f"t{i} " for i in range(50)], token_delay=0.02))
+    stream = provider.stream(
+        model=model, messages=user("hi"), tools=[], temperature=None, max_tokens=None
+    )
+    assert await anext(stream) == TextDelta("t0 ")
+    await stream.aclose()  # type: ignore[attr-defined]
+    for _ in range(100):
+        if new_fake.disconnects:
+            break
+        await asyncio.sleep(0.01)
+    assert new_fake.disconnects == 1 and new_fake.completed == 0
