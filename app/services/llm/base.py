@@ -19,8 +19,8 @@ from app.services.tools import Tool
 
 FinishReason = Literal["stop", "length", "tool_calls"]
 Role = Literal["system", "user", "assistant", "tool"]
-ProviderKind = Literal["openai", "anthropic", "echo"]
-PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "echo")
+ProviderKind = Literal["openai", "anthropic", "echo", "openai_responses", "google"]
+PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "echo", "openai_responses", "google")
 
 PROVIDER_ERROR_CODES = frozenset(
     {
