@@ -73,6 +73,7 @@ class MessageRead(ReadModel):
     tool_calls: list[ToolCallRead] | None
     tool_call_id: str | None
     usage: UsageRead | None
+    reasoning: str | None = None
     created_at: datetime
 
 
