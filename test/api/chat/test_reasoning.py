@@ -155,3 +155,25 @@ async def test_anthropic_thinking_is_replayed_in_its_tool_loop_only(
     await stream_chat(live, h, message="Thanks", model="fake-anthropic", conversation_id=cid)
     later = json.dumps(upstream.requests[-1].json)
     assert SIGNATURE not in later and "I should add" not in later  # not in later turns
+
+
+async def test_reasoning_reaches_a_reader_on_another_instance(
+    two_instances: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    a, b = two_instances
+    user = await register_and_login(a, "mirrored-thinker")
+    h = user["headers"]
+    topic = " ".join(f"m{i}" for i in range(10))
+    body = {"message": f"/think {topic}", "model": "echo-slow"}
+    async with aconnect_sse(a, "POST", "/chat/stream", json=body, headers=h) as source:
+        first = await read_events(source, limit=3)  # start and two reasoning pieces on A
+    message_id = first[0].data["message_id"]
+    # through B: the mirrored events after id 1, exactly; and a snapshot for an unknown id
+    replayed = await _attach(b, h, message_id, 1)
+    caught_up = await _attach(b, h, message_id, 10_000)
+    expected = f"Thinking about: {topic}…"
+    assert replayed[-1].name == caught_up[-1].name == "done"
+    assert reasoning_of(replayed) == expected
+    assert caught_up[0].name == "snapshot"
+    assert caught_up[0].data["reasoning"] + reasoning_of(caught_up[1:]) == expected
+    assert (await _saved_answer(b, h, first))["reasoning"] == expected
