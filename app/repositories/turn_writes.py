@@ -44,6 +44,7 @@ class CheckpointWrite:
     message_id: uuid.UUID
     content: str
     last_event_id: int = 0
+    reasoning: str | None = None  # the model's visible reasoning so far (absent in old spools)
     kind: Literal["checkpoint"] = "checkpoint"
 
 
@@ -63,6 +64,7 @@ class FinishWrite:
     now: datetime
     error_code: str | None = None
     last_event_id: int = 0
+    reasoning: str | None = None  # the model's visible reasoning (absent in old spools)
     kind: Literal["finish"] = "finish"
 
 

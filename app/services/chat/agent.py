@@ -29,6 +29,7 @@ from app.schemas.events import (
     TitleEvent,
     UsageEvent,
 )
+from app.services.chat.reasoning import ReasoningTrack
 from app.services.chat.registry import Generation, GenerationRegistry
 from app.services.chat.store import TurnIds, TurnStore, make_title
 from app.services.chat.tool_round import run_tool_round
@@ -39,6 +40,7 @@ from app.services.llm import (
     ModelConfig,
     ModelRegistry,
     ProviderError,
+    ReasoningDelta,
     TextDelta,
     ToolCallRequest,
     Usage,
@@ -70,6 +72,7 @@ class TurnState:
     """What has been produced so far (saved whatever the outcome)."""
 
     parts: list[str] = field(default_factory=list)
+    reasoning: ReasoningTrack = field(default_factory=ReasoningTrack)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
@@ -219,6 +222,7 @@ class AgentRun:
             now=utcnow(),
             error_code=(outcome.code or "error") if status == MessageStatus.ERROR else None,
             last_event_id=terminal_id,
+            reasoning=self.state.reasoning.text,
         )
         if usage is not None:
             counted: UsageEvent = {
@@ -250,7 +254,11 @@ class AgentRun:
                 return StopTurn(reason)
             if round_no == self.max_tool_rounds:
                 return StopTurn(FinishReason.TOOL_LIMIT)
-            messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
+            # the round's signed thinking goes back to the model that produced it (only it)
+            blocks = self.state.reasoning.take_blocks()
+            messages.append(
+                ChatMessage(role="assistant", content="", tool_calls=calls, reasoning_blocks=blocks)
+            )
             results = await self._run_tools(calls, round_no)
             messages.extend(
                 ChatMessage(role="tool", content=content, tool_call_id=call.id)
@@ -275,6 +283,15 @@ class AgentRun:
                 emit("delta", {"content": content})
                 if time.monotonic() - self._last_checkpoint > CHECKPOINT_EVERY_S:
                     self._schedule_checkpoint()
+            elif kind is ReasoningDelta:
+                if not self._started:
+                    await self._ensure_started()
+                shown = state.reasoning.add(event, model_id=state.model_id)  # type: ignore[arg-type]
+                if shown:
+                    state.token_count += 1
+                    emit("reasoning", {"content": shown})
+                    if time.monotonic() - self._last_checkpoint > CHECKPOINT_EVERY_S:
+                        self._schedule_checkpoint()
             elif kind is ToolCallRequest:
                 calls.append(event)  # type: ignore[arg-type]
             elif kind is Usage:
@@ -342,6 +359,7 @@ class AgentRun:
                     message_id=self.req.ids.message_id,
                     content=self.state.text,
                     last_event_id=self.gen.log.next_id - 1,  # the text is that of this event
+                    reasoning=self.state.reasoning.text,
                 )
             )
 

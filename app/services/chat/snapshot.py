@@ -29,6 +29,7 @@ class SnapshotState:
     """A message rebuilt by applying its content events in order (a live one: `streaming`)."""
 
     parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: MessageStatus = MessageStatus.STREAMING
 
@@ -36,6 +37,8 @@ class SnapshotState:
         """Fold one content event into the state."""
         if name == "delta":
             self.parts.append(data["content"])
+        elif name == "reasoning":
+            self.reasoning.append(data["content"])
         elif name == "tool_call":
             self.tool_calls.append(
                 {
@@ -63,6 +66,7 @@ class SnapshotState:
             event_id,
             message_id=message_id,
             content="".join(self.parts),
+            reasoning="".join(self.reasoning) or None,
             tool_calls=self.tool_calls,
             status=self.status,
         )
@@ -73,6 +77,7 @@ def snapshot_frame(
     *,
     message_id: uuid.UUID,
     content: str,
+    reasoning: str | None,
     tool_calls: list[dict[str, Any]] | None,
     status: MessageStatus,
 ) -> bytes:
@@ -81,7 +86,7 @@ def snapshot_frame(
     data: SnapshotEvent = {
         "message_id": str(message_id),
         "content": content,
-        "reasoning": None,
+        "reasoning": reasoning,
         "tool_calls": calls,
         "status": status,
     }
@@ -113,6 +118,7 @@ def rebuilt_frames(message: Message, client_last_id: int) -> bytes:
         base + 1,
         message_id=message.id,
         content=message.content,
+        reasoning=message.reasoning,
         tool_calls=message.tool_calls,
         status=status,
     )
