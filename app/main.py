@@ -138,6 +138,16 @@ def use_docstring_summaries(router: APIRouter) -> None:
             route.summary = route.description.strip().splitlines()[0]
 
 
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Register, log in, refresh, log out, device sessions."},
+    {"name": "users", "description": "The user's profile, password and preferences."},
+    {"name": "chat", "description": "Streamed answers, re-attach, cancel, conversation history."},
+    {"name": "sync", "description": "Changes across devices, live pushes, backup and restore."},
+    {"name": "mcp", "description": "MCP servers and their tools (admin only)."},
+    {"name": "system", "description": "Health, status, info, endpoints, metrics, dashboard."},
+]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI application (resources are opened by its lifespan)."""
     settings = settings or get_settings()
@@ -229,15 +239,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # install_docs serves both pages with local assets
         redoc_url=None,
+        openapi_tags=OPENAPI_TAGS,  # the docs' order (the routes' order is the hot path's)
     )
     install_error_handlers(app)
     install_database_error_handler(app)
-    install_docs(app)
+    # chat first: a request is matched against the routes in order (~1.5 µs per route with
+    # FastAPI's included routers), and chat streams are the hot path; the docs pages last
     for router in (
-        auth.router,
-        users.router,
         chat.router,
         chat_tree.router,
+        auth.router,
+        users.router,
         mcp.router,
         system.router,
         dashboard.router,
@@ -246,6 +258,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     use_docstring_summaries(sync_routes.router)
     app.include_router(sync_routes.router)
+    install_docs(app)
     install_openapi(app)
     app.observers = observability.observers
     if settings.backend_cors_origins:

@@ -39,6 +39,7 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import profile
 from bench.common import (
     ROOT,
     free_port,
@@ -63,6 +64,7 @@ APP_ENV = {
     "GENERATION_RETENTION_SECONDS": "5",
     "SHUTDOWN_GRACE_SECONDS": "2",  # stopping an app between runs takes no longer than that
 }
+GUARD_FILE = ROOT / "bench" / "guard.json"
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own; keys expire, never flushed
 TARGETS = {
     "ttft_added_p50_ms": "≤ 2 (SQLite), ≤ 3 (PG)",
@@ -702,6 +704,24 @@ def run_loop(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
+@contextmanager
+def _profiled(args: argparse.Namespace, scenario: str, pid: int) -> Iterator[None]:
+    """py-spy on the app during one scenario of the first repeat (`--profile DIR`)."""
+    if not args.profile or args.profiled_once.get(scenario):
+        yield
+        return
+    args.profiled_once[scenario] = True
+    directory = Path(args.profile)
+    directory.mkdir(parents=True, exist_ok=True)
+    raw = directory / f"{scenario}.raw"
+    raw.unlink(missing_ok=True)
+    with profile.recording(pid, raw):
+        yield
+    written = profile.write_summary(raw, title=f"{scenario} ({git_commit()})")
+    if written:
+        print(f"profile of {scenario}: {written}", flush=True)
+
+
 WORKERS_RESERVE_S = 80  # of a repeat's time, kept for the workers scenario when selected
 
 
@@ -723,17 +743,21 @@ def run_once(
                     if name not in single:
                         continue
                     t0 = time.monotonic()
-                    if name == "ttft":
-                        result.update(await scenario_ttft(ctx))
-                    elif name == "idle":
-                        result["idle"] = await scenario_idle(ctx)
-                    elif name == "paced":
-                        result.update(await scenario_paced(ctx))
-                    elif name == "burst":
-                        result["burst"] = await scenario_burst(ctx, args.burst)
-                    else:
-                        result["ramp"] = await run_ramp(ctx, direct=True)
+                    with _profiled(args, name, process.pid):
+                        await _scenario(ctx, name)
                     seconds[name] = round(time.monotonic() - t0, 1)
+
+            async def _scenario(ctx: Ctx, name: str) -> None:
+                if name == "ttft":
+                    result.update(await scenario_ttft(ctx))
+                elif name == "idle":
+                    result["idle"] = await scenario_idle(ctx)
+                elif name == "paced":
+                    result.update(await scenario_paced(ctx))
+                elif name == "burst":
+                    result["burst"] = await scenario_burst(ctx, args.burst)
+                else:
+                    result["ramp"] = await run_ramp(ctx, direct=True)
 
             reserve = WORKERS_RESERVE_S if "workers" in selected else 0
             run_loop(_with_ctx(setup, port, [process.pid], args.quick, body, deadline - reserve))
@@ -862,6 +886,19 @@ def main() -> int:
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to cores")
     parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="record each scenario of the first repeat with py-spy; summaries in DIR",
+    )
+    parser.add_argument(
+        "--guard",
+        metavar="FILE",
+        nargs="?",
+        const=str(GUARD_FILE),
+        help="exit 3 if a median is worse than its limit in FILE "
+        f"(default {GUARD_FILE.relative_to(ROOT)})",
+    )
+    parser.add_argument(
         "--output", help="result file (default bench/results/capacity[_quick][_pg].json)"
     )
     parser.add_argument(
@@ -874,6 +911,9 @@ def main() -> int:
         "(e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres) instead of SQLite",
     )
     args = parser.parse_args()
+    args.profiled_once = {}
+    if args.guard and args.quick:
+        parser.error("--guard checks a full run's medians (its limits mean nothing for --quick)")
     selected = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(selected) - set(SCENARIOS))
     if unknown:
@@ -974,6 +1014,7 @@ def main() -> int:
         "any_run_under_load": any(r["under_load"] for r in runs),
         "medians": medians,
         "runs": runs,
+        "profile_dir": args.profile,
     }
     # the former top-level keys (one run's values), for readers of the earlier result shape
     for key in ("ttft_single_stream_ms", "ttft_single_stream_50ms_upstream"):
@@ -991,7 +1032,30 @@ def main() -> int:
         path = write_result(name, data)
     print_table(data)
     print(f"written to {path}")
+    if args.guard:
+        limits = json.loads(Path(args.guard).read_text())[data["database"]]
+        breaches = guard_breaches(medians, limits)
+        for line in breaches:
+            print(f"GUARD: {line}", file=sys.stderr)
+        if breaches:
+            return 3
+        print(f"guard: every measured figure within {args.guard}")
     return 0
+
+
+def guard_breaches(medians: dict[str, Any], limits: dict[str, dict[str, float]]) -> list[str]:
+    """Each figure whose median is past its limit (`max` or `min`), as a readable line; a
+    limited figure the run did not measure is not a breach (select fewer scenarios freely)."""
+    breaches = []
+    for key, limit in limits.items():
+        if key not in medians:
+            continue
+        value = medians[key]["median"]
+        if "max" in limit and value > limit["max"]:
+            breaches.append(f"{key}: median {value} > limit {limit['max']}")
+        if "min" in limit and value < limit["min"]:
+            breaches.append(f"{key}: median {value} < limit {limit['min']}")
+    return breaches
 
 
 def _cpu_model() -> str:

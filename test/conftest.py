@@ -116,6 +116,17 @@ def extra_models(fake_llm: Any) -> list[dict[str, Any]]:
             "timeout_s": 5,
         },
         {
+            "id": "fake-anthropic-thinking",
+            "provider": "anthropic",
+            "model": "claude-thinking-fake",
+            "base_url": fake_llm.anthropic_base_url,
+            "api_key_env": "VEKTOR_TEST_ANTHROPIC_KEY",
+            "supports_tools": True,
+            "timeout_s": 5,
+            "max_output_tokens": 500,
+            "reasoning": {"budget_tokens": 1024},
+        },
+        {
             "id": "fake-nokey",
             "provider": "openai",
             "model": "x",

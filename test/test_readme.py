@@ -4,8 +4,9 @@ The block is read from README.md ("Try it in two minutes", the first `bash` bloc
 `B=http://127.0.0.1:8000` line is pointed at the test's port, and it runs under `bash -e` with
 the real curl and python3 against the first command of the README (uv, the server's packages,
 the shipped config with mcp-server-time, SQLite in DATA_DIR). Its output must show what the
-README's comments promise: an answer, a real tool call, a cancel that answers 202, and a
-re-attach that replays from event 2 to a `done` with finish_reason "cancelled".
+README's comments promise: an answer, reasoning before an answer, a real tool call, a cancel
+that answers 202, and a re-attach that replays from event 2 to a `done` with finish_reason
+"cancelled".
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def test_the_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
 
     events = sse_events(out)
     finishes = [e["data"]["finish_reason"] for e in events if e["event"] == "done"]
-    assert finishes == ["stop", "stop", "cancelled"], out
+    assert finishes == ["stop", "stop", "stop", "cancelled"], out
+    thought = "".join(e["data"]["content"] for e in events if e["event"] == "reasoning")
+    assert thought == "Thinking about: why is the sky blue?…", out
     results = [e["data"] for e in events if e["event"] == "tool_result"]
     assert len(results) == 1 and results[0]["status"] == "ok", out
     assert "Europe/Paris" in results[0]["content"]

@@ -24,6 +24,7 @@ from app.schemas.common import MAX_JSON_DEPTH
 from app.services.auth import AuthLimits, AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
+from app.services.chat.tree_edits import TreeEditService
 from app.services.llm.registry import ModelRegistry
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
@@ -271,6 +272,14 @@ async def get_history_service(session: SessionDep) -> HistoryService:
 
 
 HistoryServiceDep = Annotated[HistoryService, Depends(get_history_service)]
+
+
+async def get_tree_edit_service(state: StateDep, session: SessionDep) -> TreeEditService:
+    """Branch switches and subtree deletes bound to this request's session."""
+    return TreeEditService(session=session, generations=state.generations)
+
+
+TreeEditServiceDep = Annotated[TreeEditService, Depends(get_tree_edit_service)]
 
 
 async def get_stream_tickets(state: StateDep) -> StreamTickets:

@@ -90,20 +90,13 @@ class BackupRepository:
             await self.session.execute(insert(Message), chunk)
 
     async def add_messages_to(
-        self,
-        *,
-        conversation_id: uuid.UUID,
-        added: int,
-        change_seq: int,
-        current_message_id: uuid.UUID | None = None,
+        self, *, conversation_id: uuid.UUID, added: int, change_seq: int
     ) -> None:
-        """Count messages imported into an existing conversation and stamp the change (and
-        move its active leaf, when given)."""
-        leaf = {"current_message_id": current_message_id} if current_message_id else {}
+        """Count messages imported into an existing conversation and stamp the change."""
         await self.session.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id)
-            .values(message_count=Conversation.message_count + added, change_seq=change_seq, **leaf)
+            .values(message_count=Conversation.message_count + added, change_seq=change_seq)
             .execution_options(synchronize_session=False)
         )
 

@@ -117,6 +117,23 @@ class ChangeRepository:
             )
         )
 
+    async def add_tombstones(
+        self, *, user_id: uuid.UUID, entity_type: str, entity_ids: list[uuid.UUID], first_seq: int
+    ) -> None:
+        """Record several deletions, numbered `first_seq`, `first_seq + 1`, ... in one insert."""
+        if not entity_ids:
+            return
+        rows = [
+            {
+                "user_id": user_id,
+                "change_seq": first_seq + i,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+            }
+            for i, entity_id in enumerate(entity_ids)
+        ]
+        await self.session.execute(insert(SyncTombstone), rows)
+
     async def head(self, *, user_id: uuid.UUID) -> tuple[int, int] | None:
         """The user's committed counter and tombstone floor."""
         stmt = select(User.change_seq, User.sync_floor_seq).where(User.id == user_id)

@@ -52,6 +52,7 @@ class CheckpointWrite:
     message_id: uuid.UUID
     content: str
     last_event_id: int = 0
+    reasoning: str | None = None  # the model's visible reasoning so far (absent in old spools)
     kind: Literal["checkpoint"] = "checkpoint"
 
 
@@ -71,6 +72,7 @@ class FinishWrite:
     now: datetime
     error_code: str | None = None
     last_event_id: int = 0
+    reasoning: str | None = None  # the model's visible reasoning (absent in old spools)
     finish_reason: str | None = None
     kind: Literal["finish"] = "finish"
 

@@ -158,7 +158,7 @@ class TurnRepository:
         owner, seq = self.allocate_for_message(message_id=w.message_id)
         if self.update_streaming_message(
             message_id=w.message_id,
-            values={"content": w.content, "change_seq": seq},
+            values={"content": w.content, "reasoning": w.reasoning, "change_seq": seq},
             last_event_id=w.last_event_id,
         ):
             self.noted(user_id=owner, seq=seq)
@@ -170,6 +170,7 @@ class TurnRepository:
             message_id=w.message_id,
             values={
                 "content": w.content,
+                "reasoning": w.reasoning,
                 "status": w.status,
                 "model": w.model,
                 "usage": w.usage,

@@ -118,12 +118,12 @@ class ConversationSummary(ReadModel):
     updated_at: datetime
     message_count: int
     last_message_preview: str | None
+    current_message_id: uuid.UUID | None
 
 
 class ConversationRead(ConversationSummary):
     """A conversation with the messages of one branch (or all of them), oldest first."""
 
-    current_message_id: uuid.UUID | None = Field(description="the leaf of the active branch")
     messages: list[MessageRead]
 
 
@@ -133,6 +133,12 @@ class ConversationUpdate(InputModel):
     title: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
     pinned: StrictBool | None = None
     archived: StrictBool | None = None
+
+
+class BranchSwitch(InputModel):
+    """`PUT /chat/history/{id}/current`."""
+
+    message_id: uuid.UUID
 
 
 class ConversationPage(BaseModel):

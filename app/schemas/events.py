@@ -41,6 +41,12 @@ class DeltaEvent(TypedDict):
     content: str
 
 
+class ReasoningEvent(TypedDict):
+    """`reasoning`: a piece of the model's visible reasoning (never part of the text)."""
+
+    content: str
+
+
 class ToolCallEvent(TypedDict):
     """`tool_call`: the model called a tool."""
 
@@ -116,6 +122,7 @@ class ErrorEvent(TypedDict):
 ChatEventName = Literal[
     "start",
     "delta",
+    "reasoning",
     "tool_call",
     "tool_progress",
     "tool_result",
@@ -129,6 +136,7 @@ ChatEventName = Literal[
 ChatEventData = (
     StartEvent
     | DeltaEvent
+    | ReasoningEvent
     | ToolCallEvent
     | ToolProgressEvent
     | ToolResultEvent
@@ -142,7 +150,7 @@ ChatEventData = (
 TERMINAL_EVENTS: Final = frozenset({"done", "error"})
 # the events that make up a message's content; the rest (start, model, tool_progress, usage,
 # title, and the terminal one) are metadata or the outcome, sent after a snapshot if needed
-CONTENT_EVENTS: Final = frozenset({"delta", "tool_call", "tool_result", "snapshot"})
+CONTENT_EVENTS: Final = frozenset({"delta", "reasoning", "tool_call", "tool_result", "snapshot"})
 
 # -- sync (`GET /sync/stream`) ---------------------------------------------------------
 

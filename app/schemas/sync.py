@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.schemas.chat import ConversationSummary, StoredMessage
 from app.schemas.common import Count, NoBoolOrText, TextOnly, UtcDateTime
+from app.schemas.events import FinishReason
 from app.schemas.user import Preferences
 
 BACKUP_FORMAT = "vektor-backup"
-BACKUP_VERSION = 1
+BACKUP_VERSION = 2  # 2: the tree (parent_id, current_message_id), reasoning, finish_reason
 
 
 class SyncMessage(StoredMessage):
@@ -85,6 +86,11 @@ class BackupMessage(_Strict):
     tool_call_id: Annotated[str, Field(max_length=200)] | None = None
     usage: BackupUsage | None = None
     created_at: UtcDateTime
+    parent_id: uuid.UUID | None = Field(
+        default=None, description="version 2: a message of the same conversation, or null"
+    )
+    reasoning: Annotated[str, Field(max_length=1_000_000)] | None = None
+    finish_reason: FinishReason | None = None
 
 
 class BackupConversation(_Strict):
@@ -101,6 +107,9 @@ class BackupConversation(_Strict):
         default=None, description="ignored: recounted"
     )
     last_message_preview: Annotated[str, Field(max_length=200)] | None = None
+    current_message_id: uuid.UUID | None = Field(
+        default=None, description="version 2: the active leaf, one of `messages`"
+    )
     messages: list[BackupMessage]
 
 
@@ -108,7 +117,9 @@ class BackupDocument(_Strict):
     """The whole account as exported by `GET /sync/export`."""
 
     format: Literal["vektor-backup"]
-    version: Annotated[Literal[1], NoBoolOrText]
+    version: Annotated[Literal[1, 2], NoBoolOrText] = Field(
+        description="2: messages form a tree; 1 (older exports): one linear branch in order"
+    )
     exported_at: Annotated[datetime, TextOnly]
     user: dict[str, Any] | None = Field(default=None, description="informational; not imported")
     preferences: Preferences | None = None

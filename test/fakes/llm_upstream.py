@@ -15,6 +15,7 @@ its real HTTP client, SSE parsing, timeouts and connection pooling against it. U
             Reply(tokens=["a", "b", "c"], fail_after=2),     # TCP connection dropped after 2
             Reply(hang=True),                                # never answers
             Reply(raw_body='{"id": "msg_1"}', content_type="application/json"),  # no stream
+            Reply.text("42", reasoning=["Let me ", "think."]),  # reasoning first, then text
         )
         # model configs: {"provider": "openai", "base_url": fake.openai_base_url, ...}
         #             or {"provider": "anthropic", "base_url": fake.anthropic_base_url, ...}
@@ -45,7 +46,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 _WORD = re.compile(r"\s*\S+")
-Events = list[tuple[str, bytes]]  # ("open" | "token" | "tail", one SSE event)
+# ("open" | "token" | "tail", one SSE event): "token" events (text and reasoning pieces) get
+# the delays and count for fail_after/error_after/stop_after; "open" ones go out at once
+Events = list[tuple[str, bytes]]
 
 
 @dataclass
@@ -69,6 +72,13 @@ class Reply:
     """One scripted upstream response; every field is optional."""
 
     tokens: list[str] = field(default_factory=list)  # text pieces, streamed in order
+    # reasoning pieces, streamed before the text: Anthropic, one thinking block closed by a
+    # `signature_delta`; OpenAI-compatible, deltas with `reasoning_field` (`reasoning_content`:
+    # DeepSeek, vLLM; `reasoning`: OpenRouter, Ollama)
+    reasoning: list[str] = field(default_factory=list)
+    reasoning_field: str = "reasoning_content"
+    signature: str = "EqQBCgIYAhIMfakeSignature"  # Anthropic: the thinking block's signature
+    redacted_thinking: list[str] = field(default_factory=list)  # Anthropic: redacted blocks
     tool_calls: list[FakeToolCall] = field(default_factory=list)
     interleave_tool_calls: bool = False  # OpenAI: mix the pieces of several calls (by index)
     usage: tuple[int, int] | None = None  # (input, output); None = a rough estimate
@@ -144,6 +154,12 @@ def _openai_events(body: dict[str, Any], reply: Reply) -> Events:
         return _sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [choice]})
 
     events: Events = [("open", chunk({"role": "assistant", "content": ""}))]
+    # DeepSeek sends `content: null` beside `reasoning_content`; OpenRouter `""` beside `reasoning`
+    empty = None if reply.reasoning_field == "reasoning_content" else ""
+    events += [
+        ("token", chunk({"content": empty, reply.reasoning_field: piece}))
+        for piece in reply.reasoning
+    ]
     events += [("token", chunk({"content": token})) for token in reply.tokens]
     per_call: list[list[bytes]] = []
     for index, call in enumerate(reply.tool_calls):
@@ -190,18 +206,18 @@ def _anthropic_events(body: dict[str, Any], reply: Reply) -> Events:
     """A Messages event stream for `reply`."""
     input_tokens, output_tokens = reply.usage_pair(body) if reply.send_usage else (0, 0)
     message = {"id": "msg_fake", "role": "assistant", "usage": {"input_tokens": input_tokens}}
+    events: Events = [("open", _named({"type": "message_start", "message": message}))]
+    events += _anthropic_thinking(reply)
+    first = int(bool(reply.reasoning)) + len(reply.redacted_thinking)  # the text block's index
     text_block = {"type": "text", "text": ""}
-    events: Events = [
-        ("open", _named({"type": "message_start", "message": message})),
-        ("open", _named({"type": "content_block_start", "index": 0, "content_block": text_block})),
-        ("open", _named({"type": "ping"})),
-    ]
-    delta = {"type": "content_block_delta", "index": 0}
+    start = {"type": "content_block_start", "index": first, "content_block": text_block}
+    events += [("open", _named(start)), ("open", _named({"type": "ping"}))]
+    delta = {"type": "content_block_delta", "index": first}
     for token in reply.tokens:
         text = {"type": "text_delta", "text": token}
         events.append(("token", _named({**delta, "delta": text})))
-    events.append(("tail", _named({"type": "content_block_stop", "index": 0})))
-    for index, call in enumerate(reply.tool_calls, start=1):
+    events.append(("tail", _named({"type": "content_block_stop", "index": first})))
+    for index, call in enumerate(reply.tool_calls, start=first + 1):
         block = {"type": "tool_use", "id": call.id or f"toolu_fake_{index}", "name": call.name}
         start = {"type": "content_block_start", "index": index}
         events.append(("tail", _named({**start, "content_block": {**block, "input": {}}})))
@@ -214,6 +230,31 @@ def _anthropic_events(body: dict[str, Any], reply: Reply) -> Events:
     if reply.send_usage:
         closing["usage"] = {"output_tokens": output_tokens}
     events += [("tail", _named(closing)), ("tail", _named({"type": "message_stop"}))]
+    return events
+
+
+def _anthropic_thinking(reply: Reply) -> Events:
+    """Extended thinking as Anthropic streams it: a `thinking` block of `thinking_delta`s closed
+    by a `signature_delta`, then any `redacted_thinking` blocks (opaque `data`, no deltas)."""
+    events: Events = []
+    if reply.reasoning:
+        block = {"type": "thinking", "thinking": "", "signature": ""}
+        events.append(
+            ("open", _named({"type": "content_block_start", "index": 0, "content_block": block}))
+        )
+        delta = {"type": "content_block_delta", "index": 0}
+        for piece in reply.reasoning:
+            thinking = {"type": "thinking_delta", "thinking": piece}
+            events.append(("token", _named({**delta, "delta": thinking})))
+        signed = {"type": "signature_delta", "signature": reply.signature}
+        events.append(("open", _named({**delta, "delta": signed})))
+        events.append(("open", _named({"type": "content_block_stop", "index": 0})))
+    for offset, data in enumerate(reply.redacted_thinking):
+        index = int(bool(reply.reasoning)) + offset
+        block = {"type": "redacted_thinking", "data": data}
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        events += [("open", _named(start))]
+        events += [("open", _named({"type": "content_block_stop", "index": index}))]
     return events
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, Message, User
-from app.repositories.tree import MessageTreeRepository
+from app.repositories.message_tree import MessageTreeRepository
 from test.support.db import add_user
 
 _START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -61,21 +61,21 @@ async def test_path_newest_descendant_and_branch(db_session: AsyncSession) -> No
     user = await add_user(db_session)
     conversation, ids = await _tree(db_session, user, EDGES)
     cid = conversation.id
-    path = await tree.path(conversation_id=cid, leaf_id=ids["u4"])
+    path = await tree.path_to(conversation_id=cid, leaf_id=ids["u4"])
     assert [m.content for m in path] == ["u1", "a1", "u3", "a3", "u4"]
-    assert await tree.path(conversation_id=uuid.uuid4(), leaf_id=ids["u4"]) == []
+    assert await tree.path_to(conversation_id=uuid.uuid4(), leaf_id=ids["u4"]) == []
 
-    assert await tree.newest_descendant(conversation_id=cid, message_id=ids["a1"]) == ids["u4"]
-    assert await tree.newest_descendant(conversation_id=cid, message_id=ids["u2"]) == ids["a2"]
-    assert await tree.newest_descendant(conversation_id=cid, message_id=ids["u1"]) == ids["u4"]
-    assert await tree.newest_descendant(conversation_id=cid, message_id=ids["a1b"]) == ids["a1b"]
-    assert await tree.newest_descendant(conversation_id=uuid.uuid4(), message_id=ids["u1"]) is None
+    assert await tree.newest_leaf(conversation_id=cid, message_id=ids["a1"]) == ids["u4"]
+    assert await tree.newest_leaf(conversation_id=cid, message_id=ids["u2"]) == ids["a2"]
+    assert await tree.newest_leaf(conversation_id=cid, message_id=ids["u1"]) == ids["u4"]
+    assert await tree.newest_leaf(conversation_id=cid, message_id=ids["a1b"]) == ids["a1b"]
+    assert await tree.newest_leaf(conversation_id=uuid.uuid4(), message_id=ids["u1"]) is None
 
     on_path, beside = await tree.branch(conversation_id=cid, leaf_id=ids["a2"])
     assert [m.content for m in on_path] == ["u1", "a1", "u2", "a2"]
     names = {v: k for k, v in ids.items()}
     assert [names[i] for i, _ in beside] == ["u1", "a1", "u2", "a2", "u3", "a1b"]
-    assert await tree.newest(conversation_id=cid) == ids["u4"]
+    assert await tree.newest_leaf(conversation_id=cid, message_id=None) == ids["u4"]
 
 
 async def test_a_walk_stays_in_its_conversation_and_survives_a_loop(
@@ -90,14 +90,13 @@ async def test_a_walk_stays_in_its_conversation_and_survives_a_loop(
     assert first is not None
     first.parent_id = other_ids["a1"]
     await db_session.flush()
-    path = await tree.path(conversation_id=conversation.id, leaf_id=ids["a1"])
+    path = await tree.path_to(conversation_id=conversation.id, leaf_id=ids["a1"])
     assert [m.id for m in path] == [ids["u1"], ids["a1"]]
     first.parent_id = ids["a1"]
     await db_session.flush()
     # the walk ends when it finds nothing new instead of running forever
-    rows = await tree.path(conversation_id=conversation.id, leaf_id=ids["a1"])
+    rows = await tree.path_to(conversation_id=conversation.id, leaf_id=ids["a1"])
     assert [m.id for m in rows] == [ids["u1"], ids["a1"]]
     assert (
-        await tree.newest_descendant(conversation_id=conversation.id, message_id=ids["u1"])
-        == ids["a1"]
+        await tree.newest_leaf(conversation_id=conversation.id, message_id=ids["u1"]) == ids["a1"]
     )

@@ -40,8 +40,9 @@ router = APIRouter(prefix="/chat", tags=["chat"])
 
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
-        "description": "Server-Sent Events: start, model (a fallback model answers), delta, "
-        "tool_call, tool_progress, tool_result, usage, title, done | error. A re-attach that "
+        "description": "Server-Sent Events: start, model (a fallback model answers), reasoning "
+        "(the model's visible reasoning, saved as Message.reasoning), delta, tool_call, "
+        "tool_progress, tool_result, usage, title, done | error. A re-attach that "
         "cannot replay exactly from Last-Event-ID sends snapshot `{message_id, content, "
         "reasoning, tool_calls, status}` (replace the message with it) and goes on; ids never "
         "restart. On server shutdown the stream ends with error `server_shutdown` whose id is "

@@ -1,18 +1,21 @@
-"""`/chat/messages/{id}/…`: regenerate an answer, edit a question, continue a cut answer."""
+"""`/chat` tree routes: regenerate an answer, edit a question, continue a cut answer (each
+streamed like `POST /chat/stream`); switch the active branch, delete a subtree (tree edits
+every device follows)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ChatStarter
+from app.api.deps import ChatStarter, CurrentUser, TreeEditServiceDep
 from app.api.openapi import errors
 from app.api.routers.chat import SSE_DOC, sse_response
-from app.schemas.chat import EditRequest, TurnOptions
+from app.schemas.chat import BranchSwitch, ConversationRead, EditRequest, TurnOptions
 
-router = APIRouter(prefix="/chat/messages", tags=["chat"])
+router = APIRouter(prefix="/chat", tags=["chat"])
 
 _ROLE = "`wrong_message_role`: the message is not {}; `model_unavailable`"
 _NOT_FOUND = (404, "`not_found`: no such message, or another user's")
@@ -20,7 +23,7 @@ _TOO_MANY = (429, "`rate_limited`: too many messages, or too many answers runnin
 
 
 @router.post(
-    "/{message_id}/regenerate",
+    "/messages/{message_id}/regenerate",
     response_class=StreamingResponse,
     responses={
         **SSE_DOC,
@@ -42,7 +45,7 @@ async def regenerate_answer(
 
 
 @router.post(
-    "/{message_id}/edit",
+    "/messages/{message_id}/edit",
     response_class=StreamingResponse,
     responses={
         **SSE_DOC,
@@ -66,7 +69,7 @@ async def edit_question(
 
 
 @router.post(
-    "/{message_id}/continue",
+    "/messages/{message_id}/continue",
     response_class=StreamingResponse,
     responses={
         **SSE_DOC,
@@ -95,3 +98,33 @@ async def continue_answer(
         body=body or TurnOptions(),
     )
     return sse_response(start.shutdown, chat.follow(message_id=message_id), after=0)
+
+
+@router.put(
+    "/history/{conversation_id}/current",
+    response_model=ConversationRead,
+    responses=errors((404, "`not_found`: no such conversation or message, or another user's")),
+)
+async def switch_branch(
+    conversation_id: uuid.UUID, body: BranchSwitch, user: CurrentUser, tree: TreeEditServiceDep
+) -> Any:
+    """Make the branch through a message the active one (its newest descendant is the leaf)."""
+    return await tree.switch_branch(
+        user_id=user.id, conversation_id=conversation_id, message_id=body.message_id
+    )
+
+
+@router.delete(
+    "/messages/{message_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(
+        (404, "`not_found`: no such message, or another user's"),
+        (409, "`generation_running`: an answer in this subtree is still being generated"),
+    ),
+)
+async def delete_message(
+    message_id: uuid.UUID, user: CurrentUser, tree: TreeEditServiceDep
+) -> Response:
+    """Delete a message and all its descendants."""
+    await tree.delete_subtree(user_id=user.id, message_id=message_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

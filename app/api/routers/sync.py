@@ -26,8 +26,10 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 }
 _EXPORT_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
-        "description": "The backup document `{format: 'vektor-backup', version: 1, exported_at, "
-        "user, preferences, conversations: [Conversation]}`",
+        "description": "The backup document `{format: 'vektor-backup', version: 2, exported_at, "
+        "user, preferences, conversations: [Conversation]}`: every message of each "
+        "conversation's tree (with `parent_id`, `reasoning`, `finish_reason`) and its "
+        "`current_message_id`. Import also takes version 1 (one linear branch).",
         "content": {"application/json": {"schema": {"type": "object"}}},
         "headers": {
             "Content-Disposition": {

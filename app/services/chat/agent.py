@@ -40,6 +40,7 @@ from app.services.llm import (
     ModelConfig,
     ModelRegistry,
     ProviderError,
+    ReasoningDelta,
     TextDelta,
     ToolCallRequest,
     Usage,
@@ -81,6 +82,8 @@ class AgentRun:
         if resumed is not None:  # its text, tool calls and usage are saved again at the end
             self.state.parts.append(resumed.content)
             self.state.tool_calls.extend(resumed.tool_calls)
+            if resumed.reasoning:  # shown and saved before the new reasoning
+                self.state.reasoning.parts.append(resumed.reasoning)
             if resumed.usage:
                 self.state.saw_usage = True
                 self.state.input_tokens = int(resumed.usage.get("input_tokens", 0))
@@ -116,7 +119,7 @@ class AgentRun:
                 snapshot: SnapshotEvent = {
                     "message_id": str(ids.message_id),
                     "content": resumed.content,
-                    "reasoning": None,
+                    "reasoning": resumed.reasoning,
                     "tool_calls": resumed.tool_calls or None,
                     "status": MessageStatus.STREAMING,
                 }
@@ -209,6 +212,7 @@ class AgentRun:
             now=utcnow(),
             error_code=(outcome.code or "error") if status == MessageStatus.ERROR else None,
             last_event_id=terminal_id,
+            reasoning=self.state.reasoning.text,
             finish_reason=outcome.reason,
         )
         if usage is not None:
@@ -241,7 +245,11 @@ class AgentRun:
                 return StopTurn(reason)
             if round_no == self.max_tool_rounds:
                 return StopTurn(FinishReason.TOOL_LIMIT)
-            messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
+            # the round's signed thinking goes back to the model that produced it (only it)
+            blocks = self.state.reasoning.take_blocks()
+            messages.append(
+                ChatMessage(role="assistant", content="", tool_calls=calls, reasoning_blocks=blocks)
+            )
             results = await self._run_tools(calls, round_no)
             messages.extend(
                 ChatMessage(role="tool", content=content, tool_call_id=call.id)
@@ -266,6 +274,15 @@ class AgentRun:
                 emit("delta", {"content": content})
                 if time.monotonic() - self._last_checkpoint > CHECKPOINT_EVERY_S:
                     self._schedule_checkpoint()
+            elif kind is ReasoningDelta:
+                if not self._started:
+                    await self._ensure_started()
+                shown = state.reasoning.add(event, model_id=state.model_id)  # type: ignore[arg-type]
+                if shown:
+                    state.token_count += 1
+                    emit("reasoning", {"content": shown})
+                    if time.monotonic() - self._last_checkpoint > CHECKPOINT_EVERY_S:
+                        self._schedule_checkpoint()
             elif kind is ToolCallRequest:
                 calls.append(event)  # type: ignore[arg-type]
             elif kind is Usage:
@@ -333,6 +350,7 @@ class AgentRun:
                     message_id=self.req.ids.message_id,
                     content=self.state.text,
                     last_event_id=self.gen.log.next_id - 1,  # the text is that of this event
+                    reasoning=self.state.reasoning.text,
                 )
             )
 

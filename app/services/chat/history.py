@@ -17,7 +17,7 @@ from app.db.base import utcnow
 from app.models import Conversation, Message
 from app.repositories.changes import ChangeRepository
 from app.repositories.conversations import ConversationRepository
-from app.repositories.tree import MessageTreeRepository
+from app.repositories.message_tree import MessageTreeRepository
 from app.schemas.chat import ConversationPage, ConversationRead, ConversationUpdate
 from app.services.llm import ChatMessage, ToolCallRequest
 
@@ -124,27 +124,14 @@ class HistoryService:
         conversation = await self._owned(user_id=user_id, conversation_id=conversation_id)
         cid = conversation.id
         if leaf is not None:
-            end = await self.tree.newest_descendant(conversation_id=cid, message_id=leaf)
+            end = await self.tree.newest_leaf(conversation_id=cid, message_id=leaf)
             if end is None:
                 raise NotFound("Message not found in this conversation")
         else:
             end = conversation.current_message_id
-        path: list[Message] = []
-        rows: list[tuple[uuid.UUID, uuid.UUID | None]] = []
-        if not everything and end is not None:
-            path, rows = await self.tree.branch(conversation_id=cid, leaf_id=end)
-        if path:
-            messages = path
-        else:  # all; or no active leaf (written before conversations were trees)
-            messages = await self.repo.messages(conversation_id=cid)
-            rows = [(m.id, m.parent_id) for m in messages]
-        siblings = _siblings(rows)
-        items = [
-            {**_columns(m), "sibling_ids": siblings.get(m.parent_id, [m.id])} for m in messages
-        ]
-        return ConversationRead.model_validate(
-            {**_columns(conversation), "messages": items}, from_attributes=True
-        )
+        if everything or end is None:
+            return await branch_read(self.tree, self.repo, conversation, None)
+        return await branch_read(self.tree, self.repo, conversation, end)
 
     async def update(
         self, *, user_id: uuid.UUID, conversation_id: uuid.UUID, data: ConversationUpdate
@@ -177,6 +164,30 @@ class HistoryService:
         if conversation is None:
             raise NotFound("Conversation not found")
         return conversation
+
+
+async def branch_read(
+    tree: MessageTreeRepository,
+    repo: ConversationRepository,
+    conversation: Conversation,
+    leaf_id: uuid.UUID | None,
+) -> ConversationRead:
+    """`conversation` with the branch root → `leaf_id` and each message's siblings (every
+    message when `leaf_id` is None or gone: a conversation written before the tree is shown
+    whole), in one or two queries."""
+    path: list[Message] = []
+    rows: list[tuple[uuid.UUID, uuid.UUID | None]] = []
+    if leaf_id is not None:
+        path, rows = await tree.branch(conversation_id=conversation.id, leaf_id=leaf_id)
+    messages = path
+    if not path:
+        messages = await repo.messages(conversation_id=conversation.id)
+        rows = [(m.id, m.parent_id) for m in messages]
+    siblings = _siblings(rows)
+    items = [{**_columns(m), "sibling_ids": siblings.get(m.parent_id, [m.id])} for m in messages]
+    return ConversationRead.model_validate(
+        {**_columns(conversation), "messages": items}, from_attributes=True
+    )
 
 
 def _columns(row: Conversation | Message) -> dict[str, Any]:

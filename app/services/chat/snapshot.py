@@ -30,6 +30,7 @@ class SnapshotState:
     """A message rebuilt by applying its content events in order (a live one: `streaming`)."""
 
     parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: MessageStatus = MessageStatus.STREAMING
 
@@ -37,8 +38,11 @@ class SnapshotState:
         """Fold one content event into the state."""
         if name == "delta":
             self.parts.append(data["content"])
+        elif name == "reasoning":
+            self.reasoning.append(data["content"])
         elif name == "snapshot":  # a continued answer starts from its saved text
             self.parts = [data["content"]]
+            self.reasoning = [data["reasoning"]] if data["reasoning"] else []
             self.tool_calls = [dict(call) for call in data["tool_calls"] or ()]
         elif name == "tool_call":
             self.tool_calls.append(
@@ -67,6 +71,7 @@ class SnapshotState:
             event_id,
             message_id=message_id,
             content="".join(self.parts),
+            reasoning="".join(self.reasoning) or None,
             tool_calls=self.tool_calls,
             status=self.status,
         )
@@ -77,6 +82,7 @@ def snapshot_frame(
     *,
     message_id: uuid.UUID,
     content: str,
+    reasoning: str | None,
     tool_calls: list[dict[str, Any]] | None,
     status: MessageStatus,
 ) -> bytes:
@@ -85,7 +91,7 @@ def snapshot_frame(
     data: SnapshotEvent = {
         "message_id": str(message_id),
         "content": content,
-        "reasoning": None,
+        "reasoning": reasoning,
         "tool_calls": calls,
         "status": status,
     }
@@ -124,6 +130,7 @@ def rebuilt_frames(message: Message, client_last_id: int) -> bytes:
         base + 1,
         message_id=message.id,
         content=message.content,
+        reasoning=message.reasoning,
         tool_calls=message.tool_calls,
         status=status,
     )

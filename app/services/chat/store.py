@@ -103,11 +103,21 @@ class TurnStore:
         )
 
     async def checkpoint(
-        self, *, user_id: uuid.UUID, message_id: uuid.UUID, content: str, last_event_id: int = 0
+        self,
+        *,
+        user_id: uuid.UUID,
+        message_id: uuid.UUID,
+        content: str,
+        last_event_id: int = 0,
+        reasoning: str | None = None,
     ) -> None:
-        """Save the text so far of a long answer (best effort)."""
+        """Save the text (and reasoning) so far of a long answer (best effort)."""
         write = CheckpointWrite(
-            user_id=user_id, message_id=message_id, content=content, last_event_id=last_event_id
+            user_id=user_id,
+            message_id=message_id,
+            content=content,
+            last_event_id=last_event_id,
+            reasoning=reasoning,
         )
         try:
             await self._save(write)
@@ -127,6 +137,7 @@ class TurnStore:
         now: datetime,
         error_code: str | None = None,
         last_event_id: int = 0,
+        reasoning: str | None = None,
         finish_reason: str | None = None,
     ) -> None:
         """Save the final assistant message and touch the conversation (retried with backoff
@@ -144,6 +155,7 @@ class TurnStore:
             now=now,
             error_code=error_code,
             last_event_id=last_event_id,
+            reasoning=reasoning,
             finish_reason=finish_reason,
         )
         try:

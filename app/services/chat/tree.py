@@ -5,7 +5,7 @@ app/services/chat/service.py: a new message (below the active leaf or any `paren
 older one forks), a regenerated answer (a new assistant sibling), an edited question (a new
 user sibling, then its answer) and a continued answer (the same message, text appended).
 The model sees only the path root → parent (one recursive query,
-app/repositories/tree.py), with the tool rounds on it replayed.
+app/repositories/message_tree.py), with the tool rounds on it replayed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.status import MessageStatus
 from app.models import Conversation, Message
 from app.repositories.conversations import ConversationRepository
-from app.repositories.tree import MessageTreeRepository
+from app.repositories.message_tree import MessageTreeRepository
 from app.services.chat.history import replay
 from app.services.chat.turn import Resumed
 from app.services.llm import ChatMessage
@@ -69,8 +69,8 @@ class TreeTurns:
         assert conversation_id is not None
         conversation = await self._conversation(user_id=user_id, conversation_id=conversation_id)
         if parent_id is None:
-            parent_id = conversation.current_message_id or await self.tree.newest(
-                conversation_id=conversation_id
+            parent_id = conversation.current_message_id or await self.tree.newest_leaf(
+                conversation_id=conversation_id, message_id=None
             )
         return Placement(
             conversation_id=conversation_id,
@@ -139,6 +139,7 @@ class TreeTurns:
                 content=answer.content,
                 tool_calls=list(answer.tool_calls or []),
                 usage=answer.usage,
+                reasoning=answer.reasoning,
             ),
             last_event_id=answer.last_event_id,
             model=answer.model,
@@ -149,7 +150,7 @@ class TreeTurns:
     ) -> list[ChatMessage]:
         if leaf_id is None:
             return []
-        return replay(await self.tree.path(conversation_id=conversation_id, leaf_id=leaf_id))
+        return replay(await self.tree.path_to(conversation_id=conversation_id, leaf_id=leaf_id))
 
     async def _message(
         self, *, user_id: uuid.UUID, message_id: uuid.UUID, role: str | None = None

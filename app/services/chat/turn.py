@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.services.chat.reasoning import ReasoningTrack
 from app.services.chat.store import TurnIds
 from app.services.llm import ChatMessage, ModelConfig
 from app.services.tools import Tool
@@ -39,6 +40,7 @@ class Resumed:
     content: str
     tool_calls: list[dict[str, Any]]
     usage: dict[str, int] | None = None  # the tokens it took so far (the new ones are added)
+    reasoning: str | None = None  # its reasoning so far (the new reasoning is appended)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class TurnState:
     """What has been produced so far (saved whatever the outcome)."""
 
     parts: list[str] = field(default_factory=list)
+    reasoning: ReasoningTrack = field(default_factory=ReasoningTrack)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0

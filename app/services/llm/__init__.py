@@ -7,7 +7,7 @@ Typical use (the registry is created and started in the app lifespan)::
     async for event in provider.stream(
         model=model, messages=messages, tools=tools, temperature=None, max_tokens=None
     ):
-        ...  # TextDelta* -> ToolCallRequest* -> Usage? -> Finish
+        ...  # (TextDelta | ReasoningDelta)* -> ToolCallRequest* -> Usage? -> Finish
 """
 
 from app.services.llm.base import (
@@ -20,6 +20,8 @@ from app.services.llm.base import (
     ModelConfigError,
     Provider,
     ProviderError,
+    ReasoningBlock,
+    ReasoningDelta,
     TextDelta,
     ToolCallRequest,
     Usage,
@@ -40,6 +42,8 @@ __all__ = [
     "ModelRegistry",
     "Provider",
     "ProviderError",
+    "ReasoningBlock",
+    "ReasoningDelta",
     "TextDelta",
     "ToolCallRequest",
     "Usage",

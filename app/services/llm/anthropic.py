@@ -14,6 +14,8 @@ from app.services.llm.base import (
     LLMEvent,
     ModelConfig,
     ProviderError,
+    ReasoningBlock,
+    ReasoningDelta,
     TextDelta,
     ToolCallRequest,
     Usage,
@@ -49,8 +51,26 @@ _ERROR_CODES = {
 }
 
 
-def build_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any]]]:
-    """Split out the system text; tool results become user `tool_result` blocks; merge turns."""
+def _replayed(blocks: list[ReasoningBlock], model_id: str) -> list[dict[str, Any]]:
+    """The thinking blocks of this model that the API must see again (signed or redacted)."""
+    out: list[dict[str, Any]] = []
+    for block in blocks:
+        if block.model_id != model_id:
+            continue  # another model's reasoning is never shown to this one
+        if block.redacted is not None:
+            out.append({"type": "redacted_thinking", "data": block.redacted})
+        elif block.signature:
+            out.append({"type": "thinking", "thinking": block.text, "signature": block.signature})
+    return out
+
+
+def build_messages(
+    messages: list[ChatMessage], *, model_id: str = ""
+) -> tuple[str, list[dict[str, Any]]]:
+    """Split out the system text; tool results become user `tool_result` blocks; merge turns.
+
+    An assistant turn of the running tool loop starts with its thinking blocks, as the API
+    requires when thinking is on (only those `model_id` produced)."""
     system: list[str] = []
     out: list[dict[str, Any]] = []
     for message in messages:
@@ -69,6 +89,8 @@ def build_messages(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any
             )
         elif message.role == "assistant":
             role = "assistant"
+            if message.reasoning_blocks:
+                blocks += _replayed(message.reasoning_blocks, model_id)
             if message.content.strip():
                 blocks.append({"type": "text", "text": message.content})
             for call in message.tool_calls or ():
@@ -94,18 +116,26 @@ def build_request(
     temperature: float | None,
     max_tokens: int | None,
 ) -> dict[str, Any]:
-    """The JSON body of one streaming Messages request."""
-    system, turns = build_messages(messages)
+    """The JSON body of one streaming Messages request.
+
+    With `reasoning.budget_tokens` (extended thinking): `thinking` is sent, `max_tokens` is
+    the budget plus the answer's limit (thinking counts towards it and the API wants it above
+    the budget), and no temperature (thinking accepts only the default)."""
+    system, turns = build_messages(messages, model_id=model.id)
+    answer_tokens = min(max_tokens or model.max_output_tokens, model.max_output_tokens)
+    budget = model.reasoning.budget_tokens if model.reasoning else None
     body: dict[str, Any] = {
         "model": model.model,
-        "max_tokens": min(max_tokens or model.max_output_tokens, model.max_output_tokens),
+        "max_tokens": answer_tokens + (budget or 0),
         "messages": turns,
         "stream": True,
     }
     if system:
         body["system"] = system
     temp = temperature if temperature is not None else model.temperature
-    if temp is not None:
+    if budget:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    elif temp is not None:
         body["temperature"] = min(temp, 1.0)  # Anthropic's range is 0..1
     if tools and model.supports_tools:
         body["tools"] = [
@@ -120,41 +150,58 @@ def build_request(
 
 
 class EventReader:
-    """State of one stream: text deltas out, tool-use blocks assembled, usage and stop kept."""
+    """State of one stream: text and thinking deltas out, tool-use blocks assembled, thinking
+    signatures kept until their block closes, usage and stop kept."""
 
-    __slots__ = ("_input_tokens", "_key", "_output_tokens", "_tools", "done", "stop_reason")
+    __slots__ = (
+        "_input_tokens",
+        "_key",
+        "_output_tokens",
+        "_signatures",
+        "_tools",
+        "done",
+        "stop_reason",
+    )
 
     def __init__(self, key: str | None) -> None:
         """Nothing seen yet."""
         self._key = key
         self._tools: dict[int, tuple[str, str, list[str]]] = {}
+        self._signatures: dict[int, str] = {}  # open thinking blocks: index -> signature
         self._input_tokens: int | None = None
         self._output_tokens = 0
         self.stop_reason: str | None = None
         self.done = False
 
-    def handle(self, data: bytes) -> str | ToolCallRequest | None:
-        """Apply one event; return its text delta or a completed tool call (the hot path)."""
+    def handle(self, data: bytes) -> str | ToolCallRequest | ReasoningDelta | None:
+        """Apply one event; return its text delta, a thinking delta, a closed thinking block's
+        signature or a completed tool call (the hot path)."""
         event = load_json(data)
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event["delta"]
-            if delta.get("type") == "text_delta":
+            delta_type = delta.get("type")
+            if delta_type == "text_delta":
                 text: str = delta.get("text", "")
                 return text
-            if delta.get("type") == "input_json_delta":
+            if delta_type == "thinking_delta":
+                thinking = delta.get("thinking")
+                return ReasoningDelta(thinking) if thinking else None
+            if delta_type == "input_json_delta":
                 self._tools[event["index"]][2].append(delta.get("partial_json", ""))
+            elif delta_type == "signature_delta":  # the last one counts
+                self._signatures[event.get("index", -1)] = str(delta.get("signature") or "")
             return None
         if kind == "content_block_start":
-            block = event["content_block"]
-            if block.get("type") == "tool_use":
-                self._tools[event["index"]] = (block["id"], block["name"], [])
-            elif block.get("type") == "text" and block.get("text"):
-                return str(block["text"])
-        elif kind == "content_block_stop":
-            tool = self._tools.pop(event.get("index", -1), None)
+            return self._start(event)
+        if kind == "content_block_stop":
+            index = event.get("index", -1)
+            tool = self._tools.pop(index, None)
             if tool is not None:
                 return ToolCallRequest(tool[0], tool[1], decode_arguments("".join(tool[2])))
+            signature = self._signatures.pop(index, None)
+            if signature:
+                return ReasoningDelta("", signature=signature)
         elif kind == "message_start":
             self._count(event.get("message", {}).get("usage"))
         elif kind == "message_delta":
@@ -167,6 +214,22 @@ class EventReader:
             code = _ERROR_CODES.get(error.get("type", ""), "upstream_error")
             detail = redact(str(error.get("message") or error.get("type") or ""), key=self._key)
             raise ProviderError(code, f"anthropic upstream error mid-stream: {detail}")
+        return None
+
+    def _start(self, event: dict[str, Any]) -> str | ReasoningDelta | None:
+        """A content block opens: a tool call to assemble, a thinking block, or text."""
+        block = event["content_block"]
+        block_type = block.get("type")
+        if block_type == "tool_use":
+            self._tools[event["index"]] = (block["id"], block["name"], [])
+        elif block_type == "thinking":
+            self._signatures[event.get("index", -1)] = str(block.get("signature") or "")
+            if block.get("thinking"):
+                return ReasoningDelta(str(block["thinking"]))
+        elif block_type == "redacted_thinking":
+            return ReasoningDelta("", redacted=str(block.get("data") or ""))
+        elif block_type == "text" and block.get("text"):
+            return str(block["text"])
         return None
 
     def _count(self, usage: dict[str, Any] | None) -> None:
@@ -217,7 +280,8 @@ class AnthropicProvider:
         temperature: float | None,
         max_tokens: int | None,
     ) -> AsyncIterator[LLMEvent]:
-        """Yield text deltas as they arrive, tool calls as their blocks close, then usage/finish."""
+        """Yield text and thinking deltas as they arrive, tool calls as their blocks close, then
+        usage and finish."""
         key = api_key(model=model, environ=self._environ)
         url = join_url(model.base_url, "/v1/messages")
         body = build_request(
@@ -247,11 +311,13 @@ class AnthropicProvider:
         ) as payloads:
             async for data in payloads:
                 out = None if reader.done else reader.handle(data)
+                if out is None:
+                    continue
                 if isinstance(out, str):
                     if out:
                         yield TextDelta(out)
-                elif out is not None:
-                    emitted_tools = True
+                else:
+                    emitted_tools = emitted_tools or isinstance(out, ToolCallRequest)
                     yield out
             final = reader.final_events(emitted_tools=emitted_tools)
         for event in final:

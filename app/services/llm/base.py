@@ -19,8 +19,8 @@ from app.services.tools import Tool
 
 FinishReason = Literal["stop", "length", "tool_calls"]
 Role = Literal["system", "user", "assistant", "tool"]
-ProviderKind = Literal["openai", "anthropic", "echo"]
-PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "echo")
+ProviderKind = Literal["openai", "anthropic", "echo", "openai_responses", "google"]
+PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "echo", "openai_responses", "google")
 
 PROVIDER_ERROR_CODES = frozenset(
     {
@@ -103,14 +103,32 @@ def storable_event(event: LLMEvent) -> LLMEvent:
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class ReasoningBlock:
+    """A finished piece of reasoning a provider must see again inside the same tool loop
+    (Anthropic: a signed thinking block, or a redacted one's opaque `redacted` data).
+
+    `model_id` is the model entry that produced it: a provider replays only its own model's
+    blocks, so reasoning never reaches another model (a fallback, a different provider)."""
+
+    model_id: str
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+
 @dataclass(slots=True)
 class ChatMessage:
-    """One message of the conversation as the provider sees it."""
+    """One message of the conversation as the provider sees it.
+
+    `reasoning_blocks`: only on an assistant message of the running tool loop (never from
+    history); providers that do not replay reasoning ignore them."""
 
     role: Role
     content: str
     tool_calls: list[ToolCallRequest] | None = None
     tool_call_id: str | None = None
+    reasoning_blocks: list[ReasoningBlock] | None = None
 
 
 class ProviderError(Exception):

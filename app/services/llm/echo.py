@@ -3,12 +3,15 @@
 - a normal message -> `Echo: <text>`, streamed word by word (whitespace kept);
 - `/tool <qualified_name> <json arguments>` -> one tool call, finish `tool_calls`;
 - `/tools [{"name": ..., "arguments": {...}}, ...]` -> several calls in one turn;
+- `/think <text>` -> reasoning first (`Thinking about: <text>…`, word by word, as
+  `ReasoningDelta`s), then `Echo: <text>`;
 - `/error <code> [message]` -> raises `ProviderError(code)` before any event;
 - after tool results -> `Tool <name> returned: <content>` (one line per result), finish `stop`;
 - after a final assistant message (a `continue`) -> the rest of that echo, if it is one.
 Tool commands work only when the request offers tools, as with a real model (the name is not
 checked, so tests can exercise unknown tools). `max_tokens` counts words: beyond it the reply
-stops with `length`. Each delta waits `delay_ms` (model config) or `ECHO_DELAY_MS` (env).
+stops with `length` (reasoning words are not counted). Each delta waits `delay_ms` (model
+config) or `ECHO_DELAY_MS` (env).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from app.services.llm.base import (
     LLMEvent,
     ModelConfig,
     ProviderError,
+    ReasoningDelta,
     TextDelta,
     ToolCallRequest,
     Usage,
@@ -126,6 +130,7 @@ class EchoProvider:
         """Yield the deterministic reply for `messages` (see the module docstring)."""
         input_tokens = _count_words(messages)
         last = messages[-1] if messages else ChatMessage(role="user", content="")
+        thoughts: list[str] = []
         if last.role == "tool":
             reply = _tool_results_reply(messages)
         elif last.role == "assistant":
@@ -147,11 +152,18 @@ class EchoProvider:
                 yield Finish("tool_calls")
                 return
             reply = parsed if isinstance(parsed, str) else f"Echo: {last.content}"
+            if command == "/think":
+                topic = text.removeprefix("/think").strip()
+                thoughts = split_words(f"Thinking about: {topic or '(nothing)'}…")
+                reply = f"Echo: {topic}"
         words = split_words(reply)
         limit = min(max_tokens or model.max_output_tokens, model.max_output_tokens)
         delay = self._delay_s(model)
+        for thought in thoughts:
+            await asyncio.sleep(delay)
+            yield ReasoningDelta(thought)
         for word in words[:limit]:
             await asyncio.sleep(delay)  # sleep(0) still lets other tasks (and cancel) in
             yield TextDelta(word)
-        yield Usage(input_tokens, min(len(words), limit))
+        yield Usage(input_tokens, len(thoughts) + min(len(words), limit))
         yield Finish("length" if len(words) > limit else "stop")

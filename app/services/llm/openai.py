@@ -16,6 +16,7 @@ from app.services.llm.base import (
     LLMEvent,
     ModelConfig,
     ProviderError,
+    ReasoningDelta,
     TextDelta,
     ToolCallRequest,
     Usage,
@@ -76,17 +77,27 @@ def build_request(
     temperature: float | None,
     max_tokens: int | None,
 ) -> dict[str, Any]:
-    """The JSON body of one streaming Chat Completions request."""
+    """The JSON body of one streaming Chat Completions request.
+
+    With `reasoning.effort` (OpenAI reasoning models): `reasoning_effort`, the limit as
+    `max_completion_tokens` (those models reject `max_tokens`; reasoning counts towards it)
+    and no temperature (they accept only the default)."""
+    limit = min(max_tokens or model.max_output_tokens, model.max_output_tokens)
     body: dict[str, Any] = {
         "model": model.model,
         "messages": build_messages(messages),
         "stream": True,
         "stream_options": {"include_usage": True},
-        "max_tokens": min(max_tokens or model.max_output_tokens, model.max_output_tokens),
     }
+    effort = model.reasoning.effort if model.reasoning else None
     temp = temperature if temperature is not None else model.temperature
-    if temp is not None:
-        body["temperature"] = temp
+    if effort:
+        body["reasoning_effort"] = effort
+        body["max_completion_tokens"] = limit
+    else:
+        body["max_tokens"] = limit
+        if temp is not None:
+            body["temperature"] = temp
     if tools and model.supports_tools:
         body["tools"] = [
             {
@@ -115,7 +126,8 @@ class _PendingCall:
 
 
 class ChunkReader:
-    """State of one stream: turns each `data:` payload into text, gathering everything else."""
+    """State of one stream: turns each `data:` payload into text or reasoning (`reasoning_content`:
+    DeepSeek, vLLM; `reasoning`: OpenRouter, Ollama), gathering everything else."""
 
     __slots__ = ("_by_index", "_calls", "_key", "done", "finish", "usage")
 
@@ -128,19 +140,21 @@ class ChunkReader:
         self.usage: Usage | None = None
         self.done = False
 
-    def handle(self, data: bytes) -> str | None:
-        """Apply one chunk; return its text delta, if any (the hot path: keep it lean)."""
+    def handle(self, data: bytes) -> str | ReasoningDelta | tuple[LLMEvent, ...] | None:
+        """Apply one chunk; return its text delta or reasoning delta (both, in a chunk that
+        carries both), if any (the hot path: keep it lean)."""
         if data == _DONE:
             self.done = True
             return None
         chunk = load_json(data)
-        text = None
+        text = reasoning = None
         choices = chunk.get("choices")
         if choices:
             choice = choices[0]
             delta = choice.get("delta")
             if delta:
                 text = delta.get("content")
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
                 calls = delta.get("tool_calls")
                 if calls:
                     self._add_calls(calls)
@@ -158,6 +172,10 @@ class ChunkReader:
             code = code_for_status(status) if isinstance(status, int) else "upstream_error"
             message = redact(error_text(chunk), key=self._key)
             raise ProviderError(code, f"openai upstream error mid-stream: {message}")
+        if reasoning and reasoning.__class__ is str:
+            if text and text.__class__ is str:
+                return ReasoningDelta(reasoning), TextDelta(text)
+            return ReasoningDelta(reasoning)
         return text if text.__class__ is str else None
 
     def _add_calls(self, parts: list[dict[str, Any]]) -> None:
@@ -230,7 +248,8 @@ class OpenAIProvider:
         temperature: float | None,
         max_tokens: int | None,
     ) -> AsyncIterator[LLMEvent]:
-        """Yield text deltas as they arrive, then tool calls, usage and the finish reason."""
+        """Yield text and reasoning deltas as they arrive, then tool calls, usage and the
+        finish reason."""
         key = api_key(model=model, environ=self._environ)
         url = join_url(model.base_url, "/chat/completions")
         body = build_request(
@@ -254,8 +273,15 @@ class OpenAIProvider:
             key=key,
         ) as payloads:
             async for data in payloads:
-                if not reader.done and (text := reader.handle(data)):
-                    yield TextDelta(text)
+                if reader.done or not (out := reader.handle(data)):
+                    continue
+                if isinstance(out, str):
+                    yield TextDelta(out)
+                elif isinstance(out, ReasoningDelta):
+                    yield out
+                else:
+                    for event in out:
+                        yield event
             final = reader.final_events()
         for event in final:
             yield event

@@ -14,7 +14,9 @@ from loguru import logger
 from app.services.llm.anthropic import AnthropicProvider
 from app.services.llm.base import ModelConfig, Provider
 from app.services.llm.echo import EchoProvider
+from app.services.llm.google import GoogleProvider
 from app.services.llm.openai import OpenAIProvider
+from app.services.llm.openai_responses import OpenAIResponsesProvider
 from app.services.llm.schema import load_model_file
 from app.services.llm.transport import new_session
 
@@ -68,11 +70,21 @@ class ModelRegistry:
         self._providers["anthropic"] = AnthropicProvider(
             session=anthropic_session, environ=self._environ
         )
+        self._start_newer_providers()
+
+    def _start_newer_providers(self) -> None:
+        """The Responses API shares OpenAI's hosts; Gemini gets a pool of its own."""
+        google_session = new_session()
+        self._sessions["google"] = google_session
+        self._providers["openai_responses"] = OpenAIResponsesProvider(
+            session=self._sessions["openai"], environ=self._environ
+        )
+        self._providers["google"] = GoogleProvider(session=google_session, environ=self._environ)
 
     async def aclose(self) -> None:
         """Close the HTTP sessions (in-flight streams fail with `upstream_unavailable`)."""
         sessions, self._sessions = self._sessions, {}
-        for kind in ("openai", "anthropic"):
+        for kind in ("openai", "anthropic", "openai_responses", "google"):
             self._providers.pop(kind, None)
         for session in sessions.values():
             await session.close()

@@ -38,7 +38,7 @@ class _ModelEntry(BaseModel):
 
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
     name: str | None = None
-    provider: Literal["openai", "anthropic", "echo"]
+    provider: Literal["openai", "anthropic", "echo", "openai_responses", "google"]
     model: str | None = Field(default=None, min_length=1)
     base_url: str | None = None
     api_key_env: str | None = None
@@ -91,6 +91,15 @@ class _ModelEntry(BaseModel):
                 raise ValueError(f"base_url: required for provider {self.provider!r}")
             if not self.model:
                 raise ValueError(f"model: required for provider {self.provider!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _responses_reasoning(self) -> _ModelEntry:
+        """The Responses API takes an effort, not a token budget."""
+        if self.provider == "openai_responses" and self.reasoning and self.reasoning.budget_tokens:
+            raise ValueError(
+                "reasoning: provider 'openai_responses' takes {\"effort\": ...}, not budget_tokens"
+            )
         return self
 
 

@@ -46,6 +46,9 @@ def message_doc(message: Message) -> dict[str, Any]:
         "tool_call_id": message.tool_call_id,
         "usage": message.usage,
         "created_at": _iso(message.created_at),
+        "parent_id": str(message.parent_id) if message.parent_id else None,
+        "reasoning": message.reasoning,
+        "finish_reason": message.finish_reason,
     }
 
 
@@ -61,6 +64,9 @@ def conversation_doc(conversation: Conversation, messages: list[Message]) -> dic
         "updated_at": _iso(conversation.updated_at),
         "message_count": conversation.message_count,
         "last_message_preview": conversation.last_message_preview,
+        "current_message_id": (
+            str(conversation.current_message_id) if conversation.current_message_id else None
+        ),
         "messages": [message_doc(m) for m in messages],
     }
 

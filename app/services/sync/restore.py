@@ -7,6 +7,10 @@
   same conversation) is skipped. An id that belongs to someone else is replaced by
   `uuid5(namespace, "<user id>:<old id>")`, a new id that is the same every time the same
   document is imported into the same account, so importing twice adds nothing.
+* Version 2 restores the message tree exactly (each message after its parent); a version-1
+  document (no tree yet) becomes one branch in its order, its last message the active leaf
+  (app/services/sync/backup_tree.py). A conversation that already exists keeps its active
+  leaf; messages merged into it hang below their parents.
 * Preferences are restored only into an account that never saved any.
 * Change numbers for the feed are reserved (one per written row) after the ownership
   reads and before the first write, so the user row is the first lock taken (see
@@ -32,6 +36,7 @@ from app.repositories.backups import BackupRepository
 from app.repositories.changes import ChangeRepository
 from app.schemas.common import find_json_problem
 from app.schemas.sync import BackupConversation, BackupDocument, BackupMessage, ImportResult
+from app.services.sync.backup_tree import as_tree, parents_first, tree_problem
 
 REMAP_NAMESPACE = uuid.UUID("5b0c4f8e-6a47-4c1e-9d0a-2f6f1b8e7a11")
 MAX_REMAP_ROUNDS = 4
@@ -91,7 +96,10 @@ def parse_document(raw: bytes) -> BackupDocument:
             if message.id in seen:
                 raise _invalid(f"conversations[{i}].messages[{j}].id: duplicate id {message.id}")
             seen.add(message.id)
-    return doc
+        if doc.version >= 2 and (broken := tree_problem(conversation)) is not None:
+            raise _invalid(f"conversations[{i}].{broken.path}: {broken.reason}")
+    trees = [as_tree(c, version=doc.version) for c in doc.conversations]
+    return doc.model_copy(update={"conversations": trees})
 
 
 def remapped(*, user_id: uuid.UUID, old: uuid.UUID) -> uuid.UUID:
@@ -141,34 +149,22 @@ class BackupImporter:
         conv_rows, msg_rows = [], []
         for conversation in doc.conversations:
             target = plan.conv_target[conversation.id]
-            # a version-1 document is one linear branch: each message follows the one
-            # before, and the newest (when it is imported) becomes the active leaf
-            ordered = _ordered(conversation.messages)
-            newest = ordered[-1] if ordered else None
-            leaf = (
-                plan.msg_target[newest.id]
-                if newest is not None and newest.id not in plan.msg_exists
-                else None
-            )
             if conversation.id in grown:
                 await self.backups.add_messages_to(
-                    conversation_id=target,
-                    added=grown[conversation.id],
-                    change_seq=seq,
-                    current_message_id=leaf,
+                    conversation_id=target, added=grown[conversation.id], change_seq=seq
                 )
                 seq += 1
             elif conversation.id not in plan.conv_exists:
-                row = _conversation_row(conversation, target, user_id, seq)
-                conv_rows.append(row | {"current_message_id": leaf})
+                current = conversation.current_message_id
+                leaf = plan.msg_target[current] if current is not None else None
+                conv_rows.append(_conversation_row(conversation, target, user_id, seq, leaf))
                 seq += 1
-            parent: uuid.UUID | None = None
-            for message in ordered:
+            for message in parents_first(_ordered(conversation.messages)):
                 if message.id not in plan.msg_exists:
-                    row = _message_row(message, plan.msg_target[message.id], target, user_id, seq)
-                    msg_rows.append(row | {"parent_id": parent})
+                    parent = plan.msg_target[message.parent_id] if message.parent_id else None
+                    ids = _RowIds(plan.msg_target[message.id], target, user_id, parent)
+                    msg_rows.append(_message_row(message, ids, seq))
                     seq += 1
-                parent = plan.msg_target[message.id]
         await self.backups.insert_conversations(rows=conv_rows)
         await self.backups.insert_messages(rows=msg_rows)
         if restore_prefs and doc.preferences is not None:
@@ -235,7 +231,11 @@ def _ordered(messages: list[BackupMessage]) -> list[BackupMessage]:
 
 
 def _conversation_row(
-    conversation: BackupConversation, target: uuid.UUID, user_id: uuid.UUID, seq: int
+    conversation: BackupConversation,
+    target: uuid.UUID,
+    user_id: uuid.UUID,
+    seq: int,
+    current: uuid.UUID | None,
 ) -> dict[str, Any]:
     return {
         "id": target,
@@ -246,23 +246,31 @@ def _conversation_row(
         "archived": conversation.archived,
         "message_count": len(conversation.messages),
         "last_message_preview": conversation.last_message_preview,
+        "current_message_id": current,
         "created_at": conversation.created_at,
         "updated_at": conversation.updated_at,
         "change_seq": seq,
     }
 
 
-def _message_row(
-    message: BackupMessage,
-    target: uuid.UUID,
-    conversation_id: uuid.UUID,
-    user_id: uuid.UUID,
-    seq: int,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _RowIds:
+    """Where a message goes: its id, conversation, owner and parent in this account."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    parent_id: uuid.UUID | None
+
+
+def _message_row(message: BackupMessage, ids: _RowIds, seq: int) -> dict[str, Any]:
     return {
-        "id": target,
-        "conversation_id": conversation_id,
-        "user_id": user_id,
+        "id": ids.id,
+        "conversation_id": ids.conversation_id,
+        "user_id": ids.user_id,
+        "parent_id": ids.parent_id,
+        "reasoning": message.reasoning,
+        "finish_reason": message.finish_reason,
         "role": message.role,
         "content": message.content,
         "status": message.status,

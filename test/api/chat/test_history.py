@@ -31,6 +31,7 @@ async def test_pagination_newest_first_without_gaps(client: httpx.AsyncClient, a
         "updated_at",
         "message_count",
         "last_message_preview",
+        "current_message_id",
     }
     assert item["message_count"] == 2 and item["last_message_preview"]
 

@@ -95,8 +95,7 @@ async def server_state(client: httpx.AsyncClient, headers: dict[str, str]) -> di
                 f"/chat/history/{item['id']}", params={"all": "true"}, headers=headers
             )
             assert full.status_code == 200
-            # the active branch is not in this feed's conversation summaries yet
-            convs[item["id"]] = {k: v for k, v in full.json().items() if k != "current_message_id"}
+            convs[item["id"]] = full.json()
         cursor = page["next_cursor"]
         if cursor is None:
             break

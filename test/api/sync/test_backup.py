@@ -65,7 +65,7 @@ async def test_round_trip_through_a_deleted_account(
     before = await _conversations(client, h, ids)
     assert before[0]["messages"][1]["tool_calls"][0]["result"] == "5"
     doc = await _export(client, h)
-    assert (doc["format"], doc["version"]) == ("vektor-backup", 1)
+    assert (doc["format"], doc["version"]) == ("vektor-backup", 2)
     assert doc["user"]["username"] == "alice" and doc["preferences"]["theme"] == "dark"
     assert len(doc["conversations"]) == 3
 
@@ -104,8 +104,24 @@ async def test_import_into_another_account_remaps_ids_once(
     assert await _conversations(client, alice["headers"], ids) == alice_before
     bobs = (await _export(client, bob["headers"]))["conversations"]
     assert not {c["id"] for c in bobs} & set(ids)
+    # ids are remapped, links too (parent ids and the active leaf point at the new ids)
     strip = lambda convs: [  # noqa: E731
-        {**c, "id": None, "messages": [{**m, "id": None} for m in c["messages"]]} for c in convs
+        {
+            **c,
+            "id": None,
+            "current_message_id": [m["id"] for m in c["messages"]].index(c["current_message_id"]),
+            "messages": [
+                {
+                    **m,
+                    "id": None,
+                    "parent_id": [x["id"] for x in c["messages"]].index(m["parent_id"])
+                    if m["parent_id"]
+                    else None,
+                }
+                for m in c["messages"]
+            ],
+        }
+        for c in convs
     ]
     assert sorted(map(json.dumps, strip(bobs))) == sorted(
         map(json.dumps, strip(doc["conversations"]))
@@ -128,7 +144,9 @@ async def test_merges_missing_messages_into_an_existing_conversation(
     doc["conversations"][0]["messages"].append(extra)
     result = await _import(client, h, doc)
     assert result.json() == {"conversations_imported": 0, "messages_imported": 1, "skipped": 3}
-    conversation = (await client.get(f"/chat/history/{cid}", headers=h)).json()
+    # a copy of the first message: a second root, beside the active branch
+    params = {"all": "true"}
+    conversation = (await client.get(f"/chat/history/{cid}", params=params, headers=h)).json()
     assert conversation["message_count"] == 3
     assert conversation["messages"][-1]["content"] == "restored later"
 
@@ -140,7 +158,7 @@ async def test_invalid_documents_name_the_bad_field(client: httpx.AsyncClient, a
     cases: list[tuple[Any, str]] = [
         (b"{not json", "Not valid JSON"),
         ({**doc, "format": "other"}, "format"),
-        ({**doc, "version": 2}, "version"),
+        ({**doc, "version": 3}, "version"),
         ({k: v for k, v in doc.items() if k != "conversations"}, "conversations"),
         ({**doc, "surprise": 1}, "surprise"),
     ]
