@@ -107,3 +107,21 @@ async def test_the_model_sees_only_the_path_to_the_parent(
         ("assistant", "cut short"),
     ]
     assert contents(await history(live, h, cid))[-1] == "cut short!"
+
+
+async def test_anthropic_continues_from_a_prefill(
+    live: httpx.AsyncClient, alice: dict, upstream: Any
+) -> None:
+    h = alice["headers"]
+    upstream.script(Reply.text("Half an answer", finish="length"), " and the rest.")
+    cut = await stream_chat(live, h, message="Q", model="fake-anthropic")
+    assert cut[-1].data["finish_reason"] == "length"
+    more = await post_stream(live, f"/chat/messages/{cut[0].data['message_id']}/continue", h)
+    assert names(more)[-1] == "done" and text_of(more) == " and the rest."
+    sent = upstream.requests[-1]
+    assert sent.api == "anthropic"
+    last = sent.json["messages"][-1]
+    text = last["content"] if isinstance(last["content"], str) else last["content"][0]["text"]
+    assert (last["role"], text) == ("assistant", "Half an answer")  # the prefill
+    conv = await history(live, h, cut[0].data["conversation_id"])
+    assert contents(conv) == ["Q", "Half an answer and the rest."]
