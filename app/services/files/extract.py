@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docx
 import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
 from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
@@ -47,6 +48,7 @@ _PARSE_ERRORS = (
     OSError,
     EOFError,
     SyntaxError,  # lxml's XMLSyntaxError and defusedxml's refusals derive from it
+    InvalidFileException,
 )
 
 
@@ -173,7 +175,8 @@ def _docx_text(path: Path) -> str:
 
 def _xlsx_text(path: Path) -> str:
     """Every sheet as CSV-like text under a `# Sheet: <name>` line (values, not formulas)."""
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    handle = path.open("rb")  # a file object: openpyxl judges a path by its extension
+    workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     text = _Text()
     try:
         for sheet in workbook.worksheets:
@@ -187,6 +190,7 @@ def _xlsx_text(path: Path) -> str:
             text.add("\n")
     finally:
         workbook.close()
+        handle.close()
     return text.value()
 
 

@@ -94,7 +94,7 @@ class FileService:
         try:
             existing = await self.files.get_by_sha256(user_id=user_id, sha256=received.sha256)
             used = await self.files.storage_bytes(user_id=user_id)
-            await self.session.rollback()  # no connection held while the file is read
+            await self.session.close()  # no connection held while the file is read
             if existing is not None:
                 return existing, False
             if used + received.size > self.limits.quota_bytes:
@@ -125,7 +125,7 @@ class FileService:
                 raise Unauthorized("Session no longer exists", code="token_revoked")
             existing = await self.files.get_by_sha256(user_id=user_id, sha256=received.sha256)
             if existing is not None:  # the same bytes arrived at once from another request
-                await self.session.rollback()
+                await self.session.close()  # rolls back; `existing` keeps its loaded values
                 await self._remove(written)
                 return existing, False
             used = await self.files.storage_bytes(user_id=user_id)
@@ -192,7 +192,7 @@ class FileService:
     ) -> tuple[StoredFile, AsyncIterator[bytes]]:
         """The file and its original bytes (opened before the response starts)."""
         stored = await self.get(user_id=user_id, file_id=file_id)
-        await self.session.rollback()  # the download must not hold a connection
+        await self.session.close()  # the download must not hold a connection
         try:
             return stored, await self.storage.open(stored.storage_key)
         except ObjectMissing as exc:
@@ -205,7 +205,7 @@ class FileService:
         """What a model can read of the file: a document's extracted text, a text file's
         own text, "" for an image (for the chat task that sends attachments)."""
         stored = await self.get(user_id=user_id, file_id=file_id)
-        await self.session.rollback()
+        await self.session.close()
         key = stored.text_key or (stored.storage_key if stored.kind == "text" else None)
         if key is None:
             return ""
