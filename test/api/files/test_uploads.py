@@ -272,3 +272,30 @@ async def test_storage_bytes_and_account_deletion(
     )
     assert response.status_code == 204
     assert backend.keys() == {f"{bob['user']['id']}/{kept['id']}"}
+
+
+async def test_s3_settings_are_secrets(
+    file_backends: dict[str, Backend], alice: dict[str, Any], log_dir: Any
+) -> None:
+    """The endpoint URL and the keys reach the S3 client only: not the info, health or status
+    answers, not the logs (botocore's debug lines would carry them)."""
+    from test.support.logs import read_logs
+    from test.support.s3_server import ACCESS_KEY, SECRET_KEY
+
+    s3 = file_backends["s3"]
+    before = {name: len(text) for name, text in (await read_logs(log_dir)).items()}
+    created = await upload(s3.client, alice, "a.txt", b"hello\n")
+    assert created.status_code == 201
+    fid = created.json()["id"]
+    assert (await s3.client.get(f"/files/{fid}/content", headers=alice["headers"])).is_success
+    endpoint = s3.state.settings.s3_endpoint_url
+    assert endpoint is not None
+    secrets = (ACCESS_KEY, SECRET_KEY, endpoint.get_secret_value())
+    info = await s3.client.get("/api/info")
+    assert "files_s3" in info.json()["capabilities"]
+    answers = [info.text, *[(await s3.client.get(p)).text for p in ("/health", "/api/status")]]
+    logged = [text[before[name] :] for name, text in (await read_logs(log_dir)).items()]
+    assert any("POST /files 201" in text for text in logged)  # the lines were read
+    for text in [*answers, *logged]:
+        for secret in secrets:
+            assert secret not in text
