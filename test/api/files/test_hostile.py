@@ -232,3 +232,23 @@ async def test_not_multipart_and_no_file_field(backend: Backend, alice: dict[str
     )
     assert response.status_code in (400, 422), response.text
     await _assert_no_files(backend, alice)
+
+
+async def test_two_uploads_at_once_cannot_both_pass_the_quota(
+    backend: Backend, alice: dict[str, Any]
+) -> None:
+    import asyncio
+
+    part = 5 * MAX_UPLOAD // 6
+    assert (await upload(backend.client, alice, "a.txt", b"a" * part)).status_code == 201
+    # one more fits, two do not: whichever commits second is refused
+    b, c = await asyncio.gather(
+        upload(backend.client, alice, "b.txt", b"b" * part),
+        upload(backend.client, alice, "c.txt", b"c" * part),
+    )
+    assert sorted([b.status_code, c.status_code]) == [201, 413], (b.text, c.text)
+    refused = b if b.status_code == 413 else c
+    assert_error(refused, 413, "storage_quota_exceeded")
+    listed = (await backend.client.get("/files", headers=alice["headers"])).json()["items"]
+    assert len(listed) == 2 and len(backend.keys()) == 2
+    assert backend.leftovers() == []

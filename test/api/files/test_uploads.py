@@ -299,3 +299,18 @@ async def test_s3_settings_are_secrets(
     for text in [*answers, *logged]:
         for secret in secrets:
             assert secret not in text
+
+
+async def test_the_same_bytes_twice_at_once_are_one_file(
+    backend: Backend, alice: dict[str, Any]
+) -> None:
+    import asyncio
+
+    data = make.pdf(["at once"])
+    first, second = await asyncio.gather(
+        upload(backend.client, alice, "a.pdf", data), upload(backend.client, alice, "b.pdf", data)
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 201]
+    assert first.json()["id"] == second.json()["id"]
+    assert len(backend.keys()) == 2  # one PDF and its text; the loser's objects were removed
+    assert backend.leftovers() == []
