@@ -45,6 +45,11 @@ _CONTENT_DOC: dict[int | str, dict[str, Any]] = {
         },
     }
 }
+_STORE_DOWN = (
+    503,
+    "`database_unavailable`: the database does not answer; `storage_unavailable`: the file "
+    "store (disk or S3) does not answer",
+)
 _ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 
 
@@ -75,6 +80,7 @@ def content_disposition(name: str) -> str:
                 "`validation_error`: no file in the field `file`; `invalid_file_name`; "
                 "`unreadable_file`: the bytes claim a type but cannot be read as it",
             ),
+            _STORE_DOWN,
         ),
     },
 )
@@ -114,7 +120,11 @@ async def read_file(file_id: uuid.UUID, user: CurrentUser, files: FileServiceDep
     return await files.get(user_id=user.id, file_id=file_id)
 
 
-@router.get("/{file_id}/content", response_class=StreamingResponse, responses=_CONTENT_DOC)
+@router.get(
+    "/{file_id}/content",
+    response_class=StreamingResponse,
+    responses={**_CONTENT_DOC, **errors(_STORE_DOWN)},
+)
 async def download_file(
     file_id: uuid.UUID, user: CurrentUser, files: FileServiceDep
 ) -> StreamingResponse:

@@ -28,6 +28,7 @@ class Backend:
     """One app under test and a view of what its storage holds."""
 
     name: str
+    app: Any
     client: httpx.AsyncClient
     state: AppState
     keys: Callable[[], set[str]]  # every stored object key
@@ -132,7 +133,7 @@ async def file_backends(
                 keys, wipe = _local_keys(local_root), _local_wipe(local_root)
             else:
                 keys, wipe = _s3_keys(s3_server), _s3_wipe(s3_server)
-            backends[name] = Backend(name, client, state, keys, wipe)
+            backends[name] = Backend(name, application, client, state, keys, wipe)
         yield backends
     finally:
         for backend in backends.values():

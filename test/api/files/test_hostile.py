@@ -6,10 +6,14 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from app.api import deps
+from app.api.deps import SessionDep, StateDep
+from app.services.files import FileService, upload_limits
+from app.services.files.storage import StorageUnavailable
 from test.api.files.conftest import MAX_UPLOAD, QUOTA, Backend
 from test.api.files.helpers import upload
 from test.support import files as make
@@ -251,4 +255,50 @@ async def test_two_uploads_at_once_cannot_both_pass_the_quota(
     assert_error(refused, 413, "storage_quota_exceeded")
     listed = (await backend.client.get("/files", headers=alice["headers"])).json()["items"]
     assert len(listed) == 2 and len(backend.keys()) == 2
+    assert backend.leftovers() == []
+
+
+class _StoreDown:
+    """A store that answers nothing (a full disk, an S3 outage)."""
+
+    kind = "down"
+
+    async def put(self, key: str, chunks: Any) -> None:
+        raise StorageUnavailable("down")
+
+    async def put_path(self, key: str, path: Any) -> None:
+        raise StorageUnavailable("down")
+
+    async def open(self, key: str) -> Any:
+        raise StorageUnavailable("down")
+
+    async def delete(self, key: str) -> None:
+        raise StorageUnavailable("down")
+
+
+async def test_a_store_that_is_down_is_503_and_nothing_is_kept(
+    backend: Backend, alice: dict[str, Any]
+) -> None:
+    created = (await upload(backend.client, alice, "kept.txt", b"kept\n")).json()
+
+    async def broken(state: StateDep, session: SessionDep) -> FileService:
+        return FileService(
+            session=session, storage=cast(Any, _StoreDown()), limits=upload_limits(state.settings)
+        )
+
+    backend.app.dependency_overrides[deps.get_file_service] = broken
+    try:
+        response = await upload(backend.client, alice, "new.txt", b"new\n")
+        assert_error(response, 503, "storage_unavailable")
+        download = await backend.client.get(
+            f"/files/{created['id']}/content", headers=alice["headers"]
+        )
+        assert_error(download, 503, "storage_unavailable")
+        # deleting still works: the row goes, the orphaned bytes go with the account
+        gone = await backend.client.delete(f"/files/{created['id']}", headers=alice["headers"])
+        assert gone.status_code == 204
+    finally:
+        backend.app.dependency_overrides.pop(deps.get_file_service)
+    listed = (await backend.client.get("/files", headers=alice["headers"])).json()["items"]
+    assert listed == []
     assert backend.leftovers() == []
