@@ -14,6 +14,7 @@ from app.api.deps import CurrentUser, FileServiceDep
 from app.api.openapi import errors
 from app.schemas.common import Text
 from app.schemas.files import FilePage, FileRead
+from app.services.files.sniff import DOWNLOAD_TYPES
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -35,7 +36,9 @@ _CONTENT_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "The original bytes, as the content type decided at upload; always "
         "`Content-Disposition: attachment` and `X-Content-Type-Options: nosniff`",
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}} for media in DOWNLOAD_TYPES
+        },
         "headers": {
             "Content-Disposition": {
                 "description": "`attachment; filename=\"<ASCII name>\"; filename*=UTF-8''<name>`",

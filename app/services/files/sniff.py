@@ -35,6 +35,9 @@ _OOXML_MAIN = {
     b"application/vnd.ms-excel.sheet.macroEnabled.main+xml": XLSX,
 }
 MAX_CONTENT_TYPES_BYTES = 256 * 1024
+TEXT_TYPES = ("text/plain", "text/csv", "text/markdown")
+# every content type a file can have (a download is documented with each)
+DOWNLOAD_TYPES = (*IMAGE_TYPES, PDF, DOCX, XLSX, *TEXT_TYPES)
 # text subtypes: the bytes prove it is text; only then does the name's extension pick one
 _TEXT_SUBTYPES = {".csv": "text/csv", ".md": "text/markdown", ".markdown": "text/markdown"}
 # tab, newline, carriage return and form feed are text; other C0 controls (and DEL) are not
