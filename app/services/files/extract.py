@@ -29,6 +29,7 @@ from app.services.files.sniff import DOCX, IMAGE_TYPES, PDF, sniff
 MAX_PIXELS = 50_000_000
 # Pillow refuses (DecompressionBombError) past twice this even where our own check is not run
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+DECODE_SIDE = 1024  # a JPEG is checked by decoding it at about this size
 MAX_PAGES = 500
 MAX_UNZIPPED_BYTES = 200 * 1024 * 1024
 MAX_ZIP_RATIO = 200  # for members of 1 MiB and more (XML compresses ~10-30x)
@@ -96,15 +97,21 @@ def inspect(path: Path, *, name: str) -> Inspection:
 
 
 def _image(path: Path, content_type: str) -> Inspection:
-    """Size from the header (refused over MAX_PIXELS), then the first frame decoded."""
+    """Size from the header (refused over MAX_PIXELS), then checked without holding a full
+    decoded copy where the format allows: a PNG's chunks are verified (every CRC, no pixel
+    decoded), a JPEG is decoded at a reduced scale; GIF and WebP decode their first frame."""
     expected = IMAGE_TYPES[content_type]
     try:
         with Image.open(path, formats=[expected]) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise over_limit(f"{width}x{height} pixels (at most {MAX_PIXELS})")
-            image.seek(0)  # GIF, animated WebP: the first frame
-            image.load()
+            if expected == "PNG":
+                image.verify()
+            else:
+                image.draft("RGB", (DECODE_SIDE, DECODE_SIDE))  # JPEG only: 1/2 to 1/8 scale
+                image.seek(0)  # GIF, animated WebP: the first frame
+                image.load()
     except Image.DecompressionBombError as exc:
         raise over_limit(f"more than {MAX_PIXELS} pixels") from exc
     except (UnidentifiedImageError, *_PARSE_ERRORS) as exc:
