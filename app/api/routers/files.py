@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from app.api.deps import CurrentUser, FileServiceDep
 from app.api.openapi import errors
+from app.core.errors import BadRequest
 from app.schemas.common import Text
 from app.schemas.files import FilePage, FileRead
 from app.services.files.sniff import DOWNLOAD_TYPES
@@ -56,6 +59,16 @@ _STORE_DOWN = (
 _ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 
 
+async def request_body(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives; a client that hangs up mid-upload is a 400 (nothing is kept),
+    not a 500 with a traceback in error.log."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect as exc:
+        raise BadRequest("The client went away before the upload ended") from exc
+
+
 def content_disposition(name: str) -> str:
     """`attachment` with an ASCII fallback name and the exact name (RFC 6266 / 5987)."""
     fallback = _ASCII_UNSAFE.sub("_", name)[:150] or "file"
@@ -97,7 +110,7 @@ async def upload_file(
     """Upload a file (multipart field `file`); its type is decided from the bytes."""
     stored, created = await files.upload(
         user_id=user.id,
-        body=request.stream(),
+        body=request_body(request),
         content_type=request.headers.get("content-type"),
         declared_length=content_length,
     )

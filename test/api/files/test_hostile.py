@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -17,7 +19,10 @@ from app.services.files.storage import StorageUnavailable
 from test.api.files.conftest import MAX_UPLOAD, QUOTA, Backend
 from test.api.files.helpers import upload
 from test.support import files as make
+from test.support.apps import serve_app
 from test.support.assertions import assert_error
+from test.support.logs import read_logs
+from test.support.waiting import eventually
 
 
 def _plain_zip() -> bytes:
@@ -302,3 +307,29 @@ async def test_a_store_that_is_down_is_503_and_nothing_is_kept(
     listed = (await backend.client.get("/files", headers=alice["headers"])).json()["items"]
     assert listed == []
     assert backend.leftovers() == []
+
+
+async def test_a_client_that_hangs_up_mid_upload_leaves_nothing(
+    backend: Backend, alice: dict[str, Any], log_dir: Path
+) -> None:
+    """Over a real socket: the body stops half way and the connection closes."""
+    errors_before = (log_dir / "error.log").read_text() if (log_dir / "error.log").exists() else ""
+    body, headers = make.multipart("half.txt", b"a" * 600_000)
+    async with serve_app(backend.app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        head = (
+            f"POST /files HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: {alice['headers']['Authorization']}\r\n"
+            f"Content-Type: {headers['Content-Type']}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:300_000])
+        await writer.drain()
+        await eventually(lambda: bool(backend.leftovers()), what="the upload being received")
+        writer.close()
+        await writer.wait_closed()
+        await eventually(lambda: not backend.leftovers(), what="the partial upload removed")
+    await _assert_no_files(backend, alice)
+    await read_logs(log_dir)  # wait for the sinks
+    errors_after = (log_dir / "error.log").read_text() if (log_dir / "error.log").exists() else ""
+    assert "ClientDisconnect" not in errors_after[len(errors_before) :]
