@@ -41,7 +41,7 @@ from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.spool import Spool, database_key
-from app.services.files import open_storage
+from app.services.files import open_storage, upload_limits
 from app.services.llm import ModelRegistry
 from app.services.mcp import McpPool, load_mcp_config
 from app.services.pushbus import PushBus
@@ -178,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.bus.start()
         state.capabilities += ["sync", "sync_stream", "backup"]
         state.file_storage = await open_storage(settings)
+        state.upload_limits = upload_limits(settings)
         state.capabilities += ["files", f"files_{state.file_storage.kind}"]
         state.turn_writer = TurnWriter(db=state.db)
         await state.turn_writer.start()

@@ -1,7 +1,7 @@
 """Uploads keep the event loop free and the server's memory flat (issue 13).
 
     uv run python bench/uploads.py [--size-mb 20] [--concurrency 5] [--rounds 3]
-                                   [--rate-mb-s 0] [--out FILE]
+                                   [--rate-mb-s 0] [--streams 0] [--out FILE]
 
 Starts the app with uvicorn on a free 127.0.0.1 port (a temporary SQLite database, local
 file storage), registers a user, uploads one file to warm up, then:
@@ -12,7 +12,10 @@ file storage), registers a user, uploads one file to warm up, then:
   behind it;
 - samples the server's RSS every 20 ms: the growth from the warmed-up baseline to the peak
   while the uploads run, divided by the number of concurrent uploads, is the memory one
-  upload costs (the target is < 2 MB: the body is never held in memory).
+  upload costs (the target is < 2 MB: the body is never held in memory);
+- with `--streams N`: N chat answers of the offline echo model at 50 tokens/s run through
+  both phases (started again as each ends), and the gap between consecutive tokens is
+  compared: p99 with uploads / p99 without (issue 13's target: <= 1.10x).
 Prints the figures as JSON and writes them to --out.
 """
 
@@ -110,6 +113,27 @@ def upload_process(
     asyncio.run(main())
 
 
+STREAM_TEXT = " ".join(f"word{i}" for i in range(150))  # echoed word by word: ~3 s at 50 tok/s
+
+
+async def stream_loop(
+    client: httpx.AsyncClient, headers: dict[str, str], stop: asyncio.Event, gaps: list[list[float]]
+) -> None:
+    """Chat answers back to back until `stop`; each answer's token gaps (ms) go to the list
+    that is last in `gaps` when the token arrives (the caller appends one list per phase)."""
+    body = {"message": STREAM_TEXT, "model": "vektor-echo"}
+    while not stop.is_set():
+        async with client.stream("POST", "/chat/stream", json=body, headers=headers) as answer:
+            last = None
+            async for line in answer.aiter_lines():
+                if not line.startswith("event: delta"):
+                    continue
+                now = time.perf_counter()
+                if last is not None:
+                    gaps[-1].append((now - last) * 1000)
+                last = now
+
+
 async def sample_rss(process: psutil.Process, stop: asyncio.Event) -> list[int]:
     """The server's RSS every 20 ms until `stop`."""
     samples: list[int] = []
@@ -128,16 +152,31 @@ async def measure(
     concurrency: int,
     rounds: int,
     rate: float,
+    streams: int,
 ) -> dict[str, Any]:
-    """Idle /health, then /health and RSS while the uploads run."""
+    """Idle /health, then /health and RSS while the uploads run (and token gaps of chat
+    streams in both phases)."""
     process = psutil.Process(pid)
+    gaps: list[list[float]] = [[]]
+    streams_stop = asyncio.Event()
+    stream_client = httpx.AsyncClient(
+        base_url=base_url, timeout=120, limits=httpx.Limits(max_connections=streams + 1)
+    )
+    runners = [
+        asyncio.create_task(stream_loop(stream_client, headers, streams_stop, gaps))
+        for _ in range(streams)
+    ]
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as health_client:
+        if streams:
+            await asyncio.sleep(2)  # the streams get going
+            gaps[-1].clear()
         stop = asyncio.Event()
         poller = asyncio.create_task(poll_health(health_client, stop))
-        await asyncio.sleep(3)
+        await asyncio.sleep(5 if streams else 3)
         stop.set()
         idle = await poller
         baseline = process.memory_info().rss
+        gaps.append([])
 
         stop = asyncio.Event()
         poller = asyncio.create_task(poll_health(health_client, stop))
@@ -154,9 +193,22 @@ async def measure(
         stop.set()
         loaded = await poller
         rss = await sampler
+    streams_stop.set()
+    await asyncio.gather(*runners)
+    await stream_client.aclose()
     peak = max(rss)
     growth = peak - baseline
+    stream_figures: dict[str, Any] = {}
+    if streams:
+        quiet, busy = (summary(phase) for phase in gaps)
+        stream_figures = {
+            "streams": streams,
+            "token_gap_without_uploads": quiet,
+            "token_gap_during_uploads": busy,
+            "gap_p99_ratio": round(busy["p99_ms"] / quiet["p99_ms"], 2),
+        }
     return {
+        **stream_figures,
         "health_idle": summary(idle),
         "health_during_uploads": summary(loaded),
         "uploads": len(durations),
@@ -169,7 +221,9 @@ async def measure(
     }
 
 
-async def run(size_mb: float, concurrency: int, rounds: int, rate_mb_s: float) -> dict[str, Any]:
+async def run(
+    size_mb: float, concurrency: int, rounds: int, rate_mb_s: float, streams: int
+) -> dict[str, Any]:
     """Start the server, register, warm up, measure."""
     size = int(size_mb * 1_000_000)
     port = free_port()
@@ -197,6 +251,7 @@ async def run(size_mb: float, concurrency: int, rounds: int, rate_mb_s: float) -
             concurrency=concurrency,
             rounds=rounds,
             rate=rate_mb_s * 1_000_000,
+            streams=streams,
         )
     return {
         "benchmark": "uploads",
@@ -222,8 +277,16 @@ def main() -> int:
         "--rate-mb-s", type=float, default=0, help="each client's send rate (0: unlimited)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "uploads.json")
+    parser.add_argument(
+        "--streams", type=int, default=0, help="chat streams at 50 tok/s beside the uploads"
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.size_mb, args.concurrency, args.rounds, args.rate_mb_s))
+    # the chat streams: many answers at once for one user, 50 tokens/s each, no rate limit
+    os.environ.setdefault("MAX_CONCURRENT_GENERATIONS", str(max(3, args.streams + 1)))
+    os.environ.setdefault("ECHO_DELAY_MS", "20")
+    result = asyncio.run(
+        run(args.size_mb, args.concurrency, args.rounds, args.rate_mb_s, args.streams)
+    )
     text = json.dumps(result, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -33,6 +34,9 @@ class UploadLimits:
     max_bytes: int
     quota_bytes: int
     temp_dir: Path
+    # uploads checked and stored at once in this worker: the checks are CPU work in threads
+    # that share the GIL with the event loop, so a burst of them queues instead of starving it
+    checking: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
 
 def encode_cursor(stored: StoredFile) -> str:
@@ -99,8 +103,11 @@ class FileService:
                 return existing, False
             if used + received.size > self.limits.quota_bytes:
                 raise quota_exceeded(self.limits.quota_bytes)
-            found = await to_thread.run_sync(partial(inspect, received.path, name=received.name))
-            return await self._store(user_id=user_id, received=received, found=found)
+            async with self.limits.checking:
+                found = await to_thread.run_sync(
+                    partial(inspect, received.path, name=received.name)
+                )
+                return await self._store(user_id=user_id, received=received, found=found)
         finally:
             await to_thread.run_sync(partial(received.path.unlink, missing_ok=True))
 
