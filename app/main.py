@@ -20,7 +20,7 @@ from app.api.cors import JsonCORSMiddleware
 from app.api.db_errors import install_database_error_handler
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
-from app.api.routers import auth, chat, chat_tree, dashboard, mcp, system, users
+from app.api.routers import auth, chat, chat_tree, dashboard, files, mcp, system, users
 from app.api.routers import sync as sync_routes
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -41,6 +41,7 @@ from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
 from app.services.chat.spool import Spool, database_key
+from app.services.files import open_storage, upload_limits
 from app.services.llm import ModelRegistry
 from app.services.mcp import McpPool, load_mcp_config
 from app.services.pushbus import PushBus
@@ -142,6 +143,7 @@ OPENAPI_TAGS = [
     {"name": "auth", "description": "Register, log in, refresh, log out, device sessions."},
     {"name": "users", "description": "The user's profile, password and preferences."},
     {"name": "chat", "description": "Streamed answers, re-attach, cancel, conversation history."},
+    {"name": "files", "description": "Uploads: images, documents and text for the models."},
     {"name": "sync", "description": "Changes across devices, live pushes, backup and restore."},
     {"name": "mcp", "description": "MCP servers and their tools (admin only)."},
     {"name": "system", "description": "Health, status, info, endpoints, metrics, dashboard."},
@@ -175,6 +177,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.sync.start()
         await state.bus.start()
         state.capabilities += ["sync", "sync_stream", "backup"]
+        state.file_storage = await open_storage(settings)
+        state.upload_limits = upload_limits(settings)
+        state.capabilities += ["files", f"files_{state.file_storage.kind}"]
         state.turn_writer = TurnWriter(db=state.db)
         await state.turn_writer.start()
         state.models = ModelRegistry.load(settings.config_dir)
@@ -224,6 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.sync.aclose()
             await state.bus.aclose()
             await state.stream_tickets.aclose()
+            await state.file_storage.aclose()
             await state.mcp.aclose()
             await state.adapters.aclose()
             await state.models.aclose()
@@ -250,6 +256,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat_tree.router,
         auth.router,
         users.router,
+        files.router,
         mcp.router,
         system.router,
         dashboard.router,

@@ -23,6 +23,7 @@ from app.services.adapters import AdapterTools
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
+from app.services.files import Storage, UploadLimits
 from app.services.llm.registry import ModelRegistry
 from app.services.mcp.pool import McpPool
 from app.services.pushbus import PushBus
@@ -60,6 +61,8 @@ class AppState:
     bus: PushBus = field(init=False)  # the worker's one Redis pub/sub connection
     revocations: SessionRevocations = field(init=False)
     stream_tickets: StreamTickets = field(init=False)
+    file_storage: Storage = field(init=False)  # uploads: local directory or S3-compatible
+    upload_limits: UploadLimits = field(init=False)  # and the worker's upload-check gate
     # chat requests in their start-up work at once (app/api/deps.py: start_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)

@@ -227,3 +227,22 @@ def test_default_database_is_the_sqlite_file_in_data_dir(
     assert build().database_url == f"sqlite+aiosqlite:///{tmp_path}/env/vektor.db"
     other = "postgresql+asyncpg://u@127.0.0.1:5432/db"
     assert build(data_dir=tmp_path, database_url=other).database_url == other
+
+
+def test_file_storage_defaults_to_data_dir_and_takes_only_file_or_s3(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    assert settings.file_storage_url == f"file://{(tmp_path / 'data' / 'files').as_posix()}"
+    s3 = Settings(_env_file=None, file_storage_url="s3://bucket/prefix", s3_endpoint_url="")
+    assert s3.file_storage_url == "s3://bucket/prefix" and s3.s3_endpoint_url is None
+    for url in ("http://example.com/files", "s3://", "/srv/files", "ftp://x"):
+        with pytest.raises(ConfigError, match="FILE_STORAGE_URL"):
+            Settings(_env_file=None, file_storage_url=url)
+
+
+def test_storage_secrets_are_not_in_the_settings_repr() -> None:
+    settings = Settings(
+        _env_file=None,
+        s3_endpoint_url="https://user:pass@s3.example.com",
+        aws_secret_access_key="very-secret-value",
+    )
+    assert "pass@" not in repr(settings) and "very-secret-value" not in repr(settings)

@@ -25,6 +25,7 @@ from app.services.auth import AuthLimits, AuthService, ClientInfo, Principal, To
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
 from app.services.chat.tree_edits import TreeEditService
+from app.services.files import FileService
 from app.services.llm.registry import ModelRegistry
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
@@ -81,10 +82,18 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 async def get_user_service(state: StateDep, session: SessionDep) -> UserService:
     """User use cases bound to this request's session."""
-    return UserService(session=session, hasher=state.hasher)
+    return UserService(session=session, hasher=state.hasher, storage=state.file_storage)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+
+
+async def get_file_service(state: StateDep, session: SessionDep) -> FileService:
+    """File use cases bound to this request's session and the app's file storage."""
+    return FileService(session=session, storage=state.file_storage, limits=state.upload_limits)
+
+
+FileServiceDep = Annotated[FileService, Depends(get_file_service)]
 
 
 @answers(401, 503)  # the token's session is looked up in the database

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     fetch_connect_timeout_seconds: float = Field(default=5, gt=0, le=120)
     fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     fetch_max_redirects: int = Field(default=3, ge=0, le=10)
+    # uploads (app/services/files): `file://<dir>` or `s3://bucket/prefix`; empty = DATA_DIR/files
+    file_storage_url: str = ""
+    # an S3-compatible endpoint may carry credentials in its URL: a secret like the keys
+    s3_endpoint_url: SecretStr | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_region: str = "us-east-1"
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=2 * 1024**3)
+    user_storage_quota_bytes: int = Field(default=1024**3, ge=0)
 
     @field_validator("backend_cors_origins", "url_allowlist", mode="before")
     @classmethod
@@ -125,7 +134,14 @@ class Settings(BaseSettings):
         """Browsers send origins without a trailing slash; compare like with like."""
         return [origin.rstrip("/") for origin in value]
 
-    @field_validator("redis_url", "metrics_token", mode="before")
+    @field_validator(
+        "redis_url",
+        "metrics_token",
+        "s3_endpoint_url",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """An empty variable in `.env` means 'not set'."""
@@ -139,6 +155,20 @@ class Settings(BaseSettings):
             # three slashes then the path: `./data/...` relative, `/srv/...` absolute (four)
             where = path.as_posix() if path.is_absolute() else f"./{path.as_posix()}"
             self.database_url = f"sqlite+aiosqlite:///{where}"
+        return self
+
+    @model_validator(mode="after")
+    def _default_file_storage(self) -> Settings:
+        """Without FILE_STORAGE_URL, uploads live in DATA_DIR/files; anything else must be
+        `file://` or `s3://bucket[/prefix]`."""
+        url = self.file_storage_url.strip()
+        if not url:
+            self.file_storage_url = f"file://{(self.data_dir / 'files').absolute().as_posix()}"
+        elif not url.startswith(("file://", "s3://")) or url in ("file://", "s3://"):
+            raise ConfigError(
+                "FILE_STORAGE_URL must be file:///absolute/dir or s3://bucket/prefix "
+                f"(got a {url.partition(':')[0] or 'schemeless'} URL)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -76,6 +76,14 @@ class PayloadTooLarge(AppError):
     detail = "Request body too large"
 
 
+class UnsupportedMediaType(AppError):
+    """The content is of a type the server does not take."""
+
+    status_code = 415
+    code = "unsupported_file_type"
+    detail = "Unsupported file type"
+
+
 class InvalidInput(AppError):
     """Semantically invalid input found after schema validation."""
 

@@ -3,6 +3,7 @@
 from app.core.status import MessageStatus
 from app.models.auth_session import AuthSession
 from app.models.conversation import Conversation, Message
+from app.models.file import StoredFile
 from app.models.sync import SyncTombstone
 from app.models.user import User, UserPreferences
 
@@ -11,6 +12,7 @@ __all__ = [
     "Conversation",
     "Message",
     "MessageStatus",
+    "StoredFile",
     "SyncTombstone",
     "User",
     "UserPreferences",

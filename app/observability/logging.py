@@ -187,6 +187,10 @@ def _intercept_stdlib(level: str) -> None:
     logging.getLogger("uvicorn.access").disabled = True  # our own access line replaces it
     for noisy in ("sqlalchemy.engine", "httpcore", "httpcore2", "aiosqlite", "asyncio", "mcp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the S3 client's debug lines carry the endpoint URL (a secret: it may hold credentials)
+    # and signed request headers; Pillow's trace every chunk of every image it opens
+    for noisy in ("botocore", "aiobotocore", "s3transfer", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in REQUEST_LINE_LOGGERS:
         std = logging.getLogger(name)
         std.setLevel(threshold)

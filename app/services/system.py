@@ -71,6 +71,8 @@ def info(*, settings: Settings, capabilities: list[str], version: str) -> dict[s
             "access_token_expire_minutes": settings.access_token_expire_minutes,
             "refresh_token_expire_days": settings.refresh_token_expire_days,
             "max_import_bytes": settings.max_import_bytes,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "user_storage_quota_bytes": settings.user_storage_quota_bytes,
             "page_size_max": 100,
         },
     }

@@ -18,6 +18,7 @@ from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
 from app.repositories.users import UserRepository
 from app.schemas.user import Preferences, PreferencesUpdate, UserUpdate
+from app.services.files.storage import Storage, StorageUnavailable
 
 MAX_EXTRA_BYTES = 16 * 1024
 
@@ -25,9 +26,12 @@ MAX_EXTRA_BYTES = 16 * 1024
 class UserService:
     """Owns the transaction of each user use case."""
 
-    def __init__(self, *, session: AsyncSession, hasher: PasswordHasher) -> None:
+    def __init__(
+        self, *, session: AsyncSession, hasher: PasswordHasher, storage: Storage | None = None
+    ) -> None:
         self.session = session
         self.hasher = hasher
+        self.storage = storage
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
 
@@ -90,6 +94,11 @@ class UserService:
         await self.users.delete(user_id=user.id)
         await self.session.commit()
         logger.info("account deleted", user_id=str(user.id))
+        if self.storage is not None:  # the file rows went by cascade; now their bytes
+            try:
+                await self.storage.delete_prefix(str(user.id))
+            except StorageUnavailable as exc:
+                logger.warning("the deleted account's files stay in storage: {}", exc)
 
     async def get_preferences(self, *, user: User) -> Preferences:
         """The stored preferences with defaults for anything missing."""

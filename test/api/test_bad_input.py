@@ -223,6 +223,23 @@ def chat(**fields: Any) -> Send:
     return call("POST", "/chat/stream", {"message": "hi", **fields})
 
 
+def upload(name: bytes, data: bytes) -> Send:
+    """POST /files with `data` in the field `file`, its file name sent as these bytes."""
+
+    async def send(w: World) -> httpx.Response:
+        body = (
+            b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="'
+            + name
+            + b'"\r\nContent-Type: image/jpeg\r\n\r\n'
+            + data
+            + b"\r\n--b0undary--\r\n"
+        )
+        headers = {**w.alice["headers"], "Content-Type": "multipart/form-data; boundary=b0undary"}
+        return await w.client.post("/files", content=body, headers=headers)
+
+    return send
+
+
 def retitle(title: str) -> Send:
     """PATCH the title of Alice's conversation."""
     return lambda w: w.send("PATCH", f"/chat/history/{w.conversation_id}", {"title": title})
@@ -351,6 +368,24 @@ CASES = [
         "invalid_cursor",
     ),  # guard
     schema("changes-nul-since", query("/sync/changes", since=NUL)),
+    # --- files ----------------------------------------------------------------------------
+    schema("files-nul-cursor", query("/files", cursor=NUL)),
+    Case(
+        "files-cursor-not-a-cursor",
+        query("/files", cursor="bm90IGEgY3Vyc29y"),
+        400,
+        "invalid_cursor",
+    ),
+    Case("files-nul-in-name", upload(b"a\x00b.txt", b"hi\n"), 422, "invalid_file_name"),
+    Case("files-surrogate-name", upload(b"\xed\xa0\x80.txt", b"hi\n"), 422, "invalid_file_name"),
+    Case("files-path-in-name", upload(b"../../etc/passwd", b"hi\n"), 422, "invalid_file_name"),
+    Case(
+        "files-exe-as-jpeg",
+        upload(b"photo.jpg", b"MZ\x90\x00" + bytes(300)),
+        415,
+        "unsupported_file_type",
+    ),
+    Case("files-not-multipart", call("POST", "/files", raw=b"hi"), 400, "bad_request"),
     # --- backup import --------------------------------------------------------------------
     invalid_backup("import-nul-title", importing(title=NUL), "conversations[0].title"),
     invalid_backup(
