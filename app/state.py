@@ -20,6 +20,7 @@ from app.db.direct import DirectDb
 from app.db.health import DatabaseHealth
 from app.db.writer import TurnWriter
 from app.services.adapters import AdapterTools
+from app.services.admin import AuditLog
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
@@ -60,6 +61,7 @@ class AppState:
     bus: PushBus = field(init=False)  # the worker's one Redis pub/sub connection
     revocations: SessionRevocations = field(init=False)
     stream_tickets: StreamTickets = field(init=False)
+    audit: AuditLog = field(init=False)  # the audit log's writer and pruner
     # chat requests in their start-up work at once (app/api/deps.py: start_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)

@@ -17,7 +17,9 @@ from app.models import User
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
 from app.repositories.users import UserRepository
+from app.schemas.admin import AuditAction
 from app.schemas.user import Preferences, PreferencesUpdate, UserUpdate
+from app.services.admin.audit import NO_AUDIT, Auditor
 
 MAX_EXTRA_BYTES = 16 * 1024
 
@@ -25,9 +27,12 @@ MAX_EXTRA_BYTES = 16 * 1024
 class UserService:
     """Owns the transaction of each user use case."""
 
-    def __init__(self, *, session: AsyncSession, hasher: PasswordHasher) -> None:
+    def __init__(
+        self, *, session: AsyncSession, hasher: PasswordHasher, audit: Auditor = NO_AUDIT
+    ) -> None:
         self.session = session
         self.hasher = hasher
+        self.audit = audit
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
 
@@ -83,6 +88,9 @@ class UserService:
         )
         await self.session.commit()
         logger.info("password changed", user_id=str(user.id))
+        self.audit.record(
+            AuditAction.password_changed, actor_id=user.id, target_type="user", target_id=user.id
+        )
 
     async def delete_account(self, *, user: User, password: str) -> None:
         """Delete the user and, by cascade, everything the user owns."""
@@ -90,6 +98,13 @@ class UserService:
         await self.users.delete(user_id=user.id)
         await self.session.commit()
         logger.info("account deleted", user_id=str(user.id))
+        self.audit.record(
+            AuditAction.account_deleted,
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"before": {"email": user.email, "username": user.username}},
+        )
 
     async def get_preferences(self, *, user: User) -> Preferences:
         """The stored preferences with defaults for anything missing."""
