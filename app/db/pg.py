@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.url import URL
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.sqltypes import NumericCommon
+from sqlalchemy.sql.type_api import TypeEngine
 
 from app.db.availability import Breaker, is_unavailable
 
@@ -74,15 +75,15 @@ _FLOAT8_OID = 701
 _NUMERIC_OID = 1700
 
 
-def _result_processor(type_: Any, dialect: Dialect) -> Processor:
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
     """The processor SQLAlchemy would apply to a result column of `type_`.
 
     Numeric types choose theirs by the column's PostgreSQL type, which only a live cursor
     reports; a `Float` column is float8 and a `Numeric` one numeric."""
+    coltype = None
     if isinstance(type_, NumericCommon):
-        oid = _FLOAT8_OID if isinstance(type_, Float) else _NUMERIC_OID
-        return cast(Processor, type_._cached_result_processor(dialect, oid))
-    return cast(Processor, type_._cached_result_processor(dialect, None))
+        coltype = _FLOAT8_OID if isinstance(type_, Float) else _NUMERIC_OID
+    return cast(Processor, type_._cached_result_processor(dialect, coltype))
 
 
 def prepare(statement: Any, dialect: Dialect) -> Prepared:
