@@ -50,7 +50,8 @@ class UserRepository:
         )
 
     async def record_login(self, *, user_id: uuid.UUID, at: datetime) -> None:
-        """Note a successful login (a login is not a profile change: `updated_at` stays)."""
+        """Note a login's time (the audit writer does, off the login's path; a login is not a
+        profile change: `updated_at` stays)."""
         await self.session.execute(
             update(User)
             .where(User.id == user_id)

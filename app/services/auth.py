@@ -193,7 +193,6 @@ class AuthService:
                 "This account is not active yet: an administrator must activate it",
                 code="account_pending",
             )
-        await self.users.record_login(user_id=user.id, at=utcnow())
         pair = await self.open_session(user=user, client=client)
         logger.info("login", user_id=str(user.id))
         self.audit.record(

@@ -117,8 +117,9 @@ async def test_list_searches_and_pages_every_account(
 
 
 async def test_read_shows_the_admin_fields(
-    client: httpx.AsyncClient, root: dict[str, Any], alice: dict[str, Any]
+    client: httpx.AsyncClient, state: AppState, root: dict[str, Any], alice: dict[str, Any]
 ) -> None:
+    await state.audit.flush()  # the audit writer notes the login time
     response = await client.get(f"/admin/users/{alice['user']['id']}", headers=root["headers"])
     assert response.status_code == 200, response.text
     body = response.json()

@@ -200,6 +200,7 @@ async def test_a_failing_audit_write_never_fails_the_login(
     async def broken(events: list[dict[str, Any]]) -> None:
         raise RuntimeError("audit table on fire")
 
+    await state.audit.flush()  # the fixture's login is written
     monkeypatch.setattr(state.audit, "write", broken)
     tokens = await log_in(client, "root")
     assert (await client.get("/users/me", headers=tokens["headers"])).status_code == 200
