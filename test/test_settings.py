@@ -227,3 +227,19 @@ def test_default_database_is_the_sqlite_file_in_data_dir(
     assert build().database_url == f"sqlite+aiosqlite:///{tmp_path}/env/vektor.db"
     other = "postgresql+asyncpg://u@127.0.0.1:5432/db"
     assert build(data_dir=tmp_path, database_url=other).database_url == other
+
+
+def test_registration_mode_and_audit_retention_are_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = Settings(_env_file=None)
+    assert (defaults.registration_mode, defaults.audit_retention_days) == ("open", 365)
+    monkeypatch.setenv("REGISTRATION_MODE", "approval")
+    monkeypatch.setenv("AUDIT_RETENTION_DAYS", "30")
+    chosen = Settings(_env_file=None)
+    assert (chosen.registration_mode, chosen.audit_retention_days) == ("approval", 30)
+    for name, bad in (("REGISTRATION_MODE", "invite-only"), ("AUDIT_RETENTION_DAYS", "0")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValueError, match=name.lower()):
+            Settings(_env_file=None)
+        monkeypatch.delenv(name)
