@@ -50,14 +50,16 @@ class AdminUserRepository:
         stmt = stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
-    async def lock_active_admins(self) -> set[uuid.UUID]:
-        """The active admins, locked until the transaction ends (must be its first statement).
+    async def lock_active_admins(self, *, also: uuid.UUID) -> set[uuid.UUID]:
+        """The active admins, locked with the user `also` until the transaction ends (must be
+        its first statement).
 
         Two admins demoting each other at once must not both succeed. PostgreSQL locks the
-        admins' rows (in id order: no deadlock between two such transactions), and a waiting
-        transaction re-reads them after the first commits; SQLite takes its write lock with
-        an update of no row, so the read that follows is already serialised."""
-        active = (User.is_admin.is_(True), User.is_active.is_(True))
+        admins' rows and the target's in one statement, in id order (no deadlock with
+        another such transaction or a chat write batch, which lock users in id order too),
+        and a waiting transaction re-reads them after the first commits; SQLite takes its
+        write lock with an update of no row, so the read that follows is serialised."""
+        is_active_admin = and_(User.is_admin.is_(True), User.is_active.is_(True))
         if self.session.get_bind().dialect.name == "sqlite":
             await self.session.execute(
                 update(User)
@@ -65,10 +67,15 @@ class AdminUserRepository:
                 .values(is_admin=User.is_admin, updated_at=User.updated_at)
                 .execution_options(synchronize_session=False)
             )
-            stmt = select(User.id).where(*active)
+            stmt = select(User.id, is_active_admin).where(is_active_admin)
         else:
-            stmt = select(User.id).where(*active).order_by(User.id).with_for_update()
-        return set((await self.session.execute(stmt)).scalars())
+            stmt = (
+                select(User.id, is_active_admin)
+                .where(or_(is_active_admin, User.id == also))
+                .order_by(User.id)
+                .with_for_update()
+            )
+        return {row[0] for row in (await self.session.execute(stmt)).all() if row[1]}
 
     async def get(self, *, user_id: uuid.UUID) -> User | None:
         """A user by id, read afresh (what a locked transaction must see)."""

@@ -65,7 +65,7 @@ class AdminService:
         for flag in ("is_active", "is_admin"):
             if flag in changes and changes[flag] is None:
                 raise InvalidInput(f"{flag} cannot be null")
-        admins = await self._lock_admins(actor)
+        admins = await self._lock_admins(actor, user_id)
         user = await self._user(user_id)
         before = {key: getattr(user, key) for key in changes}
         changed = {key: value for key, value in changes.items() if before[key] != value}
@@ -108,7 +108,7 @@ class AdminService:
 
     async def delete_user(self, *, actor: User, user_id: uuid.UUID) -> None:
         """Delete an account and everything it owns (as `DELETE /users/me`, no password)."""
-        admins = await self._lock_admins(actor)
+        admins = await self._lock_admins(actor, user_id)
         user = await self._user(user_id)
         if user.id in admins:
             self._keep_one_admin(admins, user.id)
@@ -154,10 +154,10 @@ class AdminService:
             raise NotFound("User not found")
         return user
 
-    async def _lock_admins(self, actor: User) -> set[uuid.UUID]:
-        """The active admins, locked; the actor must still be one of them (a concurrent
-        request may have just demoted or deactivated them)."""
-        admins = await self.admin_users.lock_active_admins()
+    async def _lock_admins(self, actor: User, user_id: uuid.UUID) -> set[uuid.UUID]:
+        """The active admins, locked with the target; the actor must still be one of them (a
+        concurrent request may have just demoted or deactivated them)."""
+        admins = await self.admin_users.lock_active_admins(also=user_id)
         if actor.id not in admins:
             raise Forbidden("Administrator access required")
         return admins
