@@ -14,6 +14,7 @@ from app.models import User
 from app.state import AppState
 from test.support.assertions import assert_error
 from test.support.auth import TEST_PASSWORD, log_in, make_admin, register_and_login
+from test.support.sse import next_event, sse_frames
 
 ADMIN_FIELDS = {
     "id",
@@ -301,3 +302,24 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
         assert admins == 1
         await make_admin(state, alice["user"]["id"])
         await make_admin(state, root["user"]["id"])
+
+
+@pytest.mark.parametrize("action", ["deactivate", "revoke-sessions", "delete"])
+async def test_an_open_stream_of_the_user_ends_at_once(
+    live: httpx.AsyncClient, root: dict[str, Any], alice: dict[str, Any], action: str
+) -> None:
+    path = f"/admin/users/{alice['user']['id']}"
+    async with live.stream("GET", "/sync/stream", headers=alice["headers"]) as response:
+        assert response.status_code == 200
+        frames = sse_frames(response)
+        assert (await next_event(frames))[0] == "changed"
+        if action == "deactivate":
+            answer = await live.patch(path, json={"is_active": False}, headers=root["headers"])
+        elif action == "revoke-sessions":
+            answer = await live.post(f"{path}/revoke-sessions", headers=root["headers"])
+        else:
+            answer = await live.delete(path, headers=root["headers"])
+        assert answer.is_success, answer.text
+        name, data = await next_event(frames, timeout=1.0)
+        assert (name, data.get("code")) == ("error", "token_revoked"), (name, data)
+        assert await next_event(frames, timeout=1.0) == ("eof", None)
