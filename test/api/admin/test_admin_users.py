@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from typing import Any
 
@@ -323,3 +325,54 @@ async def test_an_open_stream_of_the_user_ends_at_once(
         name, data = await next_event(frames, timeout=1.0)
         assert (name, data.get("code")) == ("error", "token_revoked"), (name, data)
         assert await next_event(frames, timeout=1.0) == ("eof", None)
+
+
+def _cursor(stamp: str) -> str:
+    raw = json.dumps([stamp, str(uuid.uuid4())]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", ["/admin/users", "/admin/audit"])
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"cursor": "a\x00b"}, 422, "validation_error"),
+        ({"cursor": _cursor("0001-01-01T00:00:00+05:00")}, 400, "invalid_cursor"),
+        ({"cursor": _cursor("9999-12-31T23:59:59-05:00")}, 400, "invalid_cursor"),
+        ({"cursor": _cursor("2024-13-01")}, 400, "invalid_cursor"),
+        ({"limit": "0"}, 422, "validation_error"),
+        ({"limit": "101"}, 422, "validation_error"),
+    ],
+)
+async def test_bad_list_parameters_are_a_clear_4xx(
+    client: httpx.AsyncClient,
+    root: dict[str, Any],
+    path: str,
+    params: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    response = await client.get(path, params=params, headers=root["headers"])
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"q": "a\x00b"}, {"q": "x" * 201}],
+)
+async def test_bad_searches_are_422(
+    client: httpx.AsyncClient, root: dict[str, Any], params: dict[str, str]
+) -> None:
+    response = await client.get("/admin/users", params=params, headers=root["headers"])
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    "params", [{"actor_id": "not-a-uuid"}, {"target_id": "1"}, {"action": "auth.LOGIN"}]
+)
+async def test_bad_audit_filters_are_422(
+    client: httpx.AsyncClient, root: dict[str, Any], params: dict[str, str]
+) -> None:
+    response = await client.get("/admin/audit", params=params, headers=root["headers"])
+    assert response.status_code == 422, response.text
