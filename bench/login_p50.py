@@ -1,13 +1,15 @@
 """Login latency with and without the audit log: p50/p99 of `POST /auth/login`.
 
-    uv run python bench/login_p50.py [--logins 400] [--database-url URL] [--app-root DIR]
+    uv run python bench/login_p50.py [--logins 400] [--database-url URL] [--app-root DIR] [--ab]
 
 Runs the app in-process (httpx's ASGI transport: no socket noise) on a temporary SQLite
 database or on `--database-url` (a scratch PostgreSQL database is created and dropped),
 with BCRYPT_ROUNDS=4 so that bcrypt (~250 ms at the production cost 12) does not hide the
 database work a login does, and rate limits off. Registers one user, warms up, then logs in
 `--logins` times one after another. `--app-root` measures another checkout (e.g. the main
-branch, for the "before" figure). Prints JSON.
+branch, for the "before" figure). `--ab` measures the audit log's own cost in one process:
+blocks of 10 logins alternate between recording audit events and not (the writer runs
+throughout), so load from other processes falls on both halves alike. Prints JSON.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ HERE = Path(__file__).resolve().parents[1]
 PASSWORD = "bench password 12345"
 
 
-async def measure(root: Path, database_url: str | None, logins: int) -> dict[str, Any]:
+async def measure(
+    root: Path, database_url: str | None, logins: int, ab: bool = False
+) -> dict[str, Any]:
     """Start the app on a fresh database and time `logins` sequential logins."""
     import httpx
     from asgi_lifespan import LifespanManager
@@ -61,6 +65,7 @@ async def measure(root: Path, database_url: str | None, logins: int) -> dict[str
             config_dir=root / "config",
         )
         times: list[float] = []
+        without: list[float] = []  # --ab: the logins that recorded no audit event
         try:
             app = create_app(settings)
             async with LifespanManager(app, startup_timeout=120):
@@ -69,22 +74,36 @@ async def measure(root: Path, database_url: str | None, logins: int) -> dict[str
                     user = {"email": "b@example.com", "username": "bench", "password": PASSWORD}
                     (await client.post("/auth/register", json=user)).raise_for_status()
                     body = {"username": "bench", "password": PASSWORD}
-                    for i in range(50 + logins):
+                    audit = app.state.vektor.audit
+                    for i in range(50 + logins * (2 if ab else 1)):
+                        off = ab and (i // 10) % 2 == 1
+                        if ab:  # an instance attribute shadows the method; deleted: back on
+                            if off:
+                                audit.record = lambda event: None
+                            elif "record" in vars(audit):
+                                del audit.record
                         started = time.perf_counter()
                         (await client.post("/auth/login", json=body)).raise_for_status()
                         if i >= 50:  # the first 50 warm up caches and prepared statements
-                            times.append((time.perf_counter() - started) * 1000)
+                            elapsed = (time.perf_counter() - started) * 1000
+                            (without if off else times).append(elapsed)
         finally:
             if admin_url:
                 engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
                 async with engine.connect() as conn:
                     await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 await engine.dispose()
+    result = {"database": "postgresql" if database_url else "sqlite", **_summary(times)}
+    if ab:
+        result["without_audit"] = _summary(without)
+    return result
+
+
+def _summary(times: list[float]) -> dict[str, Any]:
     ordered = sorted(times)
     return {
-        "database": "postgresql" if database_url else "sqlite",
         "logins": len(ordered),
-        "p50_ms": round(ordered[len(ordered) // 2], 2),
+        "p50_ms": round(ordered[len(ordered) // 2], 3),
         "p99_ms": round(ordered[int(len(ordered) * 0.99)], 2),
     }
 
@@ -95,9 +114,11 @@ def main() -> int:
     parser.add_argument("--logins", type=int, default=400)
     parser.add_argument("--database-url", default=None, help="a PostgreSQL server to use")
     parser.add_argument("--app-root", type=Path, default=HERE, help="the checkout to measure")
+    parser.add_argument("--ab", action="store_true", help="audit events on/off, alternating")
     args = parser.parse_args()
     sys.path.insert(0, str(args.app_root.resolve()))
-    result = asyncio.run(measure(args.app_root.resolve(), args.database_url, args.logins))
+    root = args.app_root.resolve()
+    result = asyncio.run(measure(root, args.database_url, args.logins, args.ab))
     print(json.dumps({"app_root": str(args.app_root), **result}))
     return 0
 
