@@ -4,8 +4,10 @@ A request only puts the event on an in-process queue (microseconds); one writer 
 worker appends whatever has queued up within `LINGER_S` in one transaction (a batch), off
 every request's path: a burst of logins costs one commit, not one each. The same batch
 notes each user's newest login in `users.last_login_at` (bookkeeping that need not delay a
-login either). A write that fails (database down, a bug) is logged to error.log with the
-whole event, so nothing is lost silently and the request that recorded it has long
+login either). A batch the database cannot take right now (an outage) is retried with
+backoff for up to `RETRY_FOR_S` while new events queue behind it; a batch that still fails,
+or fails for another reason (a bug), is logged to error.log with every event in it (one
+line), so nothing is lost silently and the requests that recorded them have long
 succeeded. A second task prunes events older than `AUDIT_RETENTION_DAYS` once an hour.
 
 Trade-off (README, Decisions): an event recorded in the last moments before a crash can be
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +29,7 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.availability import is_unavailable
 from app.db.base import new_uuid, utcnow
 from app.repositories.audit import AuditRepository
 from app.repositories.users import UserRepository
@@ -34,6 +38,8 @@ from app.schemas.admin import AuditAction
 MAX_BATCH = 200
 LINGER_S = 0.2  # how long the first event of a batch waits for company
 MAX_QUEUED = 10_000
+RETRY_FOR_S = 600.0  # an outage shorter than this loses no event (if the queue holds them)
+RETRY_MAX_DELAY_S = 30.0
 PRUNE_EVERY_S = 3600.0
 PRUNE_FIRST_AFTER_S = 120.0
 
@@ -49,6 +55,7 @@ class AuditLog:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=MAX_QUEUED)
         self._tasks: list[asyncio.Task[None]] = []
         self._hurry = asyncio.Event()  # flush or close: write now, do not linger
+        self._closing = False  # closing: no more waiting out an outage
 
     async def start(self) -> None:
         """Start the writer and the pruner."""
@@ -60,6 +67,7 @@ class AuditLog:
     async def aclose(self) -> None:
         """Write what is queued (bounded wait), then stop."""
         self._hurry.set()
+        self._closing = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout=5)
         for task in self._tasks:
@@ -67,13 +75,18 @@ class AuditLog:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        leftover = []
+        while not self._queue.empty():
+            leftover.append(self._queue.get_nowait())
+        if leftover:
+            _lost(leftover, "stopped before they could be written")
 
     def record(self, event: dict[str, Any]) -> None:
         """Queue one event (never blocks, never raises)."""
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
-            _lost(event, "the audit queue is full")
+            _lost([event], "the audit queue is full")
 
     async def flush(self) -> None:
         """Wait until every queued event has been written (or logged as lost)."""
@@ -111,13 +124,29 @@ class AuditLog:
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self.write(batch)
-            except Exception as exc:  # the events are logged instead; the writer carries on
-                for event in batch:
-                    _lost(event, f"{type(exc).__name__}: {exc}")
+                await self._write_retrying(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _write_retrying(self, batch: list[dict[str, Any]]) -> None:
+        """Write a batch, waiting out an outage; log it as lost when that fails."""
+        delay, deadline = 0.5, time.monotonic() + RETRY_FOR_S
+        while True:
+            try:
+                await self.write(batch)
+                return
+            except Exception as exc:  # the events are logged instead; the writer carries on
+                retry = is_unavailable(exc) and not self._closing
+                if not retry or time.monotonic() + delay > deadline:
+                    _lost(batch, f"{type(exc).__name__}: {exc}")
+                    return
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                _lost(batch, "stopped while the database was unavailable")
+                raise
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
     async def _prune_loop(self) -> None:
         await asyncio.sleep(PRUNE_FIRST_AFTER_S)
@@ -131,8 +160,10 @@ class AuditLog:
             await asyncio.sleep(PRUNE_EVERY_S)
 
 
-def _lost(event: dict[str, Any], why: str) -> None:
-    logger.error("audit event not saved ({}): {}", why, json.dumps(event, default=str))
+def _lost(events: list[dict[str, Any]], why: str) -> None:
+    logger.error(
+        "{} audit event(s) not saved ({}): {}", len(events), why, json.dumps(events, default=str)
+    )
 
 
 @dataclass(frozen=True, slots=True)

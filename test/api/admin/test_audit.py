@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from app.db.base import new_uuid, utcnow
 from app.state import AppState
@@ -207,11 +208,35 @@ async def test_a_failing_audit_write_never_fails_the_login(
     await state.audit.flush()
     monkeypatch.undo()
     errors = (await read_logs(log_dir))["error.log"]
-    assert "audit event not saved (RuntimeError: audit table on fire)" in errors
+    assert "audit event(s) not saved (RuntimeError: audit table on fire)" in errors
     assert "auth.login" in errors  # the lost event itself, for the operator
     # the writer goes on with the next events
     await log_in(client, "root")
     assert len(await audit(client, state, root, action="auth.login")) == 2
+
+
+async def test_a_database_outage_delays_audit_events_but_loses_none(
+    client: httpx.AsyncClient,
+    state: AppState,
+    root: dict[str, Any],
+    log_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await state.audit.flush()
+    write, failures = state.audit.write, []
+
+    async def unavailable_once(events: list[dict[str, Any]]) -> None:
+        if not failures:
+            failures.append(len(events))
+            raise sa_exc.TimeoutError("no connection within the pool timeout")
+        await write(events)
+
+    monkeypatch.setattr(state.audit, "write", unavailable_once)
+    size = len((await read_logs(log_dir))["error.log"])
+    await log_in(client, "root")
+    logins = await audit(client, state, root, action="auth.login")
+    assert failures == [1] and len(logins) == 2  # the fixture's and this one
+    assert "not saved" not in (await read_logs(log_dir))["error.log"][size:]
 
 
 async def test_prune_drops_events_past_the_retention_period(
