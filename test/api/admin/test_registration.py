@@ -8,12 +8,14 @@ from typing import Any
 import httpx
 
 from app.core.config import RegistrationMode
+from app.state import AppState
 from test.support.assertions import assert_error
 from test.support.auth import TEST_PASSWORD, log_in, registration
 
 
 async def test_approval_mode_end_to_end(
     client: httpx.AsyncClient,
+    state: AppState,
     root: dict[str, Any],
     registration_mode: Callable[[RegistrationMode], None],
 ) -> None:
@@ -30,6 +32,15 @@ async def test_approval_mode_end_to_end(
         "/auth/login", json={"username": "newbie", "password": "wrong password!"}
     )
     assert_error(response, 401, "invalid_credentials")
+    await state.audit.flush()
+    events = await client.get(
+        "/admin/audit", params={"target_id": newbie["id"]}, headers=root["headers"]
+    )
+    assert [(e["action"], e["details"]) for e in events.json()["items"]] == [
+        ("auth.login_failed", {"identifier": "newbie"}),
+        ("auth.login_failed", {"identifier": "newbie", "reason": "account_pending"}),
+        ("user.registered", {"pending": True}),
+    ]
     listed = await client.get("/admin/users", params={"q": "newbie"}, headers=root["headers"])
     assert [(u["id"], u["is_active"]) for u in listed.json()["items"]] == [(newbie["id"], False)]
     response = await client.patch(
