@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.errors import Conflict
 from app.core.shutdown import StreamShutdown
 from app.models import User
+from app.schemas.admin import AuditAction
 from app.schemas.sync import ImportResult, SyncChanges
+from app.services.admin.audit import NO_AUDIT, Auditor
 from app.services.auth import Principal
 from app.services.revocations import SessionRevocations
 from app.services.sync.export import export_document
@@ -34,6 +36,7 @@ class SyncService:
         shutdown: StreamShutdown,
         ping_s: float,
         max_import_bytes: int,
+        audit: Auditor = NO_AUDIT,
     ) -> None:
         self.session = session
         self.session_factory = session_factory
@@ -42,6 +45,7 @@ class SyncService:
         self.shutdown = shutdown
         self.ping_s = ping_s
         self.max_import_bytes = max_import_bytes
+        self.audit = audit
 
     async def changes(self, *, user: User, since: str | None, limit: int) -> SyncChanges:
         """One page of the user's changes after `since`."""
@@ -79,4 +83,11 @@ class SyncService:
             raise Conflict(
                 "The import collided with a concurrent change; try again", code="import_conflict"
             ) from exc
+        self.audit.record(
+            AuditAction.backup_imported,
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details=result.model_dump(),
+        )
         return result
