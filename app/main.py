@@ -20,8 +20,20 @@ from app.api.cors import JsonCORSMiddleware
 from app.api.db_errors import install_database_error_handler
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
-from app.api.routers import admin, auth, chat, chat_tree, dashboard, files, mcp, system, users
+from app.api.routers import (
+    admin,
+    api_keys,
+    auth,
+    chat,
+    chat_tree,
+    dashboard,
+    files,
+    mcp,
+    system,
+    users,
+)
 from app.api.routers import sync as sync_routes
+from app.core.api_keys import ApiKeyHasher
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.ratelimit import RateLimiter
@@ -38,6 +50,7 @@ from app.observability.middleware import RequestContextMiddleware, RequestObserv
 from app.observability.runtime import Observability
 from app.services.adapters import start_adapter_tools
 from app.services.admin import AuditLog
+from app.services.api_keys import ApiKeyAuthenticator, UsageThrottle
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
@@ -70,17 +83,18 @@ def build_state(settings: Settings) -> AppState:
     commits = CommitNotifier()  # the one "changes committed" path: request sessions, DirectDb
     session_factory = create_session_factory(engine)
     commits.attach(session_factory)
+    db = DirectDb(
+        engine,
+        timeout_s=settings.db_timeout_seconds,
+        commits=commits,
+        health=health,
+        pool_size=settings.db_pool_size,
+    )
     return AppState(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
-        db=DirectDb(
-            engine,
-            timeout_s=settings.db_timeout_seconds,
-            commits=commits,
-            health=health,
-            pool_size=settings.db_pool_size,
-        ),
+        db=db,
         db_health=health,
         hasher=PasswordHasher(rounds=settings.bcrypt_rounds),
         tokens=TokenCodec(
@@ -89,6 +103,9 @@ def build_state(settings: Settings) -> AppState:
             refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
         ),
         limiter=RateLimiter(redis_url=settings.redis_url, enabled=settings.rate_limit_enabled),
+        api_keys=ApiKeyAuthenticator(
+            db=db, hasher=ApiKeyHasher(signing_key=settings.signing_key()), throttle=UsageThrottle()
+        ),
         shutdown=StreamShutdown(grace_s=settings.shutdown_grace_seconds),
     )
 
@@ -264,6 +281,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat_tree.router,
         auth.router,
         users.router,
+        api_keys.router,
         files.router,
         mcp.router,
         admin.router,

@@ -21,6 +21,7 @@ from app.db.health import DatabaseHealth
 from app.db.writer import TurnWriter
 from app.services.adapters import AdapterTools
 from app.services.admin import AuditLog
+from app.services.api_keys import ApiKeyAuthenticator
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
@@ -50,6 +51,7 @@ class AppState:
     hasher: PasswordHasher
     tokens: TokenCodec
     limiter: RateLimiter
+    api_keys: ApiKeyAuthenticator  # `vk-` bearers (app/services/api_keys.py)
     models: ModelRegistry = field(init=False)
     mcp: McpPool = field(init=False)
     generations: GenerationRegistry = field(init=False)

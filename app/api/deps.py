@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.openapi import answers
+from app.core.api_keys import is_api_key
 from app.core.config import Settings
 from app.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from app.core.json_input import loads_bounded
@@ -22,6 +23,7 @@ from app.models import User
 from app.schemas.auth import LoginRequest
 from app.schemas.common import MAX_JSON_DEPTH
 from app.services.admin import Auditor
+from app.services.api_keys import ApiKeyService
 from app.services.auth import AuthLimits, AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
@@ -132,13 +134,41 @@ async def get_principal(
     """The caller behind the bearer token; 401 with a precise code otherwise."""
     if not token:
         raise Unauthorized("Not authenticated", code="not_authenticated")
-    authenticator = TokenAuthenticator(db=state.db, tokens=state.tokens)
-    principal = await authenticator.authenticate(access_token=token)
+    if is_api_key(token):
+        principal = await state.api_keys.authenticate(key=token)
+    else:
+        authenticator = TokenAuthenticator(db=state.db, tokens=state.tokens)
+        principal = await authenticator.authenticate(access_token=token)
     request.state.user_id = str(principal.user.id)
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+@answers(403)  # api_key_not_allowed
+async def get_signed_in_principal(principal: CurrentPrincipal) -> Principal:
+    """The caller of a route that manages credentials: a signed-in session, never an API key."""
+    if principal.api_key_id is not None:
+        raise Forbidden(
+            "API keys cannot manage credentials: sign in with your password",
+            code="api_key_not_allowed",
+        )
+    return principal
+
+
+# password, account deletion, API keys, sessions, logout, stream tickets
+SignedInPrincipal = Annotated[Principal, Depends(get_signed_in_principal)]
+
+
+async def get_api_key_service(
+    state: StateDep, session: SessionDep, audit: AuditorDep
+) -> ApiKeyService:
+    """API key use cases bound to this request's session."""
+    return ApiKeyService(session=session, hasher=state.api_keys.hasher, audit=audit)
+
+
+ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
 
 
 @answers(401, 503)  # a token or a ticket; its session (and the ticket ledger) is looked up

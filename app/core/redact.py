@@ -1,4 +1,5 @@
-"""The display form of URLs that may carry credentials (MCP endpoints, database URLs).
+"""The display form of URLs that may carry credentials (MCP endpoints, database URLs), and
+the masking of personal API keys in free text (`redact_api_keys`).
 
 An operator may put credentials into a URL: `https://user:password@host/mcp?api_key=...`.
 The full URL is only ever handed to the client library that connects; everything a person
@@ -29,6 +30,9 @@ _SECRET_PARTS = (
     "private",
 )
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
+# a personal API key (app/core/api_keys.py), wherever it appears: header, query, body, message
+API_KEY_PATTERN = re.compile(r"\bvk-[A-Za-z0-9]{16,}")
+API_KEY_MASK = "vk-[REDACTED]"
 
 
 def is_secret_param(name: str) -> bool:
@@ -70,6 +74,13 @@ def redact_urls(text: str) -> str:
     if "://" not in text:
         return text
     return _URL.sub(lambda match: display_url(match.group(0)), text)
+
+
+def redact_api_keys(text: str) -> str:
+    """`text` with every personal API key (`vk-…`) replaced by `vk-[REDACTED]`."""
+    if "vk-" not in text:
+        return text
+    return API_KEY_PATTERN.sub(API_KEY_MASK, text)
 
 
 def redact_tree(value: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 from loguru import logger
 
 from app.core.config import LogFormat, Settings
-from app.core.redact import redact_urls
+from app.core.redact import redact_api_keys, redact_urls
 from app.observability.log_relay import LogRelay, RelayedLine
 
 _SECRET_PATTERNS = [
@@ -66,7 +66,7 @@ _FORWARDING = False  # this process is a worker: its one sink relays to the mast
 
 def redact(text: str) -> str:
     """Remove tokens, passwords and keys from a log message (and credentials from URLs)."""
-    text = redact_urls(text)
+    text = redact_api_keys(redact_urls(text))
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -27,11 +27,15 @@ from app.services.admin.audit import NO_AUDIT, Auditor
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: the user (detached), the token's session, the preferences."""
+    """The authenticated caller: the user (detached), the token's session, the preferences.
+
+    A caller with an API key has `api_key_id` set, and `session_id` is the key's id: what a
+    stream watches for revocation (app/services/revocations.py)."""
 
     user: User
     session_id: uuid.UUID
     preferences: dict[str, Any] | None = None
+    api_key_id: uuid.UUID | None = None
 
 
 class TokenAuthenticator:

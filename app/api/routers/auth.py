@@ -10,8 +10,8 @@ from fastapi import APIRouter, Body, Request, Response, status
 from app.api.deps import (
     AuthServiceDep,
     ClientInfoDep,
-    CurrentPrincipal,
     LoginCredentials,
+    SignedInPrincipal,
     StreamTicketsDep,
 )
 from app.api.openapi import errors, schema_ref
@@ -115,7 +115,7 @@ async def refresh(request: Request, body: RefreshRequest, auth: AuthServiceDep) 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(
-    principal: CurrentPrincipal,
+    principal: SignedInPrincipal,
     auth: AuthServiceDep,
     body: Annotated[LogoutRequest | None, Body()] = None,
 ) -> Response:
@@ -125,20 +125,20 @@ async def logout(
 
 
 @router.post("/stream-ticket", response_model=StreamTicketRead)
-async def create_stream_ticket(principal: CurrentPrincipal, tickets: StreamTicketsDep) -> Any:
+async def create_stream_ticket(principal: SignedInPrincipal, tickets: StreamTicketsDep) -> Any:
     """A single-use ticket (60 s) to open an SSE stream without an Authorization header."""
     return tickets.issue(principal=principal)
 
 
 @router.get("/sessions", response_model=list[SessionRead])
-async def list_sessions(principal: CurrentPrincipal, auth: AuthServiceDep) -> Any:
+async def list_sessions(principal: SignedInPrincipal, auth: AuthServiceDep) -> Any:
     """List the active sessions (devices) of the current user."""
     return await auth.list_sessions(principal=principal)
 
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, auth: AuthServiceDep
+    session_id: uuid.UUID, principal: SignedInPrincipal, auth: AuthServiceDep
 ) -> Response:
     """Revoke one device session."""
     await auth.revoke_session(principal=principal, session_id=session_id)

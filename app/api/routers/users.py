@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import CurrentPrincipal, CurrentUser, UserServiceDep
+from app.api.deps import CurrentUser, SignedInPrincipal, UserServiceDep
 from app.api.openapi import errors
 from app.schemas.user import (
     AccountDelete,
@@ -40,15 +40,17 @@ async def update_me(body: UserUpdate, user: CurrentUser, users: UserServiceDep) 
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_me(body: AccountDelete, user: CurrentUser, users: UserServiceDep) -> Response:
+async def delete_me(
+    body: AccountDelete, principal: SignedInPrincipal, users: UserServiceDep
+) -> Response:
     """Delete the account and all its data (needs the password)."""
-    await users.delete_account(user=user, password=body.password)
+    await users.delete_account(user=principal.user, password=body.password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/change-password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
-    body: PasswordChange, principal: CurrentPrincipal, users: UserServiceDep
+    body: PasswordChange, principal: SignedInPrincipal, users: UserServiceDep
 ) -> Response:
     """Change the password; every other session is signed out."""
     await users.change_password(

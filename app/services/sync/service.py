@@ -61,6 +61,7 @@ class SyncService:
             user_id=principal.user.id,
             session_id=principal.session_id,
             ping_s=self.ping_s,
+            api_key=principal.api_key_id is not None,
         )
         return self.shutdown.guard(stream, terminal=shutdown_frame, at_once=True)
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.sse import PING_FRAME, encode_sse, retry_frame
 from app.db.availability import is_unavailable
+from app.repositories.api_keys import key_is_live
 from app.repositories.changes import ChangeRepository
 from app.repositories.principals import get_principal
 from app.schemas.events import SERVER_SHUTDOWN, TOKEN_REVOKED, ChangedEvent
@@ -52,13 +53,22 @@ def changed_frame(*, user_id: uuid.UUID, seq: int) -> bytes:
 
 
 async def _head_if_signed_in(
-    factory: async_sessionmaker[AsyncSession], *, user_id: uuid.UUID, session_id: uuid.UUID
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    api_key: bool,
 ) -> int | None:
-    """The user's change head, or None once the session is revoked or the account gone."""
+    """The user's change head, or None once the session (or API key) is revoked or expired,
+    or the account gone."""
     async with factory() as session:
-        found = await get_principal(session, session_id=session_id, user_id=user_id)
-        if found is None or found.revoked_at is not None or not found.user.is_active:
-            return None
+        if api_key:  # `session_id` is the key's id (Principal)
+            if not await key_is_live(session, key_id=session_id, user_id=user_id):
+                return None
+        else:
+            found = await get_principal(session, session_id=session_id, user_id=user_id)
+            if found is None or found.revoked_at is not None or not found.user.is_active:
+                return None
         bounds = await ChangeRepository(session).head(user_id=user_id)
         return bounds[0] if bounds is not None else None
 
@@ -71,6 +81,7 @@ async def change_stream(
     user_id: uuid.UUID,
     session_id: uuid.UUID,
     ping_s: float,
+    api_key: bool = False,
 ) -> AsyncIterator[bytes]:
     """`changed` events for one user, with keep-alives, until the client goes away or the
     session is revoked."""
@@ -80,7 +91,9 @@ async def change_stream(
     )
     try:
         try:
-            head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+            head = await _head_if_signed_in(
+                factory, user_id=user_id, session_id=session_id, api_key=api_key
+            )
         except Exception as exc:  # the database went away since the request was authorised
             if not is_unavailable(exc):
                 raise
@@ -100,7 +113,9 @@ async def change_stream(
                 sub.recheck = False
                 next_check = time.monotonic() + REVALIDATE_S
                 try:
-                    head = await _head_if_signed_in(factory, user_id=user_id, session_id=session_id)
+                    head = await _head_if_signed_in(
+                        factory, user_id=user_id, session_id=session_id, api_key=api_key
+                    )
                 except Exception as exc:
                     if not is_unavailable(exc):
                         raise
