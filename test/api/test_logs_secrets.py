@@ -116,7 +116,24 @@ async def auth_flow(client: httpx.AsyncClient, secrets: Secrets) -> None:
     assert gone.status_code == 204
 
 
-FLOWS: list[Flow] = [auth_flow]
+async def api_key_flow(client: httpx.AsyncClient, secrets: Secrets) -> None:
+    """Create a personal API key and use it in a header, a query string and a body."""
+    user = {"email": "keycheck@example.com", "username": "keycheck", "password": PASSWORD}
+    assert (await client.post("/auth/register", json=user)).status_code == 201
+    login = await client.post("/auth/login", json={"username": "keycheck", "password": PASSWORD})
+    secrets.tokens(login.json())
+    headers = bearer(login.json()["access_token"])
+    created = await client.post("/users/me/api-keys", json={"name": "script"}, headers=headers)
+    assert created.status_code == 201
+    key = created.json()["key"]
+    secrets.values |= {key, key[len(created.json()["prefix"]) :]}
+    assert (await client.get("/users/me", headers=bearer(key))).status_code == 200
+    await client.get("/users/me", params={"api_key": key}, headers=headers)
+    await client.put("/users/preferences", json={"note": key}, headers=bearer(key))
+    await client.get(f"/users/me/api-keys/{key}", headers=headers)
+
+
+FLOWS: list[Flow] = [auth_flow, api_key_flow]
 
 
 def access_lines(api_log: str) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.redact import display_url, redact_tree, redact_urls
+from app.core.redact import display_url, redact_api_keys, redact_tree, redact_urls
 from app.observability.logging import redact
 
 CASES = [
@@ -44,3 +44,12 @@ def test_every_url_in_free_text_is_shown_in_display_form() -> None:
 def test_log_lines_keep_the_display_form_and_lose_the_credentials() -> None:
     line = redact("MCP http://u:pw@h/mcp?api_key=k1&token=t1&x=1 connected; token=abc")
     assert line == "MCP http://h/mcp?api_key=***&token=***&x=1 connected; token=[REDACTED]"
+
+
+def test_api_keys_are_masked_wherever_they_appear() -> None:
+    key = "vk-Ab3dE5gH" + "x" * 43
+    text = f"Bearer {key} ?api_key={key}&q={key} body={{'name': '{key}'}} /keys/{key}"
+    out = redact(text)
+    assert "x" * 16 not in out and out.count("[REDACTED]") >= 5
+    assert redact_api_keys(f"see {key}.") == "see vk-[REDACTED]."
+    assert redact_api_keys("vk-short and vk-") == "vk-short and vk-"  # not a key: kept
