@@ -67,7 +67,7 @@ class ApiKeyService:
             expires_at=row.expires_at,
         )
 
-    async def list(self, *, user: User) -> list[ApiKeyRead]:
+    async def list_keys(self, *, user: User) -> list[ApiKeyRead]:
         """The user's keys that are not revoked, newest first."""
         rows = await self.keys.list_active(user_id=user.id)
         return [ApiKeyRead.model_validate(row) for row in rows]

@@ -25,7 +25,7 @@ async def create_api_key(
 @router.get("", response_model=list[ApiKeyRead])
 async def list_api_keys(principal: SignedInPrincipal, keys: ApiKeyServiceDep) -> Any:
     """The caller's keys that are not revoked (without the keys themselves)."""
-    return await keys.list(user=principal.user)
+    return await keys.list_keys(user=principal.user)
 
 
 @router.delete(
