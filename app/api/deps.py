@@ -225,6 +225,7 @@ def _chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> 
         generations=state.generations,
         writer=state.turn_writer,
         pending=state.pending_writes,
+        storage=state.file_storage,
     )
 
 

@@ -41,6 +41,7 @@ class BeginWrite:
     now: datetime
     parent_id: uuid.UUID | None = None
     user_message: bool = True
+    attachments: list[dict[str, Any]] | None = None  # the user message's files (absent: none)
     kind: Literal["begin"] = "begin"
 
 

@@ -146,6 +146,7 @@ class AgentRun:
                 now=utcnow(),
                 parent_id=req.parent_id,
                 user_message=req.user_message,
+                attachments=req.attachments,
             )
         )
         self._persist.add_done_callback(self._on_persisted)

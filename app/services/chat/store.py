@@ -72,6 +72,7 @@ class TurnStore:
         now: datetime,
         parent_id: uuid.UUID | None = None,
         user_message: bool = True,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> None:
         """Save the user message (below `parent_id`; none when `user_message` is False) and
         an empty `streaming` assistant message (committed, or kept for retry while the
@@ -88,6 +89,7 @@ class TurnStore:
                 now=now,
                 parent_id=parent_id,
                 user_message=user_message,
+                attachments=attachments,
             )
         )
 
