@@ -128,7 +128,12 @@ def extra_models(fake_llm: Any) -> list[dict[str, Any]]:
             "max_output_tokens": 500,
             "reasoning": {"budget_tokens": 1024},
         },
-        {"id": "echo-blind", "provider": "echo", "name": "Echo without vision", "supports_vision": False},
+        {
+            "id": "echo-blind",
+            "provider": "echo",
+            "name": "Echo without vision",
+            "supports_vision": False,
+        },
         {
             "id": "fake-nokey",
             "provider": "openai",

@@ -189,7 +189,8 @@ async def test_a_deleted_file_stays_in_history_and_regenerate_keeps_attachments(
         client, f"/chat/messages/{answer}/regenerate", alice["headers"], {}
     )
     assert text_of(regenerated) == "Echo: See Attachments: photo.png image 64x48"
-    assert (await client.delete(f"/files/{photo['id']}", headers=alice["headers"])).status_code == 204
+    deleted = await client.delete(f"/files/{photo['id']}", headers=alice["headers"])
+    assert deleted.status_code == 204
     question = (await history(client, alice["headers"], cid))["messages"][0]
     assert question["attachments"][0]["name"] == "photo.png"
     assert question["attachments"][0]["deleted"] is True
