@@ -312,6 +312,8 @@ async def get_sync_service(
         shutdown=shutdown,
         ping_s=settings.sse_ping_seconds,
         max_import_bytes=settings.max_import_bytes,
+        storage=state.file_storage,
+        upload_limits=state.upload_limits,
     )
 
 

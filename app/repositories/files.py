@@ -65,6 +65,15 @@ class FileRepository:
         stmt = stmt.order_by(StoredFile.created_at.desc(), StoredFile.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
+    async def all_for_user(self, *, user_id: uuid.UUID) -> list[StoredFile]:
+        """Every file of the user, oldest first (for a backup)."""
+        stmt = (
+            select(StoredFile)
+            .where(StoredFile.user_id == user_id)
+            .order_by(StoredFile.created_at, StoredFile.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
     async def storage_bytes(self, *, user_id: uuid.UUID) -> int:
         """The total size of the user's files."""
         stmt = select(func.coalesce(func.sum(StoredFile.size), 0)).where(

@@ -65,6 +65,9 @@ async def test_echo_reports_a_pdf_and_an_image_and_history_shows_them(
         (report["id"], "report.pdf", "document", False),
     ]
     assert conversation["messages"][1]["attachments"] == []
+    feed = (await client.get("/sync/changes", headers=alice["headers"])).json()
+    synced = next(m for m in feed["messages"] if m["id"] == question["id"])
+    assert [a["name"] for a in synced["attachments"]] == ["photo.png", "report.pdf"]
 
 
 async def test_a_scanned_pdf_is_a_note_to_the_model(client: httpx.AsyncClient, alice: dict) -> None:
@@ -216,3 +219,43 @@ async def test_edit_keeps_or_replaces_the_attachments(
     assert text_of(swapped) == "Echo: C Attachments: n.txt 12 characters of text"
     none = await post_stream(client, path, alice["headers"], {"content": "D", "attachments": []})
     assert text_of(none) == "Echo: D"
+
+
+async def test_backup_round_trip_restores_files_and_attachments(
+    client: httpx.AsyncClient, alice: dict, bob: dict
+) -> None:
+    picture = image("PNG", (30, 20))
+    photo = await _file(client, alice, "photo.png", picture)
+    report = await _file(client, alice, "report.pdf", pdf(["Backed up"]))
+    await stream_chat(
+        client,
+        alice["headers"],
+        message="Keep these",
+        model="vektor-echo",
+        attachments=[photo["id"], report["id"]],
+    )
+    exported = await client.get("/sync/export", headers=alice["headers"])
+    doc = exported.json()
+    assert doc["version"] == 3
+    files = {f["name"]: f for f in doc["files"]}
+    assert base64.b64decode(files["photo.png"]["data"]) == picture
+    assert files["report.pdf"]["sha256"] == report["sha256"]
+
+    tampered = {**doc, "files": [{**doc["files"][0], "data": base64.b64encode(b"x").decode()}]}
+    refused = await client.post("/sync/import", json=tampered, headers=bob["headers"])
+    assert_error(refused, 422, "invalid_backup")
+    assert (await client.get("/files", headers=bob["headers"])).json()["items"] == []
+
+    imported = await client.post("/sync/import", json=doc, headers=bob["headers"])
+    assert imported.status_code == 200, imported.text
+    theirs = (await client.get("/files", headers=bob["headers"])).json()["items"]
+    assert sorted(f["sha256"] for f in theirs) == sorted([photo["sha256"], report["sha256"]])
+    by_name = {f["name"]: f["id"] for f in theirs}
+    content = await client.get(f"/files/{by_name['photo.png']}/content", headers=bob["headers"])
+    assert content.content == picture
+    cid = (await client.get("/chat/history", headers=bob["headers"])).json()["items"][0]["id"]
+    question = (await history(client, bob["headers"], cid))["messages"][0]
+    assert [(a["id"], a["deleted"]) for a in question["attachments"]] == [
+        (by_name["photo.png"], False),
+        (by_name["report.pdf"], False),
+    ]
