@@ -226,6 +226,7 @@ def _chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> 
         writer=state.turn_writer,
         pending=state.pending_writes,
         storage=state.file_storage,
+        upload_limits=state.upload_limits,
     )
 
 

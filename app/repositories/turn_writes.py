@@ -75,6 +75,7 @@ class FinishWrite:
     last_event_id: int = 0
     reasoning: str | None = None  # the model's visible reasoning (absent in old spools)
     finish_reason: str | None = None
+    attachments: list[dict[str, Any]] | None = None  # images its tools returned (None: keep)
     kind: Literal["finish"] = "finish"
 
 

@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 from anyio import to_thread
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.errors import BadRequest, NotFound
+from app.core.errors import AppError, BadRequest, NotFound
 from app.models import StoredFile
 from app.repositories.files import FileRepository
 from app.services.files.prepare import PREPARED, Prepared, limit_for, prepare_image
-from app.services.files.service import storage_error
+from app.services.files.service import FileService, UploadLimits, storage_error
+from app.services.files.sniff import image_type
 from app.services.files.storage import ObjectMissing, Storage, StorageUnavailable
 from app.services.llm import ChatMessage, ModelConfig
 from app.services.llm.base import FileRef, ImagePart, Part, TextPart
 from app.services.llm.context import CHARS_PER_TOKEN
+from app.services.tools.types import ToolImage
+
+KeepImage = Callable[[str, ToolImage], Awaitable[dict[str, Any] | None]]
 
 DOCUMENT_SHARE = 0.5  # of the context left after the answer's reserve, for all documents
 MIN_DOCUMENT_CHARS = 1000
@@ -193,3 +199,39 @@ class AttachmentLoader:
         except StorageUnavailable as exc:
             raise storage_error(exc) from exc
         return bytes(data)
+
+
+class ToolImageKeeper:
+    """Stores images that tools returned as files of the user (checked like uploads)."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        storage: Storage | None,
+        limits: UploadLimits | None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.storage = storage
+        self.limits = limits
+
+    def for_user(self, user_id: uuid.UUID) -> KeepImage | None:
+        """The `keep_image` of one user's turn (None without file storage)."""
+        if self.storage is None or self.limits is None:
+            return None
+        return partial(self.keep, user_id)
+
+    async def keep(self, user_id: uuid.UUID, name: str, image: ToolImage) -> dict[str, Any] | None:
+        """The stored image's attachment snapshot; None when it is refused (not an image
+        we take, over a limit or the quota, storage down): the text then describes it."""
+        assert self.storage is not None and self.limits is not None
+        if image_type(image.data[:64]) is None:
+            return None  # not image bytes, whatever the tool said: never stored as a file
+        try:
+            async with self.session_factory() as session:
+                files = FileService(session=session, storage=self.storage, limits=self.limits)
+                stored = await files.restore(user_id=user_id, name=name, data=image.data)
+        except AppError as exc:
+            logger.info("a tool's image was not kept: {}", exc)
+            return None
+        return snapshot(stored)  # the bytes decide its kind, as for an upload

@@ -22,7 +22,12 @@ from app.schemas.chat import ChatStreamRequest, EditRequest, TurnOptions
 from app.schemas.events import ErrorEvent
 from app.schemas.user import Preferences
 from app.services.chat.agent import AgentRun
-from app.services.chat.attachments import AttachmentLoader, owned_files, refs
+from app.services.chat.attachments import (
+    AttachmentLoader,
+    ToolImageKeeper,
+    owned_files,
+    refs,
+)
 from app.services.chat.events import encode_frame
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
@@ -30,7 +35,7 @@ from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
 from app.services.chat.tree import Placement, TreeTurns
 from app.services.chat.turn import TurnRequest
-from app.services.files.storage import Storage
+from app.services.files import Storage, UploadLimits
 from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
 from app.services.tools import Tool, Toolbox
@@ -55,6 +60,7 @@ class ChatService:
         writer: TurnWriter,
         pending: PendingWrites,
         storage: Storage | None = None,
+        upload_limits: UploadLimits | None = None,
     ) -> None:
         self.settings = settings
         self.limiter = limiter
@@ -65,6 +71,9 @@ class ChatService:
         self.writer = writer
         self.pending = pending
         self.attachments = AttachmentLoader(session_factory=session_factory, storage=storage)
+        self.keeper = ToolImageKeeper(
+            session_factory=session_factory, storage=storage, limits=upload_limits
+        )
 
     async def start(
         self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
@@ -228,6 +237,7 @@ class ChatService:
             store=TurnStore(writer=self.writer, pending=self.pending),
             max_tool_rounds=settings.max_tool_rounds,
             max_duration_s=settings.max_generation_seconds,
+            keep_image=self.keeper.for_user(user.id),
         )
         gen.task = asyncio.create_task(run.run(), name=f"generation-{ids.message_id}")
         return ids.message_id

@@ -141,6 +141,7 @@ class TurnStore:
         last_event_id: int = 0,
         reasoning: str | None = None,
         finish_reason: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> None:
         """Save the final assistant message and touch the conversation (retried with backoff
         while the database is unavailable; never raises)."""
@@ -159,6 +160,7 @@ class TurnStore:
             last_event_id=last_event_id,
             reasoning=reasoning,
             finish_reason=finish_reason,
+            attachments=attachments,
         )
         try:
             await self._save(write)

@@ -56,6 +56,7 @@ class TurnState:
     saw_usage: bool = False
     model_id: str = ""
     token_count: int = 0
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # images tools returned
 
     @property
     def text(self) -> str:
