@@ -20,7 +20,7 @@ from app.api.cors import JsonCORSMiddleware
 from app.api.db_errors import install_database_error_handler
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
-from app.api.routers import auth, chat, chat_tree, dashboard, files, mcp, system, users
+from app.api.routers import admin, auth, chat, chat_tree, dashboard, files, mcp, system, users
 from app.api.routers import sync as sync_routes
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -37,6 +37,7 @@ from app.observability.logging import configure_logging
 from app.observability.middleware import RequestContextMiddleware, RequestObserver
 from app.observability.runtime import Observability
 from app.services.adapters import start_adapter_tools
+from app.services.admin import AuditLog
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
@@ -146,6 +147,7 @@ OPENAPI_TAGS = [
     {"name": "files", "description": "Uploads: images, documents and text for the models."},
     {"name": "sync", "description": "Changes across devices, live pushes, backup and restore."},
     {"name": "mcp", "description": "MCP servers and their tools (admin only)."},
+    {"name": "admin", "description": "Accounts and the audit log (admin only)."},
     {"name": "system", "description": "Health, status, info, endpoints, metrics, dashboard."},
 ]
 
@@ -180,6 +182,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.file_storage = await open_storage(settings)
         state.upload_limits = upload_limits(settings)
         state.capabilities += ["files", f"files_{state.file_storage.kind}"]
+        state.audit = AuditLog(
+            session_factory=state.session_factory, retention_days=settings.audit_retention_days
+        )
+        await state.audit.start()
+        state.capabilities += ["admin_users", "audit_log"]
         state.turn_writer = TurnWriter(db=state.db)
         await state.turn_writer.start()
         state.models = ModelRegistry.load(settings.config_dir)
@@ -224,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.generations.aclose(grace_s=max(SAVE_GRACE_S, state.shutdown.remaining()))
             await state.interrupted.aclose()
             await state.pending_writes.aclose()  # what is still unsaved goes to the spool
+            await state.audit.aclose()  # what is queued is written (or logged as lost)
             await state.turn_writer.aclose()
             await state.db.aclose()
             await state.sync.aclose()
@@ -258,6 +266,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users.router,
         files.router,
         mcp.router,
+        admin.router,
         system.router,
         dashboard.router,
     ):

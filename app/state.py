@@ -20,6 +20,7 @@ from app.db.direct import DirectDb
 from app.db.health import DatabaseHealth
 from app.db.writer import TurnWriter
 from app.services.adapters import AdapterTools
+from app.services.admin import AuditLog
 from app.services.chat.interrupted import InterruptedAnswers
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
@@ -63,6 +64,7 @@ class AppState:
     stream_tickets: StreamTickets = field(init=False)
     file_storage: Storage = field(init=False)  # uploads: local directory or S3-compatible
     upload_limits: UploadLimits = field(init=False)  # and the worker's upload-check gate
+    audit: AuditLog = field(init=False)  # the audit log's writer and pruner
     # chat requests in their start-up work at once (app/api/deps.py: start_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)

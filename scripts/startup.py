@@ -23,7 +23,7 @@ from anyio import to_thread  # noqa: E402
 from loguru import logger  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from app.core.config import ConfigError, Settings  # noqa: E402
+from app.core.config import ConfigError, RegistrationMode, Settings  # noqa: E402
 from app.core.errors import AppError  # noqa: E402
 from app.core.ratelimit import RateLimiter  # noqa: E402
 from app.core.security import PasswordHasher, TokenCodec  # noqa: E402
@@ -67,13 +67,15 @@ async def create_user(settings: Settings, data: RegisterRequest, *, admin: bool)
         )
         hasher = PasswordHasher(rounds=settings.bcrypt_rounds)
         async with factory() as session:
-            # an operator's command, not a client: no rate limit
+            # an operator's command, not a client: no rate limit, and whatever REGISTRATION_MODE
+            # says (closed or approval), the account is created and active
             auth = AuthService(
                 session=session,
                 hasher=hasher,
                 tokens=tokens,
                 limiter=RateLimiter(redis_url=None, enabled=False),
                 limits=AuthLimits.from_settings(settings),
+                registration=RegistrationMode.open,
             )
             user = await auth.register(data=data, ip="localhost")
             if admin:

@@ -124,3 +124,53 @@ def test_the_docs_never_tell_a_reader_to_run_bare_python() -> None:
         if not THROUGH_UV.search(line[: match.start()])
     ]
     assert found == [], "use python3 (or uv run python):\n" + "\n".join(found)
+
+
+def branches_block() -> str:
+    """The bash block of the README's "Branches" section."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Branches", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert match, "no bash block in the README's Branches section"
+    return match.group(1)
+
+
+def test_the_readme_branches_block_runs_as_written(tmp_path: Path) -> None:
+    """Regenerate, edit, continue, fork, switch and delete on the offline default."""
+    quick = quick_start_block().splitlines()
+    login = quick[: next(i for i, line in enumerate(quick) if line.startswith("TOKEN=")) + 1]
+    env = server_env(tmp_path, CONFIG_DIR=str(ROOT / "config"))
+    script = tmp_path / "branches.sh"
+    with running_server(["python3", "run.py", "serve"], env) as server:
+        prelude = "\n".join(login).replace(DEFAULT_BASE, f"B={server.base_url}", 1)
+        script.write_text(prelude + "\n" + branches_block())
+        done = subprocess.run(
+            ["bash", "-e", str(script)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        server.stop()
+    out = done.stdout
+    assert done.returncode == 0, f"{out[-3000:]}\n{done.stderr[-3000:]}"
+    events = sse_events(out)
+    names = [e["event"] for e in events]
+    # continue: the same message, its saved text first, then the rest, to a normal stop
+    assert names[:2] == ["start", "snapshot"], out
+    answer = events[0]["data"]["message_id"]
+    assert events[1]["data"]["message_id"] == answer
+    continued = events[: names.index("done") + 1]
+    rest = "".join(e["data"]["content"] for e in continued if e["event"] == "delta")
+    assert events[1]["data"]["content"] + rest == "Echo: Branch me: one two three four"
+    assert continued[-1]["data"]["finish_reason"] == "stop"
+    # regenerate: a new assistant message under the same question
+    starts = [e["data"] for e in events if e["event"] == "start"]
+    assert starts[1]["message_id"] != answer
+    assert starts[1]["user_message_id"] == starts[0]["user_message_id"]
+    # the fork below the first answer, then the edit's branch is the active one
+    assert starts[2]["user_message_id"] not in (starts[0]["user_message_id"],)
+    lines = out.splitlines()
+    assert "[('user', 2), ('assistant', 1)]" in lines, out
+    assert lines[-2:] == ["200", "204"], out

@@ -263,6 +263,25 @@ def test_startup_creates_an_admin_that_can_log_in(workdir: Path) -> None:
     assert bcrypt.checkpw(PASSWORD.encode(), password_hash.encode())
 
 
+@pytest.mark.parametrize("mode", ["closed", "approval"])
+def test_startup_creates_an_active_admin_whatever_the_registration_mode(
+    workdir: Path, mode: str
+) -> None:
+    env = {**script_env(workdir), "REGISTRATION_MODE": mode}
+    args = ["--user", "--email", "first@example.com", "--username", "first", "--admin"]
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "startup.py"), *args, "--password", PASSWORD],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert query(workdir, "SELECT username, is_admin, is_active FROM users") == [("first", 1, 1)]
+
+
 def test_startup_creates_a_normal_user_without_admin(workdir: Path) -> None:
     result = create(workdir, "plain@example.com", "plain")
     assert result.returncode == 0, result.stderr

@@ -246,3 +246,19 @@ def test_storage_secrets_are_not_in_the_settings_repr() -> None:
         aws_secret_access_key="very-secret-value",
     )
     assert "pass@" not in repr(settings) and "very-secret-value" not in repr(settings)
+
+
+def test_registration_mode_and_audit_retention_are_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = Settings(_env_file=None)
+    assert (defaults.registration_mode, defaults.audit_retention_days) == ("open", 365)
+    monkeypatch.setenv("REGISTRATION_MODE", "approval")
+    monkeypatch.setenv("AUDIT_RETENTION_DAYS", "30")
+    chosen = Settings(_env_file=None)
+    assert (chosen.registration_mode, chosen.audit_retention_days) == ("approval", 30)
+    for name, bad in (("REGISTRATION_MODE", "invite-only"), ("AUDIT_RETENTION_DAYS", "0")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValueError, match=name.lower()):
+            Settings(_env_file=None)
+        monkeypatch.delenv(name)

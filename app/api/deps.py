@@ -21,6 +21,7 @@ from app.core.shutdown import StreamShutdown
 from app.models import User
 from app.schemas.auth import LoginRequest
 from app.schemas.common import MAX_JSON_DEPTH
+from app.services.admin import Auditor
 from app.services.auth import AuthLimits, AuthService, ClientInfo, Principal, TokenAuthenticator
 from app.services.chat.history import HistoryService
 from app.services.chat.service import ChatService
@@ -66,23 +67,49 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_auth_service(state: StateDep, session: SessionDep) -> AuthService:
+async def get_client_info(request: Request) -> ClientInfo:
+    """User agent (without control characters: it is stored) and socket address."""
+    user_agent = request.headers.get("user-agent")
+    return ClientInfo(
+        user_agent=_CONTROL.sub("", user_agent) if user_agent else None,
+        ip=request.client.host if request.client else None,
+    )
+
+
+ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
+
+
+async def get_auditor(state: StateDep, client: ClientInfoDep) -> Auditor:
+    """The audit log with this request's client address and user agent attached."""
+    return Auditor(log=state.audit, ip=client.ip, user_agent=client.user_agent)
+
+
+AuditorDep = Annotated[Auditor, Depends(get_auditor)]
+
+
+async def get_auth_service(
+    state: StateDep, settings: SettingsDep, session: SessionDep, audit: AuditorDep
+) -> AuthService:
     """Auth use cases bound to this request's session (they apply the auth rate limits)."""
     return AuthService(
         session=session,
         hasher=state.hasher,
         tokens=state.tokens,
         limiter=state.limiter,
-        limits=AuthLimits.from_settings(state.settings),
+        limits=AuthLimits.from_settings(settings),
+        registration=settings.registration_mode,
+        audit=audit,
     )
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-async def get_user_service(state: StateDep, session: SessionDep) -> UserService:
+async def get_user_service(state: StateDep, session: SessionDep, audit: AuditorDep) -> UserService:
     """User use cases bound to this request's session."""
-    return UserService(session=session, hasher=state.hasher, storage=state.file_storage)
+    return UserService(
+        session=session, hasher=state.hasher, storage=state.file_storage, audit=audit
+    )
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
@@ -176,18 +203,6 @@ async def get_admin_user(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(get_admin_user)]
-
-
-async def get_client_info(request: Request) -> ClientInfo:
-    """User agent (without control characters: it is stored) and socket address."""
-    user_agent = request.headers.get("user-agent")
-    return ClientInfo(
-        user_agent=_CONTROL.sub("", user_agent) if user_agent else None,
-        ip=request.client.host if request.client else None,
-    )
-
-
-ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
 
 
 async def get_models(state: StateDep) -> ModelRegistry:
@@ -302,7 +317,11 @@ StreamTicketsDep = Annotated[StreamTickets, Depends(get_stream_tickets)]
 
 
 async def get_sync_service(
-    state: StateDep, settings: SettingsDep, session: SessionDep, shutdown: ShutdownDep
+    state: StateDep,
+    settings: SettingsDep,
+    session: SessionDep,
+    shutdown: ShutdownDep,
+    audit: AuditorDep,
 ) -> SyncService:
     """Sync and backup use cases bound to this request's session."""
     return SyncService(
@@ -315,6 +334,7 @@ async def get_sync_service(
         max_import_bytes=settings.max_import_bytes,
         storage=state.file_storage,
         upload_limits=state.upload_limits,
+        audit=audit,
     )
 
 

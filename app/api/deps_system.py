@@ -8,11 +8,20 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api.deps import ModelsDep, StateDep, get_admin_user, get_principal, oauth2_scheme
+from app.api.deps import (
+    AuditorDep,
+    ModelsDep,
+    SessionDep,
+    StateDep,
+    get_admin_user,
+    get_principal,
+    oauth2_scheme,
+)
 from app.api.openapi import answers
 from app.core.errors import ServiceUnavailable
 from app.observability.runtime import Observability, get_observability
 from app.services.adapters import AdapterTools
+from app.services.admin import AdminService
 from app.services.mcp import McpPool
 from app.services.status import StatusReport
 from app.services.system import SystemHealth
@@ -117,3 +126,13 @@ async def require_metrics_reader(
 
 
 MetricsReader = Annotated[None, Depends(require_metrics_reader)]
+
+
+async def get_admin_service(
+    session: SessionDep, audit: AuditorDep, state: StateDep
+) -> AdminService:
+    """User administration and the audit log's reader, bound to this request's session."""
+    return AdminService(session=session, audit=audit, storage=state.file_storage)
+
+
+AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]

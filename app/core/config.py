@@ -47,6 +47,14 @@ class LogFormat(StrEnum):
     simple = "simple"
 
 
+class RegistrationMode(StrEnum):
+    """Who may create an account through `POST /auth/register`."""
+
+    open = "open"  # anyone; the account works at once
+    approval = "approval"  # anyone; the account waits until an admin activates it
+    closed = "closed"  # nobody (operators use scripts/startup.py --user)
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot be used; the message says what to fix."""
 
@@ -99,6 +107,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     max_tool_rounds: int = Field(default=8, ge=1, le=50)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    registration_mode: RegistrationMode = RegistrationMode.open
+    audit_retention_days: int = Field(default=365, ge=1, le=36500)
     # outbound fetches (app adapters, URL tool arguments): see app/services/urls
     url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     fetch_timeout_seconds: float = Field(default=20, gt=0, le=600)

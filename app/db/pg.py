@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg
+from sqlalchemy import Float
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.url import URL
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.sqltypes import NumericCommon
+from sqlalchemy.sql.type_api import TypeEngine
 
 from app.db.availability import Breaker, is_unavailable
 
@@ -67,6 +70,22 @@ class Prepared:
         }
 
 
+# what asyncpg reports for a column of these types (its result processors ask for it)
+_FLOAT8_OID = 701
+_NUMERIC_OID = 1700
+
+
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    """The processor SQLAlchemy would apply to a result column of `type_`.
+
+    Numeric types choose theirs by the column's PostgreSQL type, which only a live cursor
+    reports; a `Float` column is float8 and a `Numeric` one numeric."""
+    coltype = None
+    if isinstance(type_, NumericCommon):
+        coltype = _FLOAT8_OID if isinstance(type_, Float) else _NUMERIC_OID
+    return cast(Processor, type_._cached_result_processor(dialect, coltype))
+
+
 def prepare(statement: Any, dialect: Dialect) -> Prepared:
     """Compile `statement` with the engine's dialect (numbered `$n` parameters)."""
     compiled = statement.compile(dialect=dialect)
@@ -84,7 +103,7 @@ def prepare(statement: Any, dialect: Dialect) -> Prepared:
         },
         binds=tuple(cast(Processor, processors.get(name)) for name in names),
         keys=tuple(column.keyname for column in columns),
-        results=tuple(column.type._cached_result_processor(dialect, None) for column in columns),
+        results=tuple(_result_processor(column.type, dialect) for column in columns),
     )
 
 

@@ -1,6 +1,7 @@
 """ORM models; importing this package registers every table on `Base.metadata`."""
 
 from app.core.status import MessageStatus
+from app.models.audit import AuditEvent
 from app.models.auth_session import AuthSession
 from app.models.conversation import Conversation, Message
 from app.models.file import StoredFile
@@ -8,6 +9,7 @@ from app.models.sync import SyncTombstone
 from app.models.user import User, UserPreferences
 
 __all__ = [
+    "AuditEvent",
     "AuthSession",
     "Conversation",
     "Message",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, Uuid, text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin, UTCDateTime, new_uuid, utcnow
@@ -28,6 +28,10 @@ class User(TimestampMixin, Base):
     password_changed_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, nullable=False
     )
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # an admin's per-user overrides of QUOTA_TOKENS_PER_DAY / QUOTA_COST_PER_MONTH (null: default)
+    quota_tokens_per_day: Mapped[int | None] = mapped_column(Integer)
+    quota_cost_per_month: Mapped[float | None] = mapped_column(Float)
     # sync: the last change sequence number handed out for this user's data (see
     # app/repositories/changes.py), and the newest one whose tombstone was pruned
     change_seq: Mapped[int] = mapped_column(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +47,16 @@ class UserRepository:
         return (
             any(row.email == email for row in rows),
             any(row.username == username for row in rows),
+        )
+
+    async def record_login(self, *, user_id: uuid.UUID, at: datetime) -> None:
+        """Note a login's time (the audit writer does, off the login's path; a login is not a
+        profile change: `updated_at` stays)."""
+        await self.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(last_login_at=at, updated_at=User.updated_at)
+            .execution_options(synchronize_session=False)
         )
 
     def add(self, user: User) -> None:

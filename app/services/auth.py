@@ -10,8 +10,8 @@ from loguru import logger
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings
-from app.core.errors import Conflict, NotFound, Unauthorized
+from app.core.config import RegistrationMode, Settings
+from app.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenClaims, TokenCodec, new_jti
 from app.db.base import utcnow
@@ -20,7 +20,9 @@ from app.models import AuthSession, User
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.principals import read_principal
 from app.repositories.users import UserRepository
+from app.schemas.admin import AuditAction
 from app.schemas.auth import RegisterRequest, SessionRead, TokenPair
+from app.services.admin.audit import NO_AUDIT, Auditor
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +96,24 @@ class AuthService:
         tokens: TokenCodec,
         limiter: RateLimiter,
         limits: AuthLimits,
+        registration: RegistrationMode = RegistrationMode.open,
+        audit: Auditor = NO_AUDIT,
     ) -> None:
         self.session = session
         self.hasher = hasher
         self.tokens = tokens
         self.limiter = limiter
         self.limits = limits
+        self.registration = registration
+        self.audit = audit
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
 
     async def register(self, *, data: RegisterRequest, ip: str) -> User:
-        """Create an account; 409 when the email or username is taken."""
+        """Create an account (inactive until approved in `approval` mode); 409 when the email
+        or username is taken, 403 `registration_closed` in `closed` mode."""
+        if self.registration is RegistrationMode.closed:
+            raise Forbidden("Registration is closed", code="registration_closed")
         await self.limiter.hit(self.limits.register, "register", ip, fail_closed=True)
         email, username = data.email.lower(), data.username.lower()
         await self._ensure_free(email=email, username=username)
@@ -113,6 +122,7 @@ class AuthService:
             username=username,
             full_name=data.full_name,
             password_hash=await self.hasher.hash(data.password),
+            is_active=self.registration is not RegistrationMode.approval,
         )
         self.users.add(user)
         try:
@@ -122,6 +132,13 @@ class AuthService:
             await self._ensure_free(email=email, username=username)
             raise Conflict("Email or username already taken") from exc
         logger.info("user registered", user_id=str(user.id))
+        self.audit.record(
+            AuditAction.registered,
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"pending": not user.is_active},
+        )
         return user
 
     async def _ensure_free(
@@ -146,7 +163,9 @@ class AuthService:
         """Check the password (same cost for unknown users) and open a device session.
 
         Each attempt counts against the IP and against the account, one budget whether it is
-        addressed by username or by email (an unknown name is its own key)."""
+        addressed by username or by email (an unknown name is its own key). An inactive account
+        (awaiting approval, or deactivated) is 403 `account_pending`, and only after its
+        password was verified, so it reveals nothing to someone without the password."""
         limiter, limits = self.limiter, self.limits
         await limiter.hit(limits.login_ip, "login-ip", ip, fail_closed=True)
         name = identifier.strip().lower()
@@ -154,11 +173,31 @@ class AuthService:
         account = str(user.id) if user else name
         await limiter.hit(limits.login_account, "login-account", ip, account, fail_closed=True)
         ok = await self.hasher.verify(password, user.password_hash if user else None)
-        if user is None or not ok or not user.is_active:
+        if user is None or not ok:
             logger.info("login failed")
+            self.audit.record(
+                AuditAction.login_failed,
+                target_type="user" if user else None,
+                target_id=user.id if user else None,
+                details={"identifier": name[:320]},
+            )
             raise Unauthorized("Incorrect username or password", code="invalid_credentials")
+        if not user.is_active:
+            self.audit.record(
+                AuditAction.login_failed,
+                target_type="user",
+                target_id=user.id,
+                details={"identifier": name[:320], "reason": "account_pending"},
+            )
+            raise Forbidden(
+                "This account is not active yet: an administrator must activate it",
+                code="account_pending",
+            )
         pair = await self.open_session(user=user, client=client)
         logger.info("login", user_id=str(user.id))
+        self.audit.record(
+            AuditAction.login, actor_id=user.id, target_type="user", target_id=user.id
+        )
         return pair
 
     async def open_session(self, *, user: User, client: ClientInfo) -> TokenPair:
@@ -219,16 +258,34 @@ class AuthService:
         # The token is genuine but already spent: someone replayed it. Kill the family.
         await self.sessions.revoke(session_id=row.id, reason="reuse")
         await self.session.commit()
+        self.audit.record(
+            AuditAction.refresh_reused,
+            actor_id=row.user_id,
+            target_type="session",
+            target_id=row.id,
+        )
         logger.warning("refresh token reuse detected; session revoked", session_id=str(row.id))
         raise Unauthorized("Refresh token was already used", code="token_reused")
 
     async def logout(self, *, principal: Principal, all_devices: bool) -> None:
         """Revoke the current session, or every session of the user."""
+        user_id = principal.user.id
         if all_devices:
-            await self.sessions.revoke_for_user(user_id=principal.user.id, reason="logout_all")
+            await self.sessions.revoke_for_user(user_id=user_id, reason="logout_all")
         else:
             await self.sessions.revoke(session_id=principal.session_id, reason="logout")
         await self.session.commit()
+        if all_devices:
+            self.audit.record(
+                AuditAction.logout_all, actor_id=user_id, target_type="user", target_id=user_id
+            )
+        else:
+            self.audit.record(
+                AuditAction.logout,
+                actor_id=user_id,
+                target_type="session",
+                target_id=principal.session_id,
+            )
 
     async def list_sessions(self, *, principal: Principal) -> list[SessionRead]:
         """The user's active device sessions, marking the caller's."""
@@ -247,3 +304,9 @@ class AuthService:
             raise NotFound("Session not found")
         await self.sessions.revoke(session_id=session_id, reason="revoked")
         await self.session.commit()
+        self.audit.record(
+            AuditAction.session_revoked,
+            actor_id=principal.user.id,
+            target_type="session",
+            target_id=session_id,
+        )

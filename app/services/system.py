@@ -64,6 +64,8 @@ def info(*, settings: Settings, capabilities: list[str], version: str) -> dict[s
         "api_version": API_VERSION,
         "environment": settings.environment.value,
         "capabilities": ["auth", "users", "preferences", *capabilities],
+        # open | approval | closed: whether a client offers sign-up, and what follows it
+        "registration_mode": settings.registration_mode.value,
         "limits": {
             "max_message_chars": 32000,
             "max_concurrent_generations": settings.max_concurrent_generations,

@@ -17,8 +17,10 @@ from app.models import User
 from app.repositories.auth_sessions import AuthSessionRepository
 from app.repositories.changes import ChangeRepository
 from app.repositories.users import UserRepository
+from app.schemas.admin import AuditAction
 from app.schemas.user import Preferences, PreferencesUpdate, UserUpdate
-from app.services.files.storage import Storage, StorageUnavailable
+from app.services.admin.audit import NO_AUDIT, Auditor
+from app.services.files.storage import Storage, delete_user_files
 
 MAX_EXTRA_BYTES = 16 * 1024
 
@@ -27,11 +29,17 @@ class UserService:
     """Owns the transaction of each user use case."""
 
     def __init__(
-        self, *, session: AsyncSession, hasher: PasswordHasher, storage: Storage | None = None
+        self,
+        *,
+        session: AsyncSession,
+        hasher: PasswordHasher,
+        storage: Storage | None = None,
+        audit: Auditor = NO_AUDIT,
     ) -> None:
         self.session = session
         self.hasher = hasher
         self.storage = storage
+        self.audit = audit
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
 
@@ -87,6 +95,9 @@ class UserService:
         )
         await self.session.commit()
         logger.info("password changed", user_id=str(user.id))
+        self.audit.record(
+            AuditAction.password_changed, actor_id=user.id, target_type="user", target_id=user.id
+        )
 
     async def delete_account(self, *, user: User, password: str) -> None:
         """Delete the user and, by cascade, everything the user owns."""
@@ -94,11 +105,14 @@ class UserService:
         await self.users.delete(user_id=user.id)
         await self.session.commit()
         logger.info("account deleted", user_id=str(user.id))
-        if self.storage is not None:  # the file rows went by cascade; now their bytes
-            try:
-                await self.storage.delete_prefix(str(user.id))
-            except StorageUnavailable as exc:
-                logger.warning("the deleted account's files stay in storage: {}", exc)
+        await delete_user_files(self.storage, user_id=user.id)
+        self.audit.record(
+            AuditAction.account_deleted,
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details={"before": {"email": user.email, "username": user.username}},
+        )
 
     async def get_preferences(self, *, user: User) -> Preferences:
         """The stored preferences with defaults for anything missing."""

@@ -10,15 +10,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import literal, select
+from sqlalchemy import literal, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.availability import is_unavailable
+from app.db.base import utcnow
 from app.db.commits import CommitNotifier
 from app.db.direct import DirectDb
 from app.db.health import DatabaseHealth
-from app.models import Conversation, Message
+from app.models import Conversation, Message, User
 from app.repositories.changes import PENDING_CHANGES_KEY
 from app.repositories.principals import get_principal, read_principal
 from app.repositories.turn_writes import BeginWrite
@@ -151,6 +152,13 @@ async def test_the_session_check_reads_the_same_on_asyncpg(
 ) -> None:
     db, _ = pg
     claims = state.tokens.decode(alice["access_token"], expected="access")
+    async with state.session_factory() as session:  # every column type has a value
+        await session.execute(
+            update(User)
+            .where(User.id == claims.user_id)
+            .values(last_login_at=utcnow(), quota_tokens_per_day=7, quota_cost_per_month=2.5)
+        )
+        await session.commit()
     fast = await read_principal(db, session_id=claims.session_id, user_id=claims.user_id)
     async with state.session_factory() as session:
         orm = await get_principal(session, session_id=claims.session_id, user_id=claims.user_id)

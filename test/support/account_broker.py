@@ -57,10 +57,11 @@ class AccountBroker:
     def login(self, name: str) -> tuple[int, bytes]:
         """The app's answer to logging in as `name`, repairing the account once if needed."""
         status, body = self._app_login(name)
-        if status == 401:
+        # 401: renamed, new password or deleted; 403 `account_pending`: deactivated by an admin
+        if status in (401, 403):
             with self._lock:  # one repair at a time; another thread may have done it already
                 status, body = self._app_login(name)
-                if status == 401:
+                if status in (401, 403):
                     asyncio.run(self._restore(name))
                     self.restored[name] += 1
                     status, body = self._app_login(name)

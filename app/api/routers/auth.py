@@ -55,6 +55,11 @@ RATE_LIMITED = errors(429, 503)
 _LOGIN_ERRORS = RATE_LIMITED | errors(
     (400, "`bad_request`: a form that cannot be parsed"),
     (401, "`invalid_credentials`: the same answer whether the account exists or not"),
+    (
+        403,
+        "`account_pending`: the password is right but the account is not active (waiting "
+        "for an administrator's approval, or deactivated)",
+    ),
     (422, "`validation_error`: neither a username (or email) and password form nor JSON"),
 )
 _TOKEN_ERRORS = RATE_LIMITED | errors(
@@ -70,10 +75,14 @@ _TOKEN_ERRORS = RATE_LIMITED | errors(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=RATE_LIMITED | errors((409, "`email_taken` or `username_taken`")),
+    responses=RATE_LIMITED
+    | errors(
+        (403, "`registration_closed`: REGISTRATION_MODE is `closed`"),
+        (409, "`email_taken` or `username_taken`"),
+    ),
 )
 async def register(request: Request, body: RegisterRequest, auth: AuthServiceDep) -> Any:
-    """Create an account."""
+    """Create an account (with REGISTRATION_MODE=approval, inactive until an admin activates it)."""
     return await auth.register(data=body, ip=client_ip(request))
 
 

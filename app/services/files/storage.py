@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from anyio import to_thread
+from loguru import logger
 
 CHUNK_BYTES = 256 * 1024
 _KEY = re.compile(r"[0-9a-f-]{36}(/[0-9a-f-]{36}(\.txt)?)?")
@@ -26,6 +27,17 @@ class ObjectMissing(LookupError):
 
 class StorageUnavailable(RuntimeError):
     """The store cannot be reached or refused the operation (disk full, S3 down, denied)."""
+
+
+async def delete_user_files(storage: Storage | None, *, user_id: uuid.UUID) -> None:
+    """Remove a deleted account's stored bytes (its file rows went with it by cascade); a store
+    that does not answer leaves them there, said in the log (never fails the deletion)."""
+    if storage is None:
+        return
+    try:
+        await storage.delete_prefix(str(user_id))
+    except StorageUnavailable as exc:
+        logger.warning("the deleted account's files stay in storage: {}", exc)
 
 
 def check_key(key: str) -> str:

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.errors import Conflict
 from app.core.shutdown import StreamShutdown
 from app.models import User
+from app.schemas.admin import AuditAction
 from app.schemas.sync import ImportResult, SyncChanges
+from app.services.admin.audit import NO_AUDIT, Auditor
 from app.services.auth import Principal
 from app.services.files import FileService, Storage, UploadLimits
 from app.services.revocations import SessionRevocations
@@ -39,6 +41,7 @@ class SyncService:
         max_import_bytes: int,
         storage: Storage | None = None,
         upload_limits: UploadLimits | None = None,
+        audit: Auditor = NO_AUDIT,
     ) -> None:
         self.session = session
         self.session_factory = session_factory
@@ -49,6 +52,7 @@ class SyncService:
         self.max_import_bytes = max_import_bytes
         self.storage = storage
         self.upload_limits = upload_limits
+        self.audit = audit
 
     async def changes(self, *, user: User, since: str | None, limit: int) -> SyncChanges:
         """One page of the user's changes after `since`."""
@@ -100,4 +104,11 @@ class SyncService:
             raise Conflict(
                 "The import collided with a concurrent change; try again", code="import_conflict"
             ) from exc
+        self.audit.record(
+            AuditAction.backup_imported,
+            actor_id=user.id,
+            target_type="user",
+            target_id=user.id,
+            details=result.model_dump(),
+        )
         return result

@@ -316,3 +316,18 @@ async def test_the_same_bytes_twice_at_once_are_one_file(
     assert first.json()["id"] == second.json()["id"]
     assert len(backend.keys()) == 2  # one PDF and its text; the loser's objects were removed
     assert backend.leftovers() == []
+
+
+async def test_an_admin_deleting_an_account_deletes_its_files(
+    backend: Backend, alice: dict[str, Any], bob: dict[str, Any]
+) -> None:
+    from test.support.auth import make_admin
+
+    assert (await upload(backend.client, alice, "a.txt", b"alice's\n")).status_code == 201
+    kept = (await upload(backend.client, bob, "b.txt", b"bob's\n")).json()
+    await make_admin(backend.state, bob["user"]["id"])
+    response = await backend.client.delete(
+        f"/admin/users/{alice['user']['id']}", headers=bob["headers"]
+    )
+    assert response.status_code == 204
+    assert backend.keys() == {f"{bob['user']['id']}/{kept['id']}"}
