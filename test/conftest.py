@@ -101,6 +101,7 @@ def extra_models(fake_llm: Any) -> list[dict[str, Any]]:
             "base_url": fake_llm.openai_base_url,
             "api_key_env": "VEKTOR_TEST_OPENAI_KEY",
             "supports_tools": True,
+            "supports_vision": True,
             "context_window": 4000,
             "max_output_tokens": 500,
             "timeout_s": 5,
@@ -113,6 +114,7 @@ def extra_models(fake_llm: Any) -> list[dict[str, Any]]:
             "base_url": fake_llm.anthropic_base_url,
             "api_key_env": "VEKTOR_TEST_ANTHROPIC_KEY",
             "supports_tools": True,
+            "supports_vision": True,
             "timeout_s": 5,
         },
         {
@@ -125,6 +127,12 @@ def extra_models(fake_llm: Any) -> list[dict[str, Any]]:
             "timeout_s": 5,
             "max_output_tokens": 500,
             "reasoning": {"budget_tokens": 1024},
+        },
+        {
+            "id": "echo-blind",
+            "provider": "echo",
+            "name": "Echo without vision",
+            "supports_vision": False,
         },
         {
             "id": "fake-nokey",

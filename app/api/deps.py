@@ -270,6 +270,8 @@ def _chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> 
         generations=state.generations,
         writer=state.turn_writer,
         pending=state.pending_writes,
+        storage=state.file_storage,
+        upload_limits=state.upload_limits,
     )
 
 
@@ -360,6 +362,8 @@ async def get_sync_service(
         shutdown=shutdown,
         ping_s=settings.sse_ping_seconds,
         max_import_bytes=settings.max_import_bytes,
+        storage=state.file_storage,
+        upload_limits=state.upload_limits,
         audit=audit,
     )
 

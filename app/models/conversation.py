@@ -92,6 +92,9 @@ class Message(Base):
     reasoning: Mapped[str | None] = mapped_column(Text)
     # why an answer ended: stop, length, cancelled, tool_limit, error (`continue` needs it)
     finish_reason: Mapped[str | None] = mapped_column(String(16))
+    # user messages: the files sent with it, as they were then (`{id, name, content_type,
+    # kind, ...}`, in order); null when none. A snapshot, so a deleted file still has a name
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     change_seq: Mapped[int] = mapped_column(

@@ -22,6 +22,28 @@ class FileRepository:
         stmt = select(StoredFile).where(StoredFile.id == file_id, StoredFile.user_id == user_id)
         return (await self.session.execute(stmt)).scalars().first()
 
+    async def get_many(
+        self, *, user_id: uuid.UUID, file_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, StoredFile]:
+        """The user's files among `file_ids`, by id (missing and foreign ids are absent)."""
+        if not file_ids:
+            return {}
+        stmt = select(StoredFile).where(
+            StoredFile.user_id == user_id, StoredFile.id.in_(set(file_ids))
+        )
+        return {row.id: row for row in (await self.session.execute(stmt)).scalars()}
+
+    async def existing_ids(
+        self, *, user_id: uuid.UUID, file_ids: list[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Which of `file_ids` still exist (for marking deleted attachments)."""
+        if not file_ids:
+            return set()
+        stmt = select(StoredFile.id).where(
+            StoredFile.user_id == user_id, StoredFile.id.in_(set(file_ids))
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
     async def get_by_sha256(self, *, user_id: uuid.UUID, sha256: str) -> StoredFile | None:
         """The user's file with these bytes, if any."""
         stmt = select(StoredFile).where(StoredFile.user_id == user_id, StoredFile.sha256 == sha256)
@@ -41,6 +63,15 @@ class FileRepository:
                 )
             )
         stmt = stmt.order_by(StoredFile.created_at.desc(), StoredFile.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def all_for_user(self, *, user_id: uuid.UUID) -> list[StoredFile]:
+        """Every file of the user, oldest first (for a backup)."""
+        stmt = (
+            select(StoredFile)
+            .where(StoredFile.user_id == user_id)
+            .order_by(StoredFile.created_at, StoredFile.id)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def storage_bytes(self, *, user_id: uuid.UUID) -> int:

@@ -65,6 +65,7 @@ def message_rows(
         "status": MessageStatus.STREAMING,
         "model": w.model,
         "last_event_id": 0,
+        "attachments": None,
         "created_at": assistant_at,
         "change_seq": seq + (2 if user_message else 1),
     }
@@ -79,6 +80,7 @@ def message_rows(
         "status": MessageStatus.COMPLETE,
         "model": None,
         "last_event_id": 0,
+        "attachments": w.attachments,
         "created_at": w.now,
         "change_seq": seq + 1,
     }
@@ -106,6 +108,7 @@ class _BeginParams:
     parent_id = bindparam("b_parent_id", type_=messages.c.parent_id.type)
     model = bindparam("b_model", type_=messages.c.model.type)
     text = bindparam("b_text", type_=messages.c.content.type)
+    attachments = bindparam("b_attachments", type_=messages.c.attachments.type)
     now = bindparam("b_now", type_=messages.c.created_at.type)
 
 
@@ -157,5 +160,5 @@ def single_begin(w: BeginWrite) -> tuple[Any, dict[str, Any]]:
     }
     if not w.user_message:
         return _BEGIN_ANSWER, params
-    params |= {"b_parent_id": w.parent_id, "b_text": w.text}
+    params |= {"b_parent_id": w.parent_id, "b_text": w.text, "b_attachments": w.attachments}
     return (_BEGIN_NEW if w.new_conversation else _BEGIN_EXISTING), params

@@ -41,6 +41,7 @@ class BeginWrite:
     now: datetime
     parent_id: uuid.UUID | None = None
     user_message: bool = True
+    attachments: list[dict[str, Any]] | None = None  # the user message's files (absent: none)
     kind: Literal["begin"] = "begin"
 
 
@@ -74,6 +75,7 @@ class FinishWrite:
     last_event_id: int = 0
     reasoning: str | None = None  # the model's visible reasoning (absent in old spools)
     finish_reason: str | None = None
+    attachments: list[dict[str, Any]] | None = None  # images its tools returned (None: keep)
     kind: Literal["finish"] = "finish"
 
 

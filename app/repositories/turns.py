@@ -166,9 +166,12 @@ class TurnRepository:
     def finish(self, w: FinishWrite) -> None:
         """The final assistant message (whatever its status), and the conversation."""
         seq = self.allocate(user_id=w.user_id, count=2)
+        # a continued answer keeps the images it already had unless new ones came
+        kept = {"attachments": w.attachments} if w.attachments is not None else {}
         self.update_message(
             message_id=w.message_id,
             values={
+                **kept,
                 "content": w.content,
                 "reasoning": w.reasoning,
                 "status": w.status,

@@ -6,11 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from app.schemas.common import InputModel, ReadModel, Text
+from app.schemas.files import AttachmentRead
 
 MAX_MESSAGE_CHARS = 32000
+MAX_ATTACHMENTS = 10
 
 
 class ChatStreamRequest(InputModel):
@@ -28,6 +30,11 @@ class ChatStreamRequest(InputModel):
         description="the message to answer below (default: the active leaf); an older one "
         "forks a new branch. Without `conversation_id`, its conversation is continued",
     )
+    attachments: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="ids of the user's files sent with the message (images, documents, text)",
+    )
 
 
 class TurnOptions(InputModel):
@@ -43,6 +50,11 @@ class EditRequest(TurnOptions):
     """`POST /chat/messages/{id}/edit`: the new text of a user message, then its answer."""
 
     content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    attachments: list[uuid.UUID] | None = Field(
+        default=None,
+        max_length=MAX_ATTACHMENTS,
+        description="the new message's files; omitted: those of the edited message",
+    )
 
 
 class ModelRead(BaseModel):
@@ -53,6 +65,7 @@ class ModelRead(BaseModel):
     provider: str
     context_window: int
     supports_tools: bool
+    supports_vision: bool = False
     available: bool
     default: bool
 
@@ -95,7 +108,16 @@ class StoredMessage(ReadModel):
     tool_calls: list[ToolCallRead] | None
     tool_call_id: str | None
     usage: UsageRead | None
+    attachments: list[AttachmentRead] = Field(
+        default_factory=list, description="user messages: the files sent with it, in order"
+    )
     created_at: datetime
+
+    @field_validator("attachments", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        """Stored as null when a message has none."""
+        return [] if value is None else value
 
 
 class MessageRead(StoredMessage):

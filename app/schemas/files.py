@@ -35,3 +35,18 @@ class FilePage(BaseModel):
 
     items: list[FileRead]
     next_cursor: str | None = None
+
+
+class AttachmentRead(BaseModel):
+    """A file sent with a message, as it was then; `deleted` once the file is gone (the
+    message keeps its name and kind)."""
+
+    id: uuid.UUID
+    name: str
+    content_type: str
+    kind: Literal["image", "document", "text"]
+    size: int | None = None
+    pages: int | None = None
+    width: int | None = None
+    height: int | None = None
+    deleted: bool = Field(default=False, description="the file was deleted since")

@@ -14,7 +14,8 @@ from app.schemas.events import FinishReason
 from app.schemas.user import Preferences
 
 BACKUP_FORMAT = "vektor-backup"
-BACKUP_VERSION = 2  # 2: the tree (parent_id, current_message_id), reasoning, finish_reason
+BACKUP_VERSION = 3  # 2: the tree (parent_id, current_message_id), reasoning, finish_reason;
+# 3: message attachments and the files themselves (base64)
 
 
 class SyncMessage(StoredMessage):
@@ -74,6 +75,32 @@ class BackupUsage(_Strict):
     output_tokens: Count
 
 
+class BackupAttachment(_Strict):
+    """A file as a message keeps it."""
+
+    id: uuid.UUID
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: Annotated[str, Field(max_length=100)]
+    kind: Literal["image", "document", "text"]
+    size: Count | None = None
+    pages: Count | None = None
+    width: Count | None = None
+    height: Count | None = None
+
+
+class BackupFile(_Strict):
+    """A file of the account with its bytes (base64); `data` null when the export left it
+    out (over the backup's size cap, or its bytes were missing)."""
+
+    id: uuid.UUID
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: Annotated[str, Field(max_length=100)]
+    size: Count
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    created_at: UtcDateTime
+    data: str | None = None
+
+
 class BackupMessage(_Strict):
     """One message of a backed-up conversation."""
 
@@ -91,6 +118,9 @@ class BackupMessage(_Strict):
     )
     reasoning: Annotated[str, Field(max_length=1_000_000)] | None = None
     finish_reason: FinishReason | None = None
+    attachments: list[BackupAttachment] | None = Field(
+        default=None, description="version 3: a user message's files, as they were sent"
+    )
 
 
 class BackupConversation(_Strict):
@@ -117,10 +147,14 @@ class BackupDocument(_Strict):
     """The whole account as exported by `GET /sync/export`."""
 
     format: Literal["vektor-backup"]
-    version: Annotated[Literal[1, 2], NoBoolOrText] = Field(
-        description="2: messages form a tree; 1 (older exports): one linear branch in order"
+    version: Annotated[Literal[1, 2, 3], NoBoolOrText] = Field(
+        description="3: attachments and files; 2: messages form a tree; 1 (older exports): "
+        "one linear branch in order"
     )
     exported_at: Annotated[datetime, TextOnly]
     user: dict[str, Any] | None = Field(default=None, description="informational; not imported")
     preferences: Preferences | None = None
     conversations: list[BackupConversation]
+    files: list[BackupFile] = Field(
+        default_factory=list, description="version 3: the account's files, bytes in base64"
+    )

@@ -4,15 +4,18 @@ Run: `python test/fakes/mcp_test_server.py --transport stdio|streamable-http|sse
 [--port N] [--name REPLICA]`. Tools: echo, add, whoami, slow (progress; counts
 cancellations), stats, flaky, big, fail (is_error), crash, garbage (a reply that is not
 valid JSON; kills a stdio server), noise (a non-JSON line on stdout), mixed
-(image/resource/control characters), add_tool (list_changed), request_info (the query string
-and Authorization header of the HTTP request that carried the call).
+(image/resource/control characters), picture (a real PNG), add_tool (list_changed),
+request_info (the query string and Authorization header of the HTTP request that carried
+the call).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import io
 import os
 import sys
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import EmbeddedResource, ImageContent, TextContent, TextResourceContents
+from PIL import Image
 
 
 def build_server(name: str) -> MCPServer:
@@ -116,6 +120,17 @@ def build_server(name: str) -> MCPServer:
                 type="resource",
                 resource=TextResourceContents(uri="file:///tmp/x.txt", text="inner text"),
             ),
+        ]
+
+    @server.tool()
+    def picture(width: int = 64, height: int = 32) -> list[Any]:
+        """A real PNG (a red rectangle) and a caption."""
+        buffer = io.BytesIO()
+        Image.new("RGB", (width, height), (220, 20, 20)).save(buffer, "PNG")
+        data = base64.b64encode(buffer.getvalue()).decode()
+        return [
+            TextContent(type="text", text="Here is the picture."),
+            ImageContent(type="image", data=data, mime_type="image/png"),
         ]
 
     @server.tool()

@@ -140,5 +140,5 @@ async def stored_tree(client: httpx.AsyncClient, headers: dict[str, str]) -> dic
     response = await client.get("/sync/export", headers=headers)
     assert response.status_code == 200, response.text
     doc = response.json()
-    assert doc["version"] == 2
+    assert doc["version"] == 3
     return {c["id"]: c for c in doc["conversations"]}

@@ -84,8 +84,16 @@ async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
     responses={
         **SSE_DOC,
         **errors(
-            (400, "`model_unavailable`; `bad_request`: a body that cannot be read"),
-            (404, "`not_found`: no such conversation or `parent_id`, or another user's"),
+            (
+                400,
+                "`model_unavailable`; `model_cannot_see_images`: an attached image for a model "
+                "without `supports_vision`; `bad_request`: a body that cannot be read",
+            ),
+            (
+                404,
+                "`not_found`: no such conversation, `parent_id` or attachment (a deleted file "
+                "too), or another user's",
+            ),
             (429, "`rate_limited`: too many messages, or too many answers running at once"),
         ),
     },

@@ -17,7 +17,10 @@ from app.schemas.chat import BranchSwitch, ConversationRead, EditRequest, TurnOp
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
-_ROLE = "`wrong_message_role`: the message is not {}; `model_unavailable`"
+_ROLE = (
+    "`wrong_message_role`: the message is not {}; `model_unavailable`; "
+    "`model_cannot_see_images`: an attached image for a model without vision"
+)
 _NOT_FOUND = (404, "`not_found`: no such message, or another user's")
 _TOO_MANY = (429, "`rate_limited`: too many messages, or too many answers running at once")
 
@@ -51,7 +54,7 @@ async def regenerate_answer(
         **SSE_DOC,
         **errors(
             (400, _ROLE.format("a user message")),
-            _NOT_FOUND,
+            (404, "`not_found`: no such message or attachment, or another user's"),
             (409, "`generation_running`: its answer is still being generated"),
             _TOO_MANY,
         ),

@@ -26,10 +26,13 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 }
 _EXPORT_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
-        "description": "The backup document `{format: 'vektor-backup', version: 2, exported_at, "
-        "user, preferences, conversations: [Conversation]}`: every message of each "
-        "conversation's tree (with `parent_id`, `reasoning`, `finish_reason`) and its "
-        "`current_message_id`. Import also takes version 1 (one linear branch).",
+        "description": "The backup document `{format: 'vektor-backup', version: 3, exported_at, "
+        "user, preferences, conversations: [Conversation], files: [{id, name, content_type, "
+        "size, sha256, created_at, data}]}`: every message of each conversation's tree (with "
+        "`parent_id`, `reasoning`, `finish_reason`, `attachments`) and its "
+        "`current_message_id`; each file's bytes in base64 while the document stays under "
+        "MAX_IMPORT_BYTES (`data: null` past it). Import also takes version 2 (no files) and "
+        "version 1 (one linear branch).",
         "content": {"application/json": {"schema": {"type": "object"}}},
         "headers": {
             "Content-Disposition": {

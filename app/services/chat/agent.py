@@ -31,7 +31,7 @@ from app.schemas.events import (
 )
 from app.services.chat.registry import Generation, GenerationRegistry
 from app.services.chat.store import TurnStore, make_title
-from app.services.chat.tool_round import run_tool_round
+from app.services.chat.tool_round import KeepImage, run_tool_round
 from app.services.chat.turn import TurnRequest, TurnState
 from app.services.llm import (
     ChatMessage,
@@ -73,8 +73,10 @@ class AgentRun:
         store: TurnStore,
         max_tool_rounds: int,
         max_duration_s: float,
+        keep_image: KeepImage | None = None,
     ) -> None:
         self.req, self.gen, self.generations = request, gen, generations
+        self.keep_image = keep_image
         self.models, self.tools, self.store = models, tools, store
         self.max_tool_rounds, self.max_duration_s = max_tool_rounds, max_duration_s
         self.state = TurnState(model_id=request.model.id)
@@ -146,6 +148,7 @@ class AgentRun:
                 now=utcnow(),
                 parent_id=req.parent_id,
                 user_message=req.user_message,
+                attachments=req.attachments,
             )
         )
         self._persist.add_done_callback(self._on_persisted)
@@ -214,6 +217,7 @@ class AgentRun:
             last_event_id=terminal_id,
             reasoning=self.state.reasoning.text,
             finish_reason=outcome.reason,
+            attachments=self.state.attachments or None,
         )
         if usage is not None:
             counted: UsageEvent = {
@@ -363,6 +367,8 @@ class AgentRun:
             toolbox=self.tools,
             emit=self._emit,
             records=self.state.tool_calls,
+            keep_image=self.keep_image,
+            attachments=self.state.attachments,
         )
 
 

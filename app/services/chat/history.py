@@ -19,6 +19,7 @@ from app.repositories.changes import ChangeRepository
 from app.repositories.conversations import ConversationRepository
 from app.repositories.message_tree import MessageTreeRepository
 from app.schemas.chat import ConversationPage, ConversationRead, ConversationUpdate
+from app.services.chat.attachments import mark_deleted, refs
 from app.services.llm import ChatMessage, ToolCallRequest
 
 
@@ -46,7 +47,9 @@ def replay(messages: list[Message]) -> list[ChatMessage]:
     result: list[ChatMessage] = []
     for message in messages:
         if message.role == "user":
-            result.append(ChatMessage(role="user", content=message.content))
+            result.append(
+                ChatMessage(role="user", content=message.content, parts=refs(message.attachments))
+            )
             continue
         if message.role != "assistant" or message.status == MessageStatus.STREAMING:
             continue
@@ -185,6 +188,7 @@ async def branch_read(
         rows = [(m.id, m.parent_id) for m in messages]
     siblings = _siblings(rows)
     items = [{**_columns(m), "sibling_ids": siblings.get(m.parent_id, [m.id])} for m in messages]
+    await mark_deleted(repo.session, user_id=conversation.user_id, messages=items)
     return ConversationRead.model_validate(
         {**_columns(conversation), "messages": items}, from_attributes=True
     )

@@ -22,6 +22,12 @@ from app.schemas.chat import ChatStreamRequest, EditRequest, TurnOptions
 from app.schemas.events import ErrorEvent
 from app.schemas.user import Preferences
 from app.services.chat.agent import AgentRun
+from app.services.chat.attachments import (
+    AttachmentLoader,
+    ToolImageKeeper,
+    owned_files,
+    refs,
+)
 from app.services.chat.events import encode_frame
 from app.services.chat.pending import PendingWrites
 from app.services.chat.registry import GenerationRegistry
@@ -29,6 +35,7 @@ from app.services.chat.snapshot import rebuilt_frames
 from app.services.chat.store import TurnIds, TurnStore
 from app.services.chat.tree import Placement, TreeTurns
 from app.services.chat.turn import TurnRequest
+from app.services.files import Storage, UploadLimits
 from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
 from app.services.tools import Tool, Toolbox
@@ -52,6 +59,8 @@ class ChatService:
         generations: GenerationRegistry,
         writer: TurnWriter,
         pending: PendingWrites,
+        storage: Storage | None = None,
+        upload_limits: UploadLimits | None = None,
     ) -> None:
         self.settings = settings
         self.limiter = limiter
@@ -61,6 +70,10 @@ class ChatService:
         self.generations = generations
         self.writer = writer
         self.pending = pending
+        self.attachments = AttachmentLoader(session_factory=session_factory, storage=storage)
+        self.keeper = ToolImageKeeper(
+            session_factory=session_factory, storage=storage, limits=upload_limits
+        )
 
     async def start(
         self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
@@ -70,14 +83,19 @@ class ChatService:
         prefs = Preferences.model_validate(preferences or {})
         model = self._resolve_model(requested=body.model, preferred=prefs.default_model)
         place = Placement(text=body.message)
-        if body.conversation_id is not None or body.parent_id is not None:
+        if body.conversation_id is not None or body.parent_id is not None or body.attachments:
             async with self.session_factory() as session:
-                place = await TreeTurns(session).below(
-                    user_id=user.id,
-                    conversation_id=body.conversation_id,
-                    parent_id=body.parent_id,
-                    text=body.message,
-                )
+                if body.conversation_id is not None or body.parent_id is not None:
+                    place = await TreeTurns(session).below(
+                        user_id=user.id,
+                        conversation_id=body.conversation_id,
+                        parent_id=body.parent_id,
+                        text=body.message,
+                    )
+                if body.attachments:
+                    place.attachments = await owned_files(
+                        session, user_id=user.id, file_ids=body.attachments
+                    )
         return await self._launch(
             user=user,
             prefs=prefs,
@@ -139,6 +157,11 @@ class ChatService:
                 assert isinstance(body, EditRequest)
                 text = body.content
                 place = await turns.edit(user_id=user.id, message_id=message_id, text=text)
+                if body.attachments is not None:
+                    place.attachments = (
+                        await owned_files(session, user_id=user.id, file_ids=body.attachments)
+                        or None
+                    )
             else:
                 place = await turns.resume(user_id=user.id, message_id=message_id)
         # a continued answer keeps its model unless another is asked for (or it is gone)
@@ -168,11 +191,14 @@ class ChatService:
         messages = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
         messages += place.history
         if place.text is not None:
-            messages.append(ChatMessage(role="user", content=place.text))
+            parts = refs(place.attachments)
+            messages.append(ChatMessage(role="user", content=place.text, parts=parts))
+        reserve = options.max_tokens or model.max_output_tokens
+        messages = await self.attachments.load(
+            messages, user_id=user.id, model=model, reserve_output=reserve
+        )
         messages = fit_to_context(
-            messages,
-            context_window=model.context_window,
-            reserve_output=options.max_tokens or model.max_output_tokens,
+            messages, context_window=model.context_window, reserve_output=reserve
         )
         ids = TurnIds(
             user_id=user.id,
@@ -202,6 +228,7 @@ class ChatService:
                 parent_id=place.parent_id,
                 user_message=place.text is not None,
                 resumed=place.resumed,
+                attachments=place.attachments if place.text is not None else None,
             ),
             gen=gen,
             generations=generations,
@@ -210,6 +237,7 @@ class ChatService:
             store=TurnStore(writer=self.writer, pending=self.pending),
             max_tool_rounds=settings.max_tool_rounds,
             max_duration_s=settings.max_generation_seconds,
+            keep_image=self.keeper.for_user(user.id),
         )
         gen.task = asyncio.create_task(run.run(), name=f"generation-{ids.message_id}")
         return ids.message_id

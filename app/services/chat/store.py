@@ -72,6 +72,7 @@ class TurnStore:
         now: datetime,
         parent_id: uuid.UUID | None = None,
         user_message: bool = True,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> None:
         """Save the user message (below `parent_id`; none when `user_message` is False) and
         an empty `streaming` assistant message (committed, or kept for retry while the
@@ -88,6 +89,7 @@ class TurnStore:
                 now=now,
                 parent_id=parent_id,
                 user_message=user_message,
+                attachments=attachments,
             )
         )
 
@@ -139,6 +141,7 @@ class TurnStore:
         last_event_id: int = 0,
         reasoning: str | None = None,
         finish_reason: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> None:
         """Save the final assistant message and touch the conversation (retried with backoff
         while the database is unavailable; never raises)."""
@@ -157,6 +160,7 @@ class TurnStore:
             last_event_id=last_event_id,
             reasoning=reasoning,
             finish_reason=finish_reason,
+            attachments=attachments,
         )
         try:
             await self._save(write)

@@ -7,7 +7,7 @@ source that knows it. Results become `tool_result` events and the message's tool
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.core.text import storable
@@ -20,8 +20,13 @@ from app.schemas.events import (
 )
 from app.services.llm import ToolCallRequest
 from app.services.tools import BoundTool, Toolbox, ToolOutcome
+from app.services.tools.render import image_note
+from app.services.tools.types import ToolImage
 
 Emit = Callable[[ChatEventName, ChatEventData], None]
+# stores a tool's image as a file of the user: its attachment snapshot, or None if refused
+KeepImage = Callable[[str, ToolImage], Awaitable[dict[str, Any] | None]]
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
 async def run_tool_round(
@@ -31,8 +36,11 @@ async def run_tool_round(
     toolbox: Toolbox,
     emit: Emit,
     records: list[dict[str, Any]],
+    keep_image: KeepImage | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> list[str]:
-    """Announce every call, run them concurrently; append their records to `records`."""
+    """Announce every call, run them concurrently; append their records to `records` (and
+    the images they returned, stored by `keep_image`, to `attachments`)."""
     mine = []
     bound = [toolbox.resolve(call.name) for call in calls]  # once per call
     for call, tool in zip(calls, bound, strict=True):
@@ -57,15 +65,43 @@ async def run_tool_round(
             "arguments": call.arguments,
         }
         emit("tool_call", announced)
-    return list(
-        await asyncio.gather(
-            *(_run_tool(c, t, r, emit) for c, t, r in zip(calls, bound, mine, strict=True))
+    kept: list[list[dict[str, Any]]] = [[] for _ in calls]
+    results = await asyncio.gather(
+        *(
+            _run_tool(c, t, r, emit, keep_image, k)
+            for c, t, r, k in zip(calls, bound, mine, kept, strict=True)
         )
     )
+    if attachments is not None:
+        attachments.extend(item for images in kept for item in images)
+    return list(results)
+
+
+async def _keep_images(
+    call: ToolCallRequest, outcome: ToolOutcome, keep_image: KeepImage, kept: list[dict[str, Any]]
+) -> str:
+    """Store each image as a file attached to the answer; the text keeps a short note."""
+    content = outcome.content
+    for number, image in enumerate(outcome.images, start=1):
+        extension = _EXTENSIONS.get(image.mime_type, "img")
+        stored = await keep_image(f"{call.name}-{number}.{extension}", image)
+        if stored is None:
+            continue  # not an image we take: the text describes it as before
+        kept.append(stored)
+        described = image_note(image.mime_type, f"{len(image.data)} bytes")
+        size = f"{stored.get('width')}x{stored.get('height')}"
+        shown = f"[image {stored['name']} ({size}): shown to the user as an attachment]"
+        content = content.replace(described, shown, 1)
+    return content
 
 
 async def _run_tool(
-    call: ToolCallRequest, tool: BoundTool | None, record: dict[str, Any], emit: Emit
+    call: ToolCallRequest,
+    tool: BoundTool | None,
+    record: dict[str, Any],
+    emit: Emit,
+    keep_image: KeepImage | None,
+    kept: list[dict[str, Any]],
 ) -> str:
     async def progress(done: float, total: float | None, message: str | None) -> None:
         report: ToolProgressEvent = {
@@ -81,7 +117,10 @@ async def _run_tool(
         if tool is not None
         else ToolOutcome.unknown(call.name)
     )
-    content = storable(outcome.content)  # every tool source, not only MCP, cleans its text
+    text = outcome.content
+    if outcome.images and keep_image is not None:
+        text = await _keep_images(call, outcome, keep_image, kept)
+    content = storable(text)  # every tool source, not only MCP, cleans its text
     result: ToolResultEvent = {
         "call_id": call.id,
         "status": outcome.status,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,7 @@ class Placement:
     resumed: Resumed | None = None
     last_event_id: int = 0  # the continued answer's highest event id so far
     model: str | None = None  # the continued answer's model
+    attachments: list[dict[str, Any]] | None = None  # the new user message's files
 
 
 class TreeTurns:
@@ -110,6 +112,7 @@ class TreeTurns:
             history=await self._path(question.conversation_id, question.parent_id),
             make_title=not conversation.title,
             text=text,
+            attachments=question.attachments,  # kept unless the edit names others
         )
 
     async def resume(self, *, user_id: uuid.UUID, message_id: uuid.UUID) -> Placement:

@@ -31,6 +31,7 @@ class TurnRequest:
     parent_id: uuid.UUID | None = None  # the new user message's parent
     user_message: bool = True  # False: an answer below an existing user message (regenerate)
     resumed: Resumed | None = None  # `continue`: the saved answer this turn appends to
+    attachments: list[dict[str, Any]] | None = None  # the new user message's files
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class TurnState:
     saw_usage: bool = False
     model_id: str = ""
     token_count: int = 0
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # images tools returned
 
     @property
     def text(self) -> str:

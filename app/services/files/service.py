@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from app.repositories.changes import ChangeRepository
 from app.repositories.files import FileRepository
 from app.schemas.files import FilePage, FileRead
 from app.services.files.extract import Inspection, inspect
-from app.services.files.receive import Received, UploadReader
+from app.services.files.receive import Received, UploadReader, too_large
 from app.services.files.storage import ObjectMissing, Storage, StorageUnavailable
 
 
@@ -74,6 +75,11 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+def _write_new(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 class FileService:
     """Owns the transaction of each file use case; bytes go to `storage`."""
 
@@ -95,6 +101,23 @@ class FileService:
         user already has give the existing file (created False) and store nothing."""
         reader = UploadReader(max_bytes=self.limits.max_bytes, temp_dir=self.limits.temp_dir)
         received = await reader.read(body, content_type=content_type, declared=declared_length)
+        return await self._accept(user_id=user_id, received=received)
+
+    async def restore(self, *, user_id: uuid.UUID, name: str, data: bytes) -> StoredFile:
+        """A file from a backup, checked like an upload (type, limits, quota); identical
+        bytes the user already has give the existing file."""
+        if len(data) > self.limits.max_bytes:
+            raise too_large(self.limits.max_bytes)
+        path = self.limits.temp_dir / f"restore-{uuid.uuid4()}"
+        await to_thread.run_sync(partial(_write_new, path, data))
+        received = Received(
+            path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest(), name=name
+        )
+        stored, _ = await self._accept(user_id=user_id, received=received)
+        return stored
+
+    async def _accept(self, *, user_id: uuid.UUID, received: Received) -> tuple[StoredFile, bool]:
+        """Check and store a received file (its temporary copy is removed either way)."""
         try:
             existing = await self.files.get_by_sha256(user_id=user_id, sha256=received.sha256)
             used = await self.files.storage_bytes(user_id=user_id)
@@ -234,6 +257,16 @@ class FileService:
         await self.files.delete_for_user(user_id=user_id, file_id=file_id)
         await self.session.commit()
         await self._remove(keys)
+
+    async def read_all(self, stored: StoredFile) -> bytes:
+        """A file's original bytes (for a backup)."""
+        data = bytearray()
+        try:
+            async for chunk in await self.storage.open(stored.storage_key):
+                data += chunk
+        except StorageUnavailable as exc:
+            raise storage_error(exc) from exc
+        return bytes(data)
 
     async def storage_bytes(self, *, user_id: uuid.UUID) -> int:
         """The total size of the user's files (what counts against the quota)."""

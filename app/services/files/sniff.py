@@ -76,7 +76,7 @@ def sniff(path: Path, *, name: str) -> Sniffed:
         return Sniffed("document", PDF)
     if head.startswith(b"PK\x03\x04"):
         return Sniffed("document", _ooxml_type(path))
-    image = _image_type(head)
+    image = image_type(head)
     if image is not None:
         return Sniffed("image", image)
     chars = text_chars(path)
@@ -86,7 +86,7 @@ def sniff(path: Path, *, name: str) -> Sniffed:
     raise unsupported()
 
 
-def _image_type(head: bytes) -> str | None:
+def image_type(head: bytes) -> str | None:
     """An image type puremagic is sure of (an executable or archive is None)."""
     try:
         matches = puremagic.magic_string(head)

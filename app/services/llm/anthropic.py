@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -11,12 +12,14 @@ from app.services.llm.base import (
     ChatMessage,
     Finish,
     FinishReason,
+    ImagePart,
     LLMEvent,
     ModelConfig,
     ProviderError,
     ReasoningBlock,
     ReasoningDelta,
     TextDelta,
+    TextPart,
     ToolCallRequest,
     Usage,
 )
@@ -64,6 +67,24 @@ def _replayed(blocks: list[ReasoningBlock], model_id: str) -> list[dict[str, Any
     return out
 
 
+def _user_blocks(message: ChatMessage) -> list[dict[str, Any]]:
+    """A user message's text, then its attachments: base64 `image` blocks, text blocks."""
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    for part in message.parts or ():
+        if isinstance(part, ImagePart):
+            source = {
+                "type": "base64",
+                "media_type": part.media_type,
+                "data": b64encode(part.data).decode(),
+            }
+            blocks.append({"type": "image", "source": source})
+        elif isinstance(part, TextPart):
+            blocks.append({"type": "text", "text": part.text})
+    return blocks
+
+
 def build_messages(
     messages: list[ChatMessage], *, model_id: str = ""
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -97,8 +118,8 @@ def build_messages(
                 blocks.append(
                     {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
                 )
-        elif message.content:
-            blocks.append({"type": "text", "text": message.content})
+        else:
+            blocks += _user_blocks(message)
         if not blocks:
             continue  # the API rejects empty turns
         if out and out[-1]["role"] == role:

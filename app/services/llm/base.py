@@ -117,18 +117,54 @@ class ReasoningBlock:
     redacted: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image sent with a message, already resized and re-encoded for the provider
+    (`data`: the bytes of `media_type`); `width`/`height` are the original's."""
+
+    name: str
+    media_type: str
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """A document's or text file's text, ready for the prompt (its name and any cut note
+    included); `summary` says what the file was (the echo model reports it)."""
+
+    text: str
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A stored attachment not loaded yet: the chat service turns it into an `ImagePart`
+    or a `TextPart` before the model is called (providers skip it)."""
+
+    file_id: str
+    name: str
+    kind: str
+
+
+Part = ImagePart | TextPart | FileRef
+
+
 @dataclass(slots=True)
 class ChatMessage:
     """One message of the conversation as the provider sees it.
 
     `reasoning_blocks`: only on an assistant message of the running tool loop (never from
-    history); providers that do not replay reasoning ignore them."""
+    history); providers that do not replay reasoning ignore them.
+    `parts`: a user message's attachments, after `content`; each provider renders them."""
 
     role: Role
     content: str
     tool_calls: list[ToolCallRequest] | None = None
     tool_call_id: str | None = None
     reasoning_blocks: list[ReasoningBlock] | None = None
+    parts: list[Part] | None = None
 
 
 class ProviderError(Exception):
@@ -173,6 +209,7 @@ class ModelConfig:
     context_window: int = 128000
     max_output_tokens: int = 4096
     supports_tools: bool = False
+    supports_vision: bool = False
     temperature: float | None = None
     timeout_s: float = 120.0
     fallbacks: tuple[str, ...] = ()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from app.services.llm.base import ChatMessage
+from app.services.llm.base import ChatMessage, ImagePart, TextPart
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role markers and separators every chat format adds
+IMAGE_TOKENS = 1600  # about what a full-size image costs at Anthropic and OpenAI (high detail)
 
 
 def estimate_tokens(message: ChatMessage) -> int:
@@ -15,7 +16,13 @@ def estimate_tokens(message: ChatMessage) -> int:
     chars = len(message.content)
     for call in message.tool_calls or ():
         chars += len(call.name) + len(call.id) + len(json.dumps(call.arguments))
-    return chars // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
+    images = 0
+    for part in message.parts or ():
+        if isinstance(part, TextPart):
+            chars += len(part.text)
+        elif isinstance(part, ImagePart):
+            images += 1
+    return chars // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS + images * IMAGE_TOKENS
 
 
 def _groups(history: list[ChatMessage]) -> list[list[ChatMessage]]:

@@ -7,7 +7,9 @@
   `ReasoningDelta`s), then `Echo: <text>`;
 - `/error <code> [message]` -> raises `ProviderError(code)` before any event;
 - after tool results -> `Tool <name> returned: <content>` (one line per result), finish `stop`;
-- after a final assistant message (a `continue`) -> the rest of that echo, if it is one.
+- after a final assistant message (a `continue`) -> the rest of that echo, if it is one;
+- a message with attachments -> the echo, then `Attachments: photo.png image 800x600;
+  report.pdf 3 pages, 12,345 characters of text` (what the model received).
 Tool commands work only when the request offers tools, as with a real model (the name is not
 checked, so tests can exercise unknown tools). `max_tokens` counts words: beyond it the reply
 stops with `length` (reasoning words are not counted). Each delta waits `delay_ms` (model
@@ -26,11 +28,14 @@ from app.services.llm.base import (
     PROVIDER_ERROR_CODES,
     ChatMessage,
     Finish,
+    ImagePart,
     LLMEvent,
     ModelConfig,
+    Part,
     ProviderError,
     ReasoningDelta,
     TextDelta,
+    TextPart,
     ToolCallRequest,
     Usage,
 )
@@ -45,6 +50,17 @@ TOOLS_USAGE = 'usage: /tools [{"name": "<qualified_tool_name>", "arguments": {..
 def split_words(text: str) -> list[str]:
     """Word-sized pieces that concatenate back to `text` (leading whitespace kept)."""
     return _WORD.findall(text)
+
+
+def _described(parts: list[Part]) -> list[str]:
+    """What the echo model "saw" of each attachment: an image's size, a file's text."""
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, ImagePart):
+            out.append(f"{part.name} image {part.width}x{part.height}")
+        elif isinstance(part, TextPart):
+            out.append(part.summary or f"{len(part.text):,} characters of text")
+    return out
 
 
 def _count_words(messages: list[ChatMessage]) -> int:
@@ -152,6 +168,8 @@ class EchoProvider:
                 yield Finish("tool_calls")
                 return
             reply = parsed if isinstance(parsed, str) else f"Echo: {last.content}"
+            if last.parts:
+                reply += " Attachments: " + "; ".join(_described(last.parts))
             if command == "/think":
                 topic = text.removeprefix("/think").strip()
                 thoughts = split_words(f"Thinking about: {topic or '(nothing)'}…")

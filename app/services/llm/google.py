@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from base64 import b64encode
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -23,11 +24,13 @@ import aiohttp
 
 from app.services.llm.base import (
     ChatMessage,
+    ImagePart,
     LLMEvent,
     ModelConfig,
     ProviderError,
     ReasoningDelta,
     TextDelta,
+    TextPart,
     ToolCallRequest,
 )
 from app.services.llm.google_reader import ChunkReader
@@ -55,6 +58,18 @@ def _needs_signatures(model: ModelConfig) -> bool:
     """Gemini 3 and later refuse a replayed function call without its thought signature."""
     match = _SIGNED_MODELS.search(model.model)
     return match is not None and int(match.group(1)) >= 3
+
+
+def _user_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """A user message's text, then its attachments (images as `inline_data`)."""
+    parts: list[dict[str, Any]] = [{"text": message.content}] if message.content else []
+    for part in message.parts or ():
+        if isinstance(part, ImagePart):
+            data = b64encode(part.data).decode()
+            parts.append({"inline_data": {"mime_type": part.media_type, "data": data}})
+        elif isinstance(part, TextPart):
+            parts.append({"text": part.text})
+    return parts
 
 
 def build_contents(
@@ -96,8 +111,8 @@ def build_contents(
                 if signature is not None:
                     part["thoughtSignature"] = signature
                 parts.append(part)
-        elif message.content:
-            parts.append({"text": message.content})
+        else:
+            parts += _user_parts(message)
         if not parts:
             continue  # Gemini refuses empty parts
         if contents and contents[-1]["role"] == role:

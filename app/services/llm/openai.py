@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from base64 import b64encode
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -13,11 +14,13 @@ from app.services.llm.base import (
     ChatMessage,
     Finish,
     FinishReason,
+    ImagePart,
     LLMEvent,
     ModelConfig,
     ProviderError,
     ReasoningDelta,
     TextDelta,
+    TextPart,
     ToolCallRequest,
     Usage,
 )
@@ -64,9 +67,23 @@ def build_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
             out.append(
                 {"role": "assistant", "content": message.content or None, "tool_calls": calls}
             )
+        elif message.parts and message.role == "user":
+            out.append({"role": "user", "content": content_parts(message)})
         else:
             out.append({"role": message.role, "content": message.content})
     return out
+
+
+def content_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """A user message with attachments as Chat Completions content parts."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+    for part in message.parts or ():
+        if isinstance(part, ImagePart):
+            url = f"data:{part.media_type};base64,{b64encode(part.data).decode()}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+    return parts
 
 
 def build_request(

@@ -8,6 +8,7 @@ a fallback or another worker can take over any turn.
 from __future__ import annotations
 
 import hashlib
+from base64 import b64encode
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -17,11 +18,13 @@ from app.services.llm.base import (
     ChatMessage,
     Finish,
     FinishReason,
+    ImagePart,
     LLMEvent,
     ModelConfig,
     ProviderError,
     ReasoningDelta,
     TextDelta,
+    TextPart,
     ToolCallRequest,
     Usage,
 )
@@ -81,9 +84,23 @@ def build_input(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any]]]
                         "arguments": arguments_text(call.arguments),
                     }
                 )
+        elif message.parts:
+            items.append({"role": "user", "content": _input_parts(message)})
         else:
             items.append({"role": "user", "content": message.content})
     return "\n\n".join(system), items
+
+
+def _input_parts(message: ChatMessage) -> list[dict[str, Any]]:
+    """A user message with attachments as `input_text` / `input_image` parts."""
+    parts: list[dict[str, Any]] = [{"type": "input_text", "text": message.content}]
+    for part in message.parts or ():
+        if isinstance(part, ImagePart):
+            url = f"data:{part.media_type};base64,{b64encode(part.data).decode()}"
+            parts.append({"type": "input_image", "image_url": url})
+        elif isinstance(part, TextPart):
+            parts.append({"type": "input_text", "text": part.text})
+    return parts
 
 
 def build_request(

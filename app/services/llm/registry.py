@@ -137,6 +137,7 @@ class ModelRegistry:
                 "provider": model.provider,
                 "context_window": model.context_window,
                 "supports_tools": model.supports_tools,
+                "supports_vision": model.supports_vision,
                 "available": self.is_available(model.id),
                 "default": model.id == default,
             }

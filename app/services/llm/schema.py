@@ -45,6 +45,7 @@ class _ModelEntry(BaseModel):
     context_window: int | None = Field(default=None, gt=0)
     max_output_tokens: int = Field(default=4096, gt=0)
     supports_tools: bool | None = None
+    supports_vision: bool | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     timeout_s: float = Field(default=120, gt=0)
     fallbacks: list[str] = Field(default_factory=list)
@@ -152,6 +153,8 @@ def _to_config(entry: _ModelEntry) -> ModelConfig:
         or (ECHO_CONTEXT_WINDOW if echo else DEFAULT_CONTEXT_WINDOW),
         max_output_tokens=entry.max_output_tokens,
         supports_tools=entry.supports_tools if entry.supports_tools is not None else echo,
+        # echo "sees" images: it reports their size (the offline default shows attachments work)
+        supports_vision=entry.supports_vision if entry.supports_vision is not None else echo,
         temperature=entry.temperature,
         timeout_s=entry.timeout_s,
         fallbacks=tuple(entry.fallbacks),

@@ -15,7 +15,8 @@ from app.services.mcp.config import McpConfig
 from app.services.mcp.connection import Replica
 from app.services.mcp.group import ServerGroup
 from app.services.tools import ProgressCallback, Tool, ToolOutcome
-from app.services.tools.render import cap, render_result
+from app.services.tools.render import cap, render_result, result_images
+from app.services.tools.types import ToolImage
 
 
 class McpPool:
@@ -124,7 +125,7 @@ class McpPool:
         group.metrics.calls += 1
         progress = _Progress(on_progress) if on_progress is not None else None
         try:
-            status, text = await self._call_with_failover(
+            status, text, images = await self._call_with_failover(
                 group, tool, arguments, on_progress=progress, timeout_s=timeout_s
             )
         except asyncio.CancelledError:
@@ -132,10 +133,11 @@ class McpPool:
         except Exception as exc:  # a bug here must not surface as a crashed chat turn
             logger.exception("MCP call {} failed unexpectedly", tool.qualified_name)
             status, text = "error", f"Tool {tool.qualified_name} failed: {type(exc).__name__}"
+            images = ()
         finally:
             if progress is not None:
                 progress.closed = True
-        outcome = ToolOutcome.timed(status, text, started)
+        outcome = ToolOutcome.timed(status, text, started, images)
         if status == "error":
             group.metrics.errors += 1
         group.metrics.latency_ms_sum += (time.monotonic() - started) * 1000
@@ -150,11 +152,11 @@ class McpPool:
         *,
         on_progress: ProgressCallback | None,
         timeout_s: float | None,
-    ) -> tuple[str, str]:
-        """Try replicas until one answers; returns (status, text for the model)."""
+    ) -> tuple[str, str, tuple[ToolImage, ...]]:
+        """Try replicas until one answers; returns (status, text for the model, images)."""
         config = group.config
         if not isinstance(arguments, dict):
-            return "error", "Tool arguments must be a JSON object"
+            return "error", "Tool arguments must be a JSON object", ()
         limit = timeout_s or config.timeout_s  # per attempt; attempts are bounded
         idempotent = tool.name in config.idempotent_tools
         tried: dict[Replica, int] = {}
@@ -174,11 +176,12 @@ class McpPool:
                 replica.breaker.record_success()
                 assert result is not None
                 text = cap(render_result(result), max_bytes=config.max_result_bytes)
-                return ("ok" if attempt.kind == "ok" else "error"), text
+                status = "ok" if attempt.kind == "ok" else "error"
+                return status, text, result_images(result)
             if attempt.kind == "rejected":
                 replica.breaker.record_success()  # it answered; the answer was bad
                 replica.request_refresh()  # e.g. the tool is gone: re-list now
-                return "error", f"MCP server {config.name!r}: {attempt.text}"
+                return "error", f"MCP server {config.name!r}: {attempt.text}", ()
             replica.breaker.record_failure()
             problems.append(f"{replica.target}: {attempt.text}")
             timed_out = attempt.kind == "timeout"
@@ -187,15 +190,16 @@ class McpPool:
             if attempt.kind == "not_sent" or idempotent:
                 continue
             if timed_out:
-                return "error", f"Tool {tool.qualified_name} timed out after {limit:g}s"
-            return "error", (
+                return "error", f"Tool {tool.qualified_name} timed out after {limit:g}s", ()
+            lost = (
                 f"MCP server {config.name!r} lost the connection during the call "
                 f"({attempt.text}); it may or may not have run"
             )
+            return "error", lost, ()
         if timed_out:
-            return "error", f"Tool {tool.qualified_name} timed out after {limit:g}s"
+            return "error", f"Tool {tool.qualified_name} timed out after {limit:g}s", ()
         detail = "; ".join(problems[-3:]) or _down_reasons(group)
-        return "error", f"MCP server {config.name!r} is unavailable ({detail})"
+        return "error", f"MCP server {config.name!r} is unavailable ({detail})", ()
 
     # -- admin ----------------------------------------------------------------------
 

@@ -19,9 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.base import utcnow
 from app.models import Conversation, Message
 from app.repositories.backups import BackupRepository
+from app.repositories.files import FileRepository
 from app.repositories.users import UserRepository
 from app.schemas.sync import BACKUP_FORMAT, BACKUP_VERSION, BackupToolCall
 from app.schemas.user import Preferences, UserRead
+from app.services.files.storage import Storage
+from app.services.sync.backup_files import FILES_MARGIN, file_docs
 
 PAGE = 50
 TOOL_CALL_KEYS = tuple(BackupToolCall.model_fields)
@@ -49,6 +52,7 @@ def message_doc(message: Message) -> dict[str, Any]:
         "parent_id": str(message.parent_id) if message.parent_id else None,
         "reasoning": message.reasoning,
         "finish_reason": message.finish_reason,
+        "attachments": message.attachments,
     }
 
 
@@ -77,9 +81,14 @@ async def _snapshot(session: AsyncSession) -> None:
 
 
 async def export_document(
-    *, factory: async_sessionmaker[AsyncSession], user_id: uuid.UUID
+    *,
+    factory: async_sessionmaker[AsyncSession],
+    user_id: uuid.UUID,
+    storage: Storage | None = None,
+    max_bytes: int = 0,
 ) -> AsyncIterator[bytes]:
-    """The backup document of one user, in chunks."""
+    """The backup document of one user, in chunks; with `storage`, the user's files with
+    their bytes while the whole document stays under `max_bytes` (what an import takes)."""
     async with factory() as session:
         await _snapshot(session)
         users, backups = UserRepository(session), BackupRepository(session)
@@ -94,7 +103,9 @@ async def export_document(
             "user": UserRead.model_validate(user).model_dump(mode="json"),
             "preferences": Preferences.model_validate(prefs.data if prefs else {}).model_dump(),
         }
-        yield json.dumps(head)[:-1].encode() + b', "conversations": ['
+        start = json.dumps(head)[:-1].encode() + b', "conversations": ['
+        written = len(start)
+        yield start
         after: tuple[datetime, uuid.UUID] | None = None
         separator = b""
         while True:
@@ -106,7 +117,14 @@ async def export_document(
                 grouped[message.conversation_id].append(message)
             chunk = b",".join(json.dumps(conversation_doc(c, grouped[c.id])).encode() for c in page)
             yield separator + chunk
+            written += len(separator) + len(chunk)
             separator = b","
             after = (page[-1].created_at, page[-1].id)
             session.expunge_all()  # keep the identity map from growing with the account
+        yield b'], "files": ['
+        if storage is not None:
+            rows = await FileRepository(session).all_for_user(user_id=user_id)
+            budget = max_bytes - written - FILES_MARGIN
+            async for chunk in file_docs(storage, rows, budget=budget):
+                yield chunk
         yield b"]}"

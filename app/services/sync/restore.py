@@ -11,6 +11,7 @@
   document (no tree yet) becomes one branch in its order, its last message the active leaf
   (app/services/sync/backup_tree.py). A conversation that already exists keeps its active
   leaf; messages merged into it hang below their parents.
+* Version 3 adds attachments and the files themselves (app/services/sync/backup_files.py).
 * Preferences are restored only into an account that never saved any.
 * Change numbers for the feed are reserved (one per written row) after the ownership
   reads and before the first write, so the user row is the first lock taken (see
@@ -36,6 +37,7 @@ from app.repositories.backups import BackupRepository
 from app.repositories.changes import ChangeRepository
 from app.schemas.common import find_json_problem
 from app.schemas.sync import BackupConversation, BackupDocument, BackupMessage, ImportResult
+from app.services.sync.backup_files import placed_attachments
 from app.services.sync.backup_tree import as_tree, parents_first, tree_problem
 
 REMAP_NAMESPACE = uuid.UUID("5b0c4f8e-6a47-4c1e-9d0a-2f6f1b8e7a11")
@@ -124,8 +126,15 @@ class BackupImporter:
         self.backups = BackupRepository(session)
         self.changes = ChangeRepository(session)
 
-    async def run(self, *, user_id: uuid.UUID, doc: BackupDocument) -> ImportResult:
-        """Import what is missing; report what was imported and skipped."""
+    async def run(
+        self,
+        *,
+        user_id: uuid.UUID,
+        doc: BackupDocument,
+        files: dict[uuid.UUID, uuid.UUID] | None = None,
+    ) -> ImportResult:
+        """Import what is missing; report what was imported and skipped (`files`: where the
+        document's files were restored, for the messages' attachments)."""
         plan = await self._plan(user_id=user_id, doc=doc)
         new_convs = [c for c in doc.conversations if c.id not in plan.conv_exists]
         grown = {
@@ -163,7 +172,7 @@ class BackupImporter:
                 if message.id not in plan.msg_exists:
                     parent = plan.msg_target[message.parent_id] if message.parent_id else None
                     ids = _RowIds(plan.msg_target[message.id], target, user_id, parent)
-                    msg_rows.append(_message_row(message, ids, seq))
+                    msg_rows.append(_message_row(message, ids, seq, files or {}))
                     seq += 1
         await self.backups.insert_conversations(rows=conv_rows)
         await self.backups.insert_messages(rows=msg_rows)
@@ -263,7 +272,9 @@ class _RowIds:
     parent_id: uuid.UUID | None
 
 
-def _message_row(message: BackupMessage, ids: _RowIds, seq: int) -> dict[str, Any]:
+def _message_row(
+    message: BackupMessage, ids: _RowIds, seq: int, files: dict[uuid.UUID, uuid.UUID]
+) -> dict[str, Any]:
     return {
         "id": ids.id,
         "conversation_id": ids.conversation_id,
@@ -282,6 +293,7 @@ def _message_row(message: BackupMessage, ids: _RowIds, seq: int) -> dict[str, An
         ),
         "tool_call_id": message.tool_call_id,
         "usage": message.usage.model_dump() if message.usage else None,
+        "attachments": placed_attachments(message.attachments, files),
         "created_at": message.created_at,
         "updated_at": message.created_at,
         "change_seq": seq,

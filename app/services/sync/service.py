@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 from anyio import to_thread
@@ -15,7 +16,9 @@ from app.schemas.admin import AuditAction
 from app.schemas.sync import ImportResult, SyncChanges
 from app.services.admin.audit import NO_AUDIT, Auditor
 from app.services.auth import Principal
+from app.services.files import FileService, Storage, UploadLimits
 from app.services.revocations import SessionRevocations
+from app.services.sync.backup_files import restore_files
 from app.services.sync.export import export_document
 from app.services.sync.feed import read_changes
 from app.services.sync.restore import BackupImporter, parse_document, read_limited
@@ -36,6 +39,8 @@ class SyncService:
         shutdown: StreamShutdown,
         ping_s: float,
         max_import_bytes: int,
+        storage: Storage | None = None,
+        upload_limits: UploadLimits | None = None,
         audit: Auditor = NO_AUDIT,
     ) -> None:
         self.session = session
@@ -45,6 +50,8 @@ class SyncService:
         self.shutdown = shutdown
         self.ping_s = ping_s
         self.max_import_bytes = max_import_bytes
+        self.storage = storage
+        self.upload_limits = upload_limits
         self.audit = audit
 
     async def changes(self, *, user: User, since: str | None, limit: int) -> SyncChanges:
@@ -67,7 +74,12 @@ class SyncService:
 
     def export(self, *, user: User) -> AsyncIterator[bytes]:
         """The backup document of the caller's account, streamed."""
-        return export_document(factory=self.session_factory, user_id=user.id)
+        return export_document(
+            factory=self.session_factory,
+            user_id=user.id,
+            storage=self.storage,
+            max_bytes=self.max_import_bytes,
+        )
 
     async def import_backup(
         self, *, user: User, body: AsyncIterator[bytes], declared_length: str | None
@@ -76,8 +88,17 @@ class SyncService:
         raw = await read_limited(body, limit=self.max_import_bytes, declared=declared_length)
         doc = await to_thread.run_sync(parse_document, raw)
         del raw
+        placed: dict[uuid.UUID, uuid.UUID] = {}
+        if doc.files and self.storage is not None and self.upload_limits is not None:
+            # each file is committed as it is stored (like an upload), before the messages
+            async with self.session_factory() as session:
+                files = FileService(
+                    session=session, storage=self.storage, limits=self.upload_limits
+                )
+                placed = await restore_files(doc, user_id=user.id, files=files)
         try:
-            result = await BackupImporter(session=self.session).run(user_id=user.id, doc=doc)
+            importer = BackupImporter(session=self.session)
+            result = await importer.run(user_id=user.id, doc=doc, files=placed)
             await self.session.commit()
         except IntegrityError as exc:
             await self.session.rollback()

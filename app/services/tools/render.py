@@ -10,6 +10,8 @@ from typing import Any
 
 from mcp import types
 
+from app.services.tools.types import ToolImage
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -27,12 +29,31 @@ def _blob_size(data: str) -> str:
         return "invalid base64"
 
 
+def image_note(mime_type: str, size: str) -> str:
+    """How an image appears in a tool result's text (`size`: "N bytes" or "invalid base64")."""
+    return f"[image: {mime_type}, {size}]"
+
+
+def result_images(result: types.CallToolResult) -> tuple[ToolImage, ...]:
+    """The images of a result, decoded (blocks that are not base64 are left out)."""
+    images = []
+    for block in result.content:
+        if isinstance(block, types.ImageContent):
+            try:
+                images.append(
+                    ToolImage(block.mime_type, base64.b64decode(block.data, validate=True))
+                )
+            except (binascii.Error, ValueError):
+                continue
+    return tuple(images)
+
+
 def render_block(block: Any) -> str:
     """One content block as text; binary content is described, not inlined."""
     if isinstance(block, types.TextContent):
         return block.text
     if isinstance(block, types.ImageContent):
-        return f"[image: {block.mime_type}, {_blob_size(block.data)}]"
+        return image_note(block.mime_type, _blob_size(block.data))
     if isinstance(block, types.AudioContent):
         return f"[audio: {block.mime_type}, {_blob_size(block.data)}]"
     if isinstance(block, types.ResourceLink):

@@ -25,18 +25,30 @@ class Tool:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolImage:
+    """An image a tool returned (MCP image content), decoded."""
+
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    """The result of one tool call, as text for the model."""
+    """The result of one tool call, as text for the model (with any images it returned:
+    the chat stores them as the user's files and attaches them to the answer)."""
 
     status: OutcomeStatus
     content: str
     duration_ms: int
+    images: tuple[ToolImage, ...] = ()
 
     @classmethod
-    def timed(cls, status: str, content: str, started: float) -> ToolOutcome:
+    def timed(
+        cls, status: str, content: str, started: float, images: tuple[ToolImage, ...] = ()
+    ) -> ToolOutcome:
         """An outcome whose duration runs from `started` (a `time.monotonic()`) until now."""
         duration = int((time.monotonic() - started) * 1000)
-        return cls("ok" if status == "ok" else "error", content, duration)
+        return cls("ok" if status == "ok" else "error", content, duration, images)
 
     @classmethod
     def unknown(cls, qualified_name: str) -> ToolOutcome:

@@ -141,3 +141,32 @@ async def test_cancel_stops_a_running_tool_call(mcp_client: httpx.AsyncClient) -
                 assert cancel.status_code == 202
     assert events[-1].name == "done" and events[-1].data["finish_reason"] == "cancelled"
     assert time.monotonic() - started < 15
+
+
+async def test_a_tool_image_is_stored_and_attached_to_the_answer(
+    mcp_client: httpx.AsyncClient,
+) -> None:
+    user = await register_and_login(mcp_client, "iris")
+    events = await stream_chat(
+        mcp_client, user["headers"], message='/tool test__picture {"width": 80, "height": 40}'
+    )
+    result = next(e for e in events if e.name == "tool_result").data
+    note = "[image test__picture-1.png (80x40): shown to the user as an attachment]"
+    assert result["status"] == "ok" and note in result["content"]
+    assert "bytes]" not in result["content"]
+    assert note in text_of(events)  # the model read the note (echo repeats tool results)
+    files = (await mcp_client.get("/files", headers=user["headers"])).json()["items"]
+    assert [(f["name"], f["kind"], f["width"], f["height"]) for f in files] == [
+        ("test__picture-1.png", "image", 80, 40)
+    ]
+    cid = events[0].data["conversation_id"]
+    conversation = (await mcp_client.get(f"/chat/history/{cid}", headers=user["headers"])).json()
+    answer = conversation["messages"][-1]
+    assert [(a["id"], a["kind"], a["deleted"]) for a in answer["attachments"]] == [
+        (files[0]["id"], "image", False)
+    ]
+    # an "image" that is not one stays a description and is never stored
+    mixed = await stream_chat(mcp_client, user["headers"], message="/tool test__mixed {}")
+    mixed_result = next(e for e in mixed if e.name == "tool_result").data
+    assert "[image: image/png, 12 bytes]" in mixed_result["content"]
+    assert len((await mcp_client.get("/files", headers=user["headers"])).json()["items"]) == 1

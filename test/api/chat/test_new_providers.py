@@ -7,6 +7,8 @@ whose model file adds a Responses API and a Gemini model pointing at the new fak
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,13 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from app.api import deps
 from app.services.tools import Toolbox
 from test.api.chat.stubs import StubTools
+from test.api.files.helpers import upload
 from test.fakes.new_upstreams import FakeToolCall, NewFakeUpstream, Reply, start_new_fake_upstream
 from test.support.apps import make_settings, served
 from test.support.auth import register_and_login
+from test.support.files import image
 from test.support.sse import names, stream_chat, text_of
 
 RESPONSES_KEY = "sk-test-responses-" + "r" * 24
@@ -30,7 +35,12 @@ MODEL_IDS = {"openai_responses": "fake-responses", "google": "fake-gemini"}
 
 def _models(fake: NewFakeUpstream) -> list[dict[str, Any]]:
     """The two new providers, each the other's fallback."""
-    common = {"supports_tools": True, "timeout_s": 5, "max_output_tokens": 500}
+    common = {
+        "supports_tools": True,
+        "supports_vision": True,
+        "timeout_s": 5,
+        "max_output_tokens": 500,
+    }
     return [
         {
             "id": "fake-responses",
@@ -168,3 +178,37 @@ async def test_a_failing_model_falls_back_and_no_key_reaches_url_or_logs(
     logged = "".join(path.read_text(errors="replace") for path in log_dir.glob("*.log*"))
     assert "fake-responses" in logged  # the logs were written, without either key
     assert RESPONSES_KEY not in logged and GEMINI_KEY not in logged
+
+
+@pytest.mark.parametrize("kind", ["openai_responses", "google"])
+async def test_attachments_go_as_image_parts_and_text_in_the_dialect(
+    instance: tuple[httpx.AsyncClient, NewFakeUpstream, StubTools, Path], kind: str
+) -> None:
+    client, fake, _, _ = instance
+    user = await register_and_login(client, "vera")
+    photo = (await upload(client, user, "wide.png", image("PNG", (4000, 1000)))).json()
+    notes = (await upload(client, user, "notes.txt", b"Blue is the answer.\n")).json()
+    fake.script(Reply.text("Seen."))
+    events = await stream_chat(
+        client,
+        user["headers"],
+        message="Look",
+        model=MODEL_IDS[kind],
+        attachments=[photo["id"], notes["id"]],
+    )
+    assert text_of(events) == "Seen."
+    [sent] = fake.requests
+    if kind == "google":
+        parts = sent.json["contents"][-1]["parts"]
+        assert parts[0] == {"text": "Look"}
+        inline = parts[1]["inline_data"]
+        assert inline["mime_type"] == "image/jpeg"
+        data, side = inline["data"], 3072
+        assert "Blue is the answer." in parts[2]["text"]
+    else:
+        content = sent.json["input"][-1]["content"]
+        assert content[0] == {"type": "input_text", "text": "Look"}
+        assert content[1]["type"] == "input_image"
+        data, side = content[1]["image_url"].split(",", 1)[1], 2048
+        assert content[2]["type"] == "input_text" and "Blue is the answer." in content[2]["text"]
+    assert Image.open(io.BytesIO(base64.b64decode(data))).size == (side, side // 4)

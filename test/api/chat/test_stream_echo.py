@@ -20,9 +20,11 @@ async def test_models_list_has_echo_as_default(client: httpx.AsyncClient, alice:
         "provider",
         "context_window",
         "supports_tools",
+        "supports_vision",
         "available",
         "default",
     }
+    assert items["gpt-4o-mini"]["supports_vision"] is True
 
 
 async def test_echo_stream_events_in_order_and_saved(

@@ -65,7 +65,7 @@ async def test_round_trip_through_a_deleted_account(
     before = await _conversations(client, h, ids)
     assert before[0]["messages"][1]["tool_calls"][0]["result"] == "5"
     doc = await _export(client, h)
-    assert (doc["format"], doc["version"]) == ("vektor-backup", 2)
+    assert (doc["format"], doc["version"]) == ("vektor-backup", 3)
     assert doc["user"]["username"] == "alice" and doc["preferences"]["theme"] == "dark"
     assert len(doc["conversations"]) == 3
 
@@ -158,7 +158,7 @@ async def test_invalid_documents_name_the_bad_field(client: httpx.AsyncClient, a
     cases: list[tuple[Any, str]] = [
         (b"{not json", "Not valid JSON"),
         ({**doc, "format": "other"}, "format"),
-        ({**doc, "version": 3}, "version"),
+        ({**doc, "version": 4}, "version"),
         ({k: v for k, v in doc.items() if k != "conversations"}, "conversations"),
         ({**doc, "surprise": 1}, "surprise"),
     ]

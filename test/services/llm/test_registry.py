@@ -77,9 +77,11 @@ def test_describe_lists_enabled_models_for_the_models_endpoint() -> None:
         "provider": "openai",
         "context_window": 128000,
         "supports_tools": True,
+        "supports_vision": True,
         "available": True,
         "default": True,
     }
+    assert items["vektor-echo"]["supports_vision"] is True  # echo reports what it "sees"
     assert items["claude-haiku"]["available"] is False
     assert [item["id"] for item in items.values() if item["default"]] == ["gpt-4o-mini"]
     disabled = [m.id for m in registry.list() if not m.enabled]

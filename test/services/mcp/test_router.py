@@ -72,7 +72,7 @@ async def test_admin_sees_servers_and_tools(pool: McpPool, admin: httpx.AsyncCli
     by_name = {s["name"]: s for s in servers}
     assert list(by_name) == ["tools", "gone", "off"]
     assert by_name["tools"]["status"] == "healthy"
-    assert by_name["tools"]["tools_count"] == 14
+    assert by_name["tools"]["tools_count"] == 15
     assert by_name["tools"]["endpoints"][0]["healthy"] is True
     assert by_name["gone"]["status"] == "down"
     await eventually(lambda: pool.groups["gone"].replicas[0].last_error is not None)
