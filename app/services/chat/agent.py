@@ -88,6 +88,9 @@ class AgentRun:
                 self.state.saw_usage = True
                 self.state.input_tokens = int(resumed.usage.get("input_tokens", 0))
                 self.state.output_tokens = int(resumed.usage.get("output_tokens", 0))
+                self.state.cached_input_tokens = int(resumed.usage.get("cached_input_tokens", 0))
+                cost = resumed.usage.get("cost_usd")
+                self.state.cost_usd = float(cost) if isinstance(cost, int | float) else None
         self._started = False
         self._persist: asyncio.Task[None] | None = None
         self._last_checkpoint = time.monotonic()
@@ -194,11 +197,7 @@ class AgentRun:
                 await self._checkpoint
         status = _STATUS_OF.get(outcome.reason, MessageStatus.COMPLETE)
         title = make_title(self.req.text) if self.req.make_title else None
-        usage = (
-            {"input_tokens": self.state.input_tokens, "output_tokens": self.state.output_tokens}
-            if self.state.saw_usage
-            else None
-        )
+        usage = self.state.usage()
         # saved before the closing events are sent: store the id the terminal one will get
         terminal_id = self.gen.log.next_id + (usage is not None) + bool(title)
         await self.store.finish(
@@ -289,6 +288,7 @@ class AgentRun:
                 state.saw_usage = True
                 state.input_tokens += event.input_tokens  # type: ignore[union-attr]
                 state.output_tokens += event.output_tokens  # type: ignore[union-attr]
+                self._count_cost(event)  # type: ignore[arg-type]
             elif kind is Finish:
                 reason = event.reason  # type: ignore[union-attr]
         # the model asked for tools: the turn goes on (and a call-less request ends it)
@@ -337,6 +337,19 @@ class AgentRun:
         await self._ensure_started()
         announced: ModelEvent = {"message_id": str(self.req.ids.message_id), "model": model.id}
         self._emit("model", announced)
+
+    def _count_cost(self, usage: Usage) -> None:
+        """Add one call's cost at the price of the model that made it (fallbacks included)."""
+        self.state.cached_input_tokens += usage.cached_input_tokens
+        pricing = self._current_model().pricing
+        if pricing is None or self.state.cost_usd is None:
+            self.state.cost_usd = None
+            return
+        self.state.cost_usd += pricing.cost_usd(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+        )
 
     def _current_model(self) -> ModelConfig:
         return self.models.get(self.state.model_id) or self.req.model

@@ -39,7 +39,7 @@ class Resumed:
 
     content: str
     tool_calls: list[dict[str, Any]]
-    usage: dict[str, int] | None = None  # the tokens it took so far (the new ones are added)
+    usage: dict[str, Any] | None = None  # the tokens it took so far (the new ones are added)
     reasoning: str | None = None  # its reasoning so far (the new reasoning is appended)
 
 
@@ -52,9 +52,22 @@ class TurnState:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float | None = 0.0  # None once a round's model has no pricing
     saw_usage: bool = False
     model_id: str = ""
     token_count: int = 0
+
+    def usage(self) -> dict[str, Any] | None:
+        """The `usage` saved on the message (and its queryable columns), None if none came."""
+        if not self.saw_usage:
+            return None
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 8),
+        }
 
     @property
     def text(self) -> str:
