@@ -31,6 +31,7 @@ from app.services.llm.registry import ModelRegistry
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
 from app.services.tools import Toolbox
+from app.services.usage.quota import QuotaGuard
 from app.services.users import UserService
 from app.state import AppState
 
@@ -240,6 +241,7 @@ def _chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> 
         generations=state.generations,
         writer=state.turn_writer,
         pending=state.pending_writes,
+        quota=QuotaGuard(settings=state.settings, session_factory=state.session_factory),
     )
 
 

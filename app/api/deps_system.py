@@ -12,6 +12,7 @@ from app.api.deps import (
     AuditorDep,
     ModelsDep,
     SessionDep,
+    SettingsDep,
     StateDep,
     get_admin_user,
     get_principal,
@@ -25,6 +26,7 @@ from app.services.admin import AdminService
 from app.services.mcp import McpPool
 from app.services.status import StatusReport
 from app.services.system import SystemHealth
+from app.services.usage.report import UsageService
 from app.state import AppState
 
 
@@ -136,3 +138,11 @@ async def get_admin_service(
 
 
 AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+
+
+async def get_usage_service(session: SessionDep, settings: SettingsDep) -> UsageService:
+    """Usage reports, bound to this request's session."""
+    return UsageService(session=session, settings=settings)
+
+
+UsageServiceDep = Annotated[UsageService, Depends(get_usage_service)]

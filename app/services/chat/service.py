@@ -32,6 +32,7 @@ from app.services.chat.turn import TurnRequest
 from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
 from app.services.tools import Tool, Toolbox
+from app.services.usage.quota import QuotaGuard, Reservation
 
 
 class ChatService:
@@ -52,6 +53,7 @@ class ChatService:
         generations: GenerationRegistry,
         writer: TurnWriter,
         pending: PendingWrites,
+        quota: QuotaGuard | None = None,
     ) -> None:
         self.settings = settings
         self.limiter = limiter
@@ -61,6 +63,7 @@ class ChatService:
         self.generations = generations
         self.writer = writer
         self.pending = pending
+        self.quota = quota
 
     async def start(
         self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
@@ -174,6 +177,10 @@ class ChatService:
             context_window=model.context_window,
             reserve_output=options.max_tokens or model.max_output_tokens,
         )
+        quota = self.quota
+        reservation = (
+            await quota.reserve_for(user=user, model=model, messages=messages) if quota else None
+        )
         ids = TurnIds(
             user_id=user.id,
             conversation_id=place.conversation_id or uuid.uuid4(),
@@ -211,7 +218,10 @@ class ChatService:
             max_tool_rounds=settings.max_tool_rounds,
             max_duration_s=settings.max_generation_seconds,
         )
-        gen.task = asyncio.create_task(run.run(), name=f"generation-{ids.message_id}")
+        before = place.resumed.usage if place.resumed else None
+        gen.task = asyncio.create_task(
+            _run(run, quota, reservation, before), name=f"generation-{ids.message_id}"
+        )
         return ids.message_id
 
     def _resolve_model(self, *, requested: str | None, preferred: str | None) -> ModelConfig:
@@ -293,6 +303,20 @@ class ChatService:
             yield encode_frame(last_event_id + 1, "error", gone)
             return
         yield rebuilt_frames(message, last_event_id)
+
+
+async def _run(
+    run: AgentRun,
+    quota: QuotaGuard | None,
+    reservation: Reservation | None,
+    before: dict[str, Any] | None,
+) -> None:
+    """The generation, then its quota reservation settled with what it used."""
+    try:
+        await run.run()
+    finally:
+        if quota is not None:
+            quota.settle_later(reservation, run.state.usage(), before=before)
 
 
 def _last_user_text(history: list[ChatMessage]) -> str:
