@@ -285,10 +285,7 @@ class AgentRun:
             elif kind is ToolCallRequest:
                 calls.append(event)  # type: ignore[arg-type]
             elif kind is Usage:
-                state.saw_usage = True
-                state.input_tokens += event.input_tokens  # type: ignore[union-attr]
-                state.output_tokens += event.output_tokens  # type: ignore[union-attr]
-                self._count_cost(event)  # type: ignore[arg-type]
+                state.add_usage(event, self._current_model())  # type: ignore[arg-type]
             elif kind is Finish:
                 reason = event.reason  # type: ignore[union-attr]
         # the model asked for tools: the turn goes on (and a call-less request ends it)
@@ -337,19 +334,6 @@ class AgentRun:
         await self._ensure_started()
         announced: ModelEvent = {"message_id": str(self.req.ids.message_id), "model": model.id}
         self._emit("model", announced)
-
-    def _count_cost(self, usage: Usage) -> None:
-        """Add one call's cost at the price of the model that made it (fallbacks included)."""
-        self.state.cached_input_tokens += usage.cached_input_tokens
-        pricing = self._current_model().pricing
-        if pricing is None or self.state.cost_usd is None:
-            self.state.cost_usd = None
-            return
-        self.state.cost_usd += pricing.cost_usd(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-        )
 
     def _current_model(self) -> ModelConfig:
         return self.models.get(self.state.model_id) or self.req.model

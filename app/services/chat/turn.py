@@ -6,9 +6,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.observability import metrics
 from app.services.chat.reasoning import ReasoningTrack
 from app.services.chat.store import TurnIds
-from app.services.llm import ChatMessage, ModelConfig
+from app.services.llm import ChatMessage, ModelConfig, Usage
 from app.services.tools import Tool
 
 __all__ = ["Resumed", "TurnIds", "TurnRequest", "TurnState"]
@@ -57,6 +58,35 @@ class TurnState:
     saw_usage: bool = False
     model_id: str = ""
     token_count: int = 0
+
+    def add_usage(self, usage: Usage, model: ModelConfig) -> None:
+        """Count one upstream call at the price of the model that made it (fallbacks
+        included); the cost becomes unknown (None) once a call's model has no pricing."""
+        self.saw_usage = True
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cached_input_tokens += usage.cached_input_tokens
+        pricing = model.pricing
+        cost = (
+            pricing.cost_usd(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+            )
+            if pricing
+            else None
+        )
+        metrics.add_usage(
+            model.id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached=usage.cached_input_tokens,
+            cost_usd=cost,
+        )
+        if cost is None or self.cost_usd is None:
+            self.cost_usd = None
+        else:
+            self.cost_usd += cost
 
     def usage(self) -> dict[str, Any] | None:
         """The `usage` saved on the message (and its queryable columns), None if none came."""
