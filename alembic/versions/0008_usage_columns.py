@@ -2,8 +2,8 @@
 
 - `messages.input_tokens`, `output_tokens`, `cached_input_tokens`, `cost_usd`: an answer's
   `usage` as queryable columns (written by the same finish write), backfilled from the JSON.
-- Partial indexes on (user_id, created_at) and (created_at) over answers with counted tokens:
-  one user's month and the whole instance's month are range scans.
+- Partial indexes on (user_id, created_at) and (created_at) over answers with counted tokens
+  (PostgreSQL: the second includes the summed columns); statistics on the UTC day.
 - `usage_counters`: per user and window (`d:YYYY-MM-DD`, `m:YYYY-MM`) the tokens and cost
   counted against a quota, changed only by atomic conditional updates (reservations).
 
@@ -54,8 +54,16 @@ def upgrade() -> None:
     )
     op.create_index(
         'ix_messages_usage_created', 'messages', ['created_at'],
+        postgresql_include=['input_tokens', 'output_tokens', 'cost_usd', 'user_id', 'model'],
         postgresql_where=_WHERE, sqlite_where=_WHERE,
     )
+    if bind.dialect.name == 'postgresql':
+        # the planner's estimate of the days in a range (else it expects a group per row and
+        # gives up the parallel plan: 690 -> 290 ms on 1M answers, bench/README.md)
+        op.execute(
+            "CREATE STATISTICS IF NOT EXISTS st_messages_usage_day "
+            "ON ((timezone('UTC', created_at))::date) FROM messages"
+        )
     op.create_table(
         'usage_counters',
         sa.Column('user_id', sa.Uuid(), nullable=False),
@@ -72,6 +80,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('usage_counters')
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('DROP STATISTICS IF EXISTS st_messages_usage_day')
     op.drop_index('ix_messages_usage_created', table_name='messages')
     op.drop_index('ix_messages_usage_user_created', table_name='messages')
     with op.batch_alter_table('messages', schema=None) as batch_op:

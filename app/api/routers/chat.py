@@ -86,7 +86,11 @@ async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
         **errors(
             (400, "`model_unavailable`; `bad_request`: a body that cannot be read"),
             (404, "`not_found`: no such conversation or `parent_id`, or another user's"),
-            (429, "`rate_limited`: too many messages, or too many answers running at once"),
+            (
+                429,
+                "`rate_limited`: too many messages or answers running; `quota_exceeded`: a "
+                "usage quota is spent (`Retry-After`: until it resets)",
+            ),
         ),
     },
 )
