@@ -3,7 +3,8 @@
 - `messages.input_tokens`, `output_tokens`, `cached_input_tokens`, `cost_usd`: an answer's
   `usage` as queryable columns (written by the same finish write), backfilled from the JSON.
 - Partial indexes on (user_id, created_at) and (created_at) over answers with counted tokens
-  (PostgreSQL: the second includes the summed columns); statistics on the UTC day.
+  (a user's month is an index range scan; the instance's month a parallel scan); extended
+  statistics on the UTC day (PostgreSQL) so that grouping by day keeps the parallel plan.
 - `usage_counters`: per user and window (`d:YYYY-MM-DD`, `m:YYYY-MM`) the tokens and cost
   counted against a quota, changed only by atomic conditional updates (reservations).
 
@@ -54,7 +55,6 @@ def upgrade() -> None:
     )
     op.create_index(
         'ix_messages_usage_created', 'messages', ['created_at'],
-        postgresql_include=['input_tokens', 'output_tokens', 'cost_usd', 'user_id', 'model'],
         postgresql_where=_WHERE, sqlite_where=_WHERE,
     )
     if bind.dialect.name == 'postgresql':

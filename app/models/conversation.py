@@ -54,9 +54,6 @@ class Conversation(Base):
     current_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
-USAGE_COLUMNS = ("input_tokens", "output_tokens", "cost_usd")
-
-
 class Message(Base):
     """One message. Assistant messages carry their tool calls (with results) as JSON.
 
@@ -80,8 +77,6 @@ class Message(Base):
         Index(
             "ix_messages_usage_created",
             "created_at",
-            # PostgreSQL: the instance's reports read the index only (no heap visits)
-            postgresql_include=[*USAGE_COLUMNS, "user_id", "model"],
             postgresql_where=text("input_tokens IS NOT NULL"),
             sqlite_where=text("input_tokens IS NOT NULL"),
         ),
