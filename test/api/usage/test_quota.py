@@ -130,3 +130,20 @@ async def test_reservations_race_on_the_counter_directly(alice: dict, state: App
     assert await guard.reserve(user=user, tokens=30, cost_usd=0) is not None
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     assert await guard.reserve(user=user, tokens=90, cost_usd=0, now=tomorrow) is not None
+
+
+async def test_regenerate_and_edit_are_refused_like_a_new_message(
+    client: httpx.AsyncClient, alice: dict, state: AppState
+) -> None:
+    events = await stream_chat(client, alice["headers"], message="first")
+    answer_id = events[0].data["message_id"]
+    question_id = events[0].data["user_message_id"]
+    await _set_quota(state, alice["user"]["id"], quota_tokens_per_day=0)
+    h = alice["headers"]
+    regenerate = await client.post(f"/chat/messages/{answer_id}/regenerate", json={}, headers=h)
+    assert_error(regenerate, 429, "quota_exceeded")
+    edit = await client.post(
+        f"/chat/messages/{question_id}/edit", json={"content": "second"}, headers=h
+    )
+    assert_error(edit, 429, "quota_exceeded")
+    assert int(edit.headers["retry-after"]) >= 1
