@@ -135,6 +135,21 @@ def extra_models(fake_llm: Any) -> list[dict[str, Any]]:
             "supports_vision": False,
         },
         {
+            "id": "echo-priced",
+            "provider": "echo",
+            "name": "Echo with prices (usage tests)",
+            "pricing": {"input_per_mtok": 1000, "output_per_mtok": 2000},
+        },
+        {
+            "id": "fake-openai-priced",
+            "provider": "openai",
+            "model": "gpt-fake",
+            "base_url": fake_llm.openai_base_url,
+            "api_key_env": "VEKTOR_TEST_OPENAI_KEY",
+            "timeout_s": 5,
+            "pricing": {"input_per_mtok": 3, "output_per_mtok": 15, "cached_input_per_mtok": 0.3},
+        },
+        {
             "id": "fake-nokey",
             "provider": "openai",
             "model": "x",

@@ -33,6 +33,7 @@ from app.services.llm.registry import ModelRegistry
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncService
 from app.services.tools import Toolbox
+from app.services.usage.quota import QuotaGuard
 from app.services.users import UserService
 from app.state import AppState
 
@@ -272,6 +273,7 @@ def _chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> 
         pending=state.pending_writes,
         storage=state.file_storage,
         upload_limits=state.upload_limits,
+        quota=QuotaGuard(settings=state.settings, session_factory=state.session_factory),
     )
 
 

@@ -12,19 +12,21 @@ from app.api.deps import (
     AuditorDep,
     ModelsDep,
     SessionDep,
+    SettingsDep,
     StateDep,
     get_admin_user,
     get_principal,
     oauth2_scheme,
 )
 from app.api.openapi import answers
-from app.core.errors import ServiceUnavailable
+from app.core.errors import AppError, ServiceUnavailable
 from app.observability.runtime import Observability, get_observability
 from app.services.adapters import AdapterTools
 from app.services.admin import AdminService
 from app.services.mcp import McpPool
 from app.services.status import StatusReport
 from app.services.system import SystemHealth
+from app.services.usage.report import UsageService
 from app.state import AppState
 
 
@@ -128,6 +130,22 @@ async def require_metrics_reader(
 MetricsReader = Annotated[None, Depends(require_metrics_reader)]
 
 
+async def is_admin_reader(request: Request, state: StateDep) -> bool:
+    """True for an active admin's token; anyone else gets the public view (never an error,
+    so the public route declares no security scheme)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    try:
+        principal = await get_principal(request, state, token.strip())
+    except AppError:
+        return False
+    return bool(principal.user.is_admin and principal.user.is_active)
+
+
+AdminView = Annotated[bool, Depends(is_admin_reader)]
+
+
 async def get_admin_service(
     session: SessionDep, audit: AuditorDep, state: StateDep
 ) -> AdminService:
@@ -136,3 +154,11 @@ async def get_admin_service(
 
 
 AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+
+
+async def get_usage_service(session: SessionDep, settings: SettingsDep) -> UsageService:
+    """Usage reports, bound to this request's session."""
+    return UsageService(session=session, settings=settings)
+
+
+UsageServiceDep = Annotated[UsageService, Depends(get_usage_service)]

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=2 * 1024**3)
     user_storage_quota_bytes: int = Field(default=1024**3, ge=0)
+    # default per-user quotas (None: unlimited); an admin's per-user value overrides them
+    quota_tokens_per_day: int | None = Field(default=None, ge=0, le=10**12)
+    quota_cost_per_month: float | None = Field(default=None, ge=0, le=10**9, allow_inf_nan=False)
 
     @field_validator("backend_cors_origins", "url_allowlist", mode="before")
     @classmethod
@@ -150,6 +153,8 @@ class Settings(BaseSettings):
         "s3_endpoint_url",
         "aws_access_key_id",
         "aws_secret_access_key",
+        "quota_tokens_per_day",
+        "quota_cost_per_month",
         mode="before",
     )
     @classmethod

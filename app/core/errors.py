@@ -104,6 +104,13 @@ class RateLimited(AppError):
         self.retry_after = max(1, retry_after)
 
 
+class QuotaExceeded(RateLimited):
+    """A usage quota is spent; `Retry-After` is the start of the next window (UTC)."""
+
+    code = "quota_exceeded"
+    detail = "Usage quota exceeded"
+
+
 class UpstreamError(AppError):
     """A provider or tool server failed."""
 

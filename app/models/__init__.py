@@ -7,6 +7,7 @@ from app.models.auth_session import AuthSession
 from app.models.conversation import Conversation, Message
 from app.models.file import StoredFile
 from app.models.sync import SyncTombstone
+from app.models.usage import UsageCounter
 from app.models.user import User, UserPreferences
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "MessageStatus",
     "StoredFile",
     "SyncTombstone",
+    "UsageCounter",
     "User",
     "UserPreferences",
 ]

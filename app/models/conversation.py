@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -65,6 +66,20 @@ class Message(Base):
         Index("ix_messages_user", "user_id"),
         Index("ix_messages_user_change_seq", "user_id", "change_seq"),
         Index("ix_messages_parent", "parent_id"),
+        # usage aggregates (alembic 0010): only answers with counted tokens are indexed
+        Index(
+            "ix_messages_usage_user_created",
+            "user_id",
+            "created_at",
+            postgresql_where=text("input_tokens IS NOT NULL"),
+            sqlite_where=text("input_tokens IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_usage_created",
+            "created_at",
+            postgresql_where=text("input_tokens IS NOT NULL"),
+            sqlite_where=text("input_tokens IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
@@ -82,6 +97,11 @@ class Message(Base):
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     tool_call_id: Mapped[str | None] = mapped_column(String(200))
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # `usage` again as queryable columns, written by the same finish write (alembic 0010)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_input_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
     # the highest SSE event id sent for this answer: a rebuilt stream continues above it
     last_event_id: Mapped[int] = mapped_column(
         Integer, default=0, server_default=text("0"), nullable=False

@@ -56,6 +56,12 @@ GENERATIONS = Gauge(
     "vektor_generations_active", "Running chat generations", multiprocess_mode="livesum"
 )
 TOKENS = Counter("vektor_tokens_streamed", "Tokens streamed to clients", ["model"])
+LLM_TOKENS = Counter(
+    "vektor_llm_tokens",
+    "Tokens the upstreams counted, by model and kind (input includes cached_input)",
+    ["model", "kind"],
+)
+LLM_COST = Counter("vektor_llm_cost_usd", "Cost of the upstream calls in USD, by model", ["model"])
 LLM_DURATION = Histogram(
     "vektor_llm_request_duration_seconds",
     "LLM upstream request duration by model",
@@ -146,6 +152,18 @@ class TokenCounter:
 streams_active = ActiveGauge(SSE_STREAMS)
 generations_active = ActiveGauge(GENERATIONS)
 tokens_streamed = TokenCounter()
+
+
+def add_usage(
+    model: str, *, input_tokens: int, output_tokens: int, cached: int, cost_usd: float | None
+) -> None:
+    """Count one upstream call's tokens and cost (once per call, never per token)."""
+    LLM_TOKENS.labels(model, "input").inc(max(0, input_tokens))
+    LLM_TOKENS.labels(model, "output").inc(max(0, output_tokens))
+    if cached:
+        LLM_TOKENS.labels(model, "cached_input").inc(max(0, cached))
+    if cost_usd:
+        LLM_COST.labels(model).inc(max(0.0, cost_usd))
 
 
 def add_tokens(n: int, model: str = "") -> None:

@@ -22,6 +22,19 @@ def preview(text: str) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS]
 
 
+def usage_columns(usage: dict[str, Any] | None) -> dict[str, Any]:
+    """An answer's `usage` as the message's queryable columns (alembic 0010)."""
+    if not usage:
+        return {}
+    cost = usage.get("cost_usd")
+    return {
+        "input_tokens": int(usage.get("input_tokens") or 0),
+        "output_tokens": int(usage.get("output_tokens") or 0),
+        "cached_input_tokens": int(usage.get("cached_input_tokens") or 0),
+        "cost_usd": float(cost) if isinstance(cost, int | float) else None,
+    }
+
+
 @dataclass(slots=True)
 class BeginWrite:
     """The user message and the empty `streaming` assistant message of a new turn.
@@ -67,7 +80,7 @@ class FinishWrite:
     content: str
     status: str
     model: str
-    usage: dict[str, int] | None
+    usage: dict[str, Any] | None
     tool_calls: list[dict[str, Any]] | None
     title: str | None
     now: datetime

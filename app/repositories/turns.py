@@ -43,6 +43,7 @@ from app.repositories.turn_writes import (
     ResumeWrite,
     TurnWrite,
     preview,
+    usage_columns,
 )
 
 conversations = cast(Table, Conversation.__table__)
@@ -177,6 +178,7 @@ class TurnRepository:
                 "status": w.status,
                 "model": w.model,
                 "usage": w.usage,
+                **usage_columns(w.usage),
                 "tool_calls": w.tool_calls or None,
                 "error_code": w.error_code,
                 "finish_reason": w.finish_reason,

@@ -89,10 +89,12 @@ class ToolCallRead(BaseModel):
 
 
 class UsageRead(BaseModel):
-    """Token counts of an answer."""
+    """Token counts of an answer and what they cost (null: the model has no pricing)."""
 
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0
+    cost_usd: float | None = None
 
 
 class StoredMessage(ReadModel):

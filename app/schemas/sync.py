@@ -69,10 +69,12 @@ class BackupToolCall(_Strict):
 
 
 class BackupUsage(_Strict):
-    """Token counts."""
+    """Token counts and their cost."""
 
     input_tokens: Count
     output_tokens: Count
+    cached_input_tokens: Count = 0
+    cost_usd: Annotated[float, Field(ge=0, le=1e9)] | None = None
 
 
 class BackupAttachment(_Strict):

@@ -5,19 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from loguru import logger
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.redact import redact_tree
 from app.observability import metrics
 from app.observability.runtime import Observability, cluster_totals
+from app.repositories.usage import UsageRepository, UsageRow
 from app.services.system import SystemHealth
 
 BAD_MCP_STATES = frozenset({"down", "degraded", "error", "unhealthy"})
+TOP_USERS = 10
 
 
 class ServerStatusSource(Protocol):
@@ -81,7 +83,31 @@ class StatusReport:
             logger.opt(exception=True).warning("status: listing models failed")
             return [{"name": "models", "status": "error", "error": "status unavailable"}]
 
-    async def build(self, *, version: str) -> dict[str, Any]:
+    async def _usage(self, *, admin: bool) -> dict[str, Any]:
+        """Today's tokens and cost per model; the month's top users only for admins (the
+        public view shows no user data)."""
+        now = datetime.now(UTC)
+        day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        try:
+            async with AsyncSession(self.engine) as session:
+                usage = UsageRepository(session)
+                today = await usage.for_instance(
+                    start=day, end=day + timedelta(days=1), group_by="model"
+                )
+                block: dict[str, Any] = {"today_by_model": [_row(r) for r in today]}
+                if admin:
+                    month = datetime(now.year, now.month, 1, tzinfo=UTC)
+                    users = await usage.for_instance(
+                        start=month, end=day + timedelta(days=1), group_by="user"
+                    )
+                    users.sort(key=lambda r: (-r.cost_usd, -(r.input_tokens + r.output_tokens)))
+                    block["top_users_this_month"] = [_row(r) for r in users[:TOP_USERS]]
+            return block
+        except Exception:
+            logger.opt(exception=True).warning("status: usage unavailable")
+            return {"error": "usage unavailable"}
+
+    async def build(self, *, version: str, admin: bool = False) -> dict[str, Any]:
         """Everything the dashboard shows, as one JSON document."""
         _, health = await self.health.report()
         checks: dict[str, Any] = health["checks"]
@@ -107,12 +133,23 @@ class StatusReport:
             "checks": {k: v for k, v in checks.items() if k != "database"},
             "mcp": mcp,
             "models": self._models(),
+            "usage": await self._usage(admin=admin),
             "requests": self.observability.window.snapshot(),
             **totals,
             "process": self.observability.process_stats(),
             "worker": {"pid": self.observability.process.pid, **local},
             "cluster": cluster,
         }
+
+
+def _row(row: UsageRow) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cost_usd": row.cost_usd,
+        "messages": row.messages,
+    }
 
 
 def _iso(timestamp: float) -> str:

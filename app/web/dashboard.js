@@ -143,6 +143,17 @@
     }));
   }
 
+  function renderUsage(usage) {
+    const items = (usage && usage.today_by_model) || [];
+    $('usage').replaceChildren(...items.map((u) => {
+      const tr = el('tr');
+      tr.append(el('td', null, u.key || '(unknown)'), el('td', 'num', int(u.messages)),
+        el('td', 'num', int(u.input_tokens)), el('td', 'num', int(u.output_tokens)),
+        el('td', 'num', Number(u.cost_usd || 0).toFixed(4)));
+      return tr;
+    }));
+  }
+
   function renderRoutes(routes) {
     const body = $('routes');
     const rows = routes.slice(0, 15).map((r) => {
@@ -227,6 +238,7 @@
       renderDatabase(data.database);
       renderMcp(data.mcp || []);
       renderModels(data.models || []);
+      renderUsage(data.usage);
       renderRoutes(data.requests.routes || []);
       renderChart(data.requests.history || []);
       document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);

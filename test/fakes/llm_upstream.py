@@ -83,6 +83,7 @@ class Reply:
     interleave_tool_calls: bool = False  # OpenAI: mix the pieces of several calls (by index)
     usage: tuple[int, int] | None = None  # (input, output); None = a rough estimate
     send_usage: bool = True  # False: the upstream reports no usage at all
+    cached_tokens: int = 0  # of the input, read from the provider's prompt cache
     finish: str | None = None  # stop | length | tool_calls (default: from tool_calls)
     status: int = 200  # non-200: the API's JSON error body (429 adds Retry-After)
     error_message: str = "scripted upstream error"  # for status and error_after
@@ -178,6 +179,8 @@ def _openai_events(body: dict[str, Any], reply: Reply) -> Events:
     if reply.send_usage and (body.get("stream_options") or {}).get("include_usage"):
         prompt, completion = reply.usage_pair(body)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+        if reply.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}  # type: ignore[assignment]
         events.append(("tail", _sse({"choices": [], "usage": usage})))
     events.append(("tail", _sse("[DONE]")))
     return events
@@ -205,7 +208,11 @@ def _named(data: dict[str, Any]) -> bytes:
 def _anthropic_events(body: dict[str, Any], reply: Reply) -> Events:
     """A Messages event stream for `reply`."""
     input_tokens, output_tokens = reply.usage_pair(body) if reply.send_usage else (0, 0)
-    message = {"id": "msg_fake", "role": "assistant", "usage": {"input_tokens": input_tokens}}
+    # Anthropic counts cache reads apart from `input_tokens`
+    counts = {"input_tokens": input_tokens - reply.cached_tokens}
+    if reply.cached_tokens:
+        counts["cache_read_input_tokens"] = reply.cached_tokens
+    message = {"id": "msg_fake", "role": "assistant", "usage": counts}
     events: Events = [("open", _named({"type": "message_start", "message": message}))]
     events += _anthropic_thinking(reply)
     first = int(bool(reply.reasoning)) + len(reply.redacted_thinking)  # the text block's index

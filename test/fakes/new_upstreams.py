@@ -125,6 +125,8 @@ def _responses_events(body: dict[str, Any], reply: base.Reply) -> Events:
         prompt, completion = reply.usage_pair(body)
         usage = {"input_tokens": prompt, "output_tokens": completion}
         usage["total_tokens"] = prompt + completion
+        if reply.cached_tokens:
+            usage["input_tokens_details"] = {"cached_tokens": reply.cached_tokens}
     if reply.finish_reason == "length":
         details = {"reason": "max_output_tokens"}
         final = {**response, "status": "incomplete", "incomplete_details": details}
@@ -196,6 +198,7 @@ def _gemini_events(body: dict[str, Any], reply: base.Reply) -> Events:
             "promptTokenCount": prompt,
             "candidatesTokenCount": completion,
             "totalTokenCount": prompt + completion,
+            "cachedContentTokenCount": reply.cached_tokens,
         }
     out.append((False, _sse(last)))
     return _events_with_tail(out)

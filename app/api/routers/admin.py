@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import AdminUser
-from app.api.deps_system import AdminServiceDep
+from app.api.deps_system import AdminServiceDep, UsageServiceDep
 from app.api.openapi import errors
 from app.schemas.admin import (
     AdminUserPage,
@@ -18,6 +19,8 @@ from app.schemas.admin import (
     AuditEventPage,
 )
 from app.schemas.common import Text
+from app.schemas.usage import UsageReport
+from app.services.usage.report import as_csv
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -89,3 +92,28 @@ async def list_audit(
     return await admin.list_audit(
         limit=limit, cursor=cursor, action=action, actor_id=actor_id, target_id=target_id
     )
+
+
+@router.get(
+    "/usage",
+    response_model=UsageReport,
+    responses=errors((422, "`validation_error`: a bad date, `to` before `from`, > 366 days"))
+    | {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def read_usage(
+    _admin: AdminUser,
+    usage: UsageServiceDep,
+    start: Annotated[date | None, Query(alias="from", description="first day (UTC)")] = None,
+    end: Annotated[date | None, Query(alias="to", description="last day (UTC), included")] = None,
+    group_by: Literal["user", "model", "day"] = "user",
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    """Every account's tokens and cost per user, model or day (default: this month)."""
+    report = await usage.instance(start=start, end=end, group_by=group_by)
+    if format == "csv":
+        return Response(
+            as_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
+        )
+    return report

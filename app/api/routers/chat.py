@@ -94,7 +94,11 @@ async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
                 "`not_found`: no such conversation, `parent_id` or attachment (a deleted file "
                 "too), or another user's",
             ),
-            (429, "`rate_limited`: too many messages, or too many answers running at once"),
+            (
+                429,
+                "`rate_limited`: too many messages or answers running; `quota_exceeded`: a "
+                "usage quota is spent (`Retry-After`: until it resets)",
+            ),
         ),
     },
 )

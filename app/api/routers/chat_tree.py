@@ -22,7 +22,11 @@ _ROLE = (
     "`model_cannot_see_images`: an attached image for a model without vision"
 )
 _NOT_FOUND = (404, "`not_found`: no such message, or another user's")
-_TOO_MANY = (429, "`rate_limited`: too many messages, or too many answers running at once")
+_TOO_MANY = (
+    429,
+    "`rate_limited`: too many messages or answers running; `quota_exceeded`: a usage quota "
+    "is spent (`Retry-After`: until it resets)",
+)
 
 
 @router.post(

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.api.deps_system import (
+    AdminView,
     EngineDep,
     McpPoolDep,
     MetricsReader,
@@ -52,12 +53,13 @@ def dashboard_response() -> HTMLResponse:
     responses={200: {"content": {"application/json": {}, "text/html": {}}}},
     response_class=JSONResponse,
 )
-async def status(request: Request, report: StatusReportDep) -> Response:
-    """Service status as JSON, or the dashboard for `Accept: text/html`."""
+async def status(request: Request, report: StatusReportDep, admin: AdminView) -> Response:
+    """Service status as JSON (an admin's token adds the top users), or the dashboard for
+    `Accept: text/html`."""
     if prefers_html(request.headers.get("accept", "")):
         response: Response = dashboard_response()
     else:
-        body = await report.build(version=__version__)
+        body = await report.build(version=__version__, admin=admin)
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
     response.headers["Vary"] = "Accept"
     return response

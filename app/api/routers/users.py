@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CurrentUser, SignedInPrincipal, UserServiceDep
+from app.api.deps_system import UsageServiceDep
 from app.api.openapi import errors
+from app.schemas.usage import MyUsageReport
 from app.schemas.user import (
     AccountDelete,
     PasswordChange,
@@ -24,6 +27,22 @@ router = APIRouter(prefix="/users", tags=["users"])
 async def read_me(user: CurrentUser) -> Any:
     """The current user's profile."""
     return user
+
+
+@router.get(
+    "/me/usage",
+    response_model=MyUsageReport,
+    responses=errors((422, "`validation_error`: a bad date, `to` before `from`, > 366 days")),
+)
+async def read_my_usage(
+    user: CurrentUser,
+    usage: UsageServiceDep,
+    start: Annotated[date | None, Query(alias="from", description="first day (UTC)")] = None,
+    end: Annotated[date | None, Query(alias="to", description="last day (UTC), included")] = None,
+    group_by: Literal["day", "model"] = "day",
+) -> Any:
+    """My tokens and cost per day or model (default: this month), and my quota."""
+    return await usage.mine(user=user, start=start, end=end, group_by=group_by)
 
 
 @router.put(

@@ -14,6 +14,7 @@ from app.models import User
 from app.repositories.admin_users import AdminUserRepository
 from app.repositories.audit import AuditRepository
 from app.repositories.auth_sessions import AuthSessionRepository
+from app.repositories.usage import UsageRepository
 from app.repositories.users import UserRepository
 from app.schemas.admin import (
     AdminUserPage,
@@ -21,12 +22,13 @@ from app.schemas.admin import (
     AdminUserUpdate,
     AuditAction,
     AuditEventPage,
+    UsageThisMonth,
 )
 from app.services.admin.audit import Auditor
 from app.services.admin.cursor import decode_cursor, encode_cursor
 from app.services.files.storage import Storage, delete_user_files
+from app.services.usage.windows import month_of
 
-# TODO(issue 14, usage): `usage_this_month` is zeros until the usage ledger exists
 LAST_ADMIN = "The last active administrator cannot be removed, demoted or deactivated"
 
 
@@ -53,13 +55,13 @@ class AdminService:
         page, more = rows[:limit], len(rows) > limit
         last = page[-1] if more and page else None
         return AdminUserPage(
-            items=[AdminUserRead.model_validate(user) for user in page],
+            items=await self._with_usage(page),
             next_cursor=encode_cursor(last.created_at, last.id) if last else None,
         )
 
     async def get_user(self, *, user_id: uuid.UUID) -> AdminUserRead:
         """One account; 404 if there is none."""
-        return AdminUserRead.model_validate(await self._user(user_id))
+        return (await self._with_usage([await self._user(user_id)]))[0]
 
     async def update_user(
         self, *, actor: User, user_id: uuid.UUID, data: AdminUserUpdate
@@ -96,7 +98,7 @@ class AdminService:
                 },
             )
             logger.info("admin updated user", user_id=str(user.id), fields=sorted(changed))
-        return AdminUserRead.model_validate(user)
+        return (await self._with_usage([user]))[0]
 
     async def revoke_sessions(self, *, actor: User, user_id: uuid.UUID) -> None:
         """Sign a user out everywhere (tokens stop working at once)."""
@@ -152,6 +154,19 @@ class AdminService:
             {"items": page, "next_cursor": encode_cursor(last.at, last.id) if last else None},
             from_attributes=True,
         )
+
+    async def _with_usage(self, users: list[User]) -> list[AdminUserRead]:
+        """The users as admins see them, with this month's usage (one query for all)."""
+        spent = await UsageRepository(self.session).by_users(
+            user_ids=[user.id for user in users], start=month_of(utcnow()).start
+        )
+        items = []
+        for user in users:
+            item = AdminUserRead.model_validate(user)
+            tokens, cost = spent.get(user.id, (0, 0.0))
+            item.usage_this_month = UsageThisMonth(tokens=tokens, cost_usd=cost)
+            items.append(item)
+        return items
 
     async def _user(self, user_id: uuid.UUID) -> User:
         user = await self.admin_users.get(user_id=user_id)

@@ -90,6 +90,9 @@ class AgentRun:
                 self.state.saw_usage = True
                 self.state.input_tokens = int(resumed.usage.get("input_tokens", 0))
                 self.state.output_tokens = int(resumed.usage.get("output_tokens", 0))
+                self.state.cached_input_tokens = int(resumed.usage.get("cached_input_tokens", 0))
+                cost = resumed.usage.get("cost_usd")
+                self.state.cost_usd = float(cost) if isinstance(cost, int | float) else None
         self._started = False
         self._persist: asyncio.Task[None] | None = None
         self._last_checkpoint = time.monotonic()
@@ -197,11 +200,7 @@ class AgentRun:
                 await self._checkpoint
         status = _STATUS_OF.get(outcome.reason, MessageStatus.COMPLETE)
         title = make_title(self.req.text) if self.req.make_title else None
-        usage = (
-            {"input_tokens": self.state.input_tokens, "output_tokens": self.state.output_tokens}
-            if self.state.saw_usage
-            else None
-        )
+        usage = self.state.usage()
         # saved before the closing events are sent: store the id the terminal one will get
         terminal_id = self.gen.log.next_id + (usage is not None) + bool(title)
         await self.store.finish(
@@ -290,9 +289,7 @@ class AgentRun:
             elif kind is ToolCallRequest:
                 calls.append(event)  # type: ignore[arg-type]
             elif kind is Usage:
-                state.saw_usage = True
-                state.input_tokens += event.input_tokens  # type: ignore[union-attr]
-                state.output_tokens += event.output_tokens  # type: ignore[union-attr]
+                state.add_usage(event, self._current_model())  # type: ignore[arg-type]
             elif kind is Finish:
                 reason = event.reason  # type: ignore[union-attr]
         # the model asked for tools: the turn goes on (and a call-less request ends it)

@@ -39,6 +39,7 @@ from app.services.files import Storage, UploadLimits
 from app.services.llm import ChatMessage, ModelConfig, fit_to_context
 from app.services.llm.registry import ModelRegistry
 from app.services.tools import Tool, Toolbox
+from app.services.usage.quota import QuotaGuard, Reservation
 
 
 class ChatService:
@@ -61,6 +62,7 @@ class ChatService:
         pending: PendingWrites,
         storage: Storage | None = None,
         upload_limits: UploadLimits | None = None,
+        quota: QuotaGuard | None = None,
     ) -> None:
         self.settings = settings
         self.limiter = limiter
@@ -74,6 +76,7 @@ class ChatService:
         self.keeper = ToolImageKeeper(
             session_factory=session_factory, storage=storage, limits=upload_limits
         )
+        self.quota = quota
 
     async def start(
         self, *, user: User, preferences: dict[str, Any] | None, body: ChatStreamRequest
@@ -200,6 +203,10 @@ class ChatService:
         messages = fit_to_context(
             messages, context_window=model.context_window, reserve_output=reserve
         )
+        quota = self.quota
+        reservation = (
+            await quota.reserve_for(user=user, model=model, messages=messages) if quota else None
+        )
         ids = TurnIds(
             user_id=user.id,
             conversation_id=place.conversation_id or uuid.uuid4(),
@@ -239,7 +246,10 @@ class ChatService:
             max_duration_s=settings.max_generation_seconds,
             keep_image=self.keeper.for_user(user.id),
         )
-        gen.task = asyncio.create_task(run.run(), name=f"generation-{ids.message_id}")
+        before = place.resumed.usage if place.resumed else None
+        gen.task = asyncio.create_task(
+            _run(run, quota, reservation, before), name=f"generation-{ids.message_id}"
+        )
         return ids.message_id
 
     def _resolve_model(self, *, requested: str | None, preferred: str | None) -> ModelConfig:
@@ -321,6 +331,20 @@ class ChatService:
             yield encode_frame(last_event_id + 1, "error", gone)
             return
         yield rebuilt_frames(message, last_event_id)
+
+
+async def _run(
+    run: AgentRun,
+    quota: QuotaGuard | None,
+    reservation: Reservation | None,
+    before: dict[str, Any] | None,
+) -> None:
+    """The generation, then its quota reservation settled with what it used."""
+    try:
+        await run.run()
+    finally:
+        if quota is not None:
+            quota.settle_later(reservation, run.state.usage(), before=before)
 
 
 def _last_user_text(history: list[ChatMessage]) -> str:

@@ -133,7 +133,7 @@ class TurnStore:
         content: str,
         status: str,
         model_id: str,
-        usage: dict[str, int] | None,
+        usage: dict[str, Any] | None,
         tool_calls: list[dict[str, Any]] | None,
         title: str | None,
         now: datetime,

@@ -175,6 +175,7 @@ class EventReader:
     signatures kept until their block closes, usage and stop kept."""
 
     __slots__ = (
+        "_cached_tokens",
         "_input_tokens",
         "_key",
         "_output_tokens",
@@ -190,6 +191,7 @@ class EventReader:
         self._tools: dict[int, tuple[str, str, list[str]]] = {}
         self._signatures: dict[int, str] = {}  # open thinking blocks: index -> signature
         self._input_tokens: int | None = None
+        self._cached_tokens = 0
         self._output_tokens = 0
         self.stop_reason: str | None = None
         self.done = False
@@ -258,10 +260,12 @@ class EventReader:
         if not usage:
             return
         if usage.get("input_tokens") is not None:
+            # cache writes are billed as input here (Anthropic: 1.25x; README, Decisions)
+            self._cached_tokens = int(usage.get("cache_read_input_tokens") or 0)
             self._input_tokens = (
                 int(usage.get("input_tokens") or 0)
                 + int(usage.get("cache_creation_input_tokens") or 0)
-                + int(usage.get("cache_read_input_tokens") or 0)
+                + self._cached_tokens
             )
         if usage.get("output_tokens") is not None:
             self._output_tokens = int(usage["output_tokens"])
@@ -279,7 +283,7 @@ class EventReader:
             reason = "tool_calls"
         events: list[LLMEvent] = []
         if self._input_tokens is not None or self._output_tokens:
-            events.append(Usage(self._input_tokens or 0, self._output_tokens))
+            events.append(Usage(self._input_tokens or 0, self._output_tokens, self._cached_tokens))
         events.append(Finish(reason))
         return events
 

@@ -67,10 +67,14 @@ class ToolCallRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts the upstream reported for this call."""
+    """Token counts the upstream reported for this call.
+
+    `input_tokens` includes `cached_input_tokens` (the part read from the provider's prompt
+    cache, billed at its own price)."""
 
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +201,30 @@ class ReasoningConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Pricing:
+    """A model's prices in USD per million tokens; cached input defaults to the input price."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+
+    def cost_usd(self, *, input_tokens: int, output_tokens: int, cached_input_tokens: int) -> float:
+        """The cost of one answer's tokens (cached ones are part of `input_tokens`)."""
+        cached = min(max(cached_input_tokens, 0), input_tokens)
+        cached_price = (
+            self.input_per_mtok
+            if self.cached_input_per_mtok is None
+            else self.cached_input_per_mtok
+        )
+        total = (
+            (input_tokens - cached) * self.input_per_mtok
+            + cached * cached_price
+            + output_tokens * self.output_per_mtok
+        )
+        return round(total / 1_000_000, 8)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
     """One validated entry of `config/model_configs.json` (defaults already applied)."""
 
@@ -218,6 +246,7 @@ class ModelConfig:
     # {"effort": "low|medium|high"} (OpenAI-style) or {"budget_tokens": N} (Anthropic
     # thinking); None = off (CONFIG.md v1.1)
     reasoning: ReasoningConfig | None = None
+    pricing: Pricing | None = None  # None: cost unknown (shown as null)
 
 
 class Provider(Protocol):

@@ -57,6 +57,7 @@ class ChunkReader:
                 # thoughts are billed as output: count them like OpenAI's output_tokens do
                 int(usage.get("candidatesTokenCount") or 0)
                 + int(usage.get("thoughtsTokenCount") or 0),
+                int(usage.get("cachedContentTokenCount") or 0),
             )
         candidates = chunk.get("candidates")
         if not candidates:

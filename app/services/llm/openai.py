@@ -180,8 +180,12 @@ class ChunkReader:
                 self.finish = reason
         usage = chunk.get("usage")
         if usage:
+            details = usage.get("prompt_tokens_details")
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
             self.usage = Usage(
-                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                int(usage.get("prompt_tokens") or 0),
+                int(usage.get("completion_tokens") or 0),
+                int(cached or 0),
             )
         error = chunk.get("error")
         if error:

@@ -241,8 +241,12 @@ class EventReader:
             self.incomplete = "max_output_tokens"
         usage = response.get("usage")
         if isinstance(usage, dict):
+            details = usage.get("input_tokens_details")
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
             self.usage = Usage(
-                int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+                int(usage.get("input_tokens") or 0),
+                int(usage.get("output_tokens") or 0),
+                int(cached or 0),
             )
 
     def _error(self, error: dict[str, Any], how: str) -> ProviderError:

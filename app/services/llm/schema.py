@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.services.llm.base import ModelConfig, ModelConfigError, ReasoningConfig
+from app.services.llm.base import ModelConfig, ModelConfigError, Pricing, ReasoningConfig
 
 DEFAULT_CONTEXT_WINDOW = 128000
 ECHO_CONTEXT_WINDOW = 8192
@@ -29,6 +29,17 @@ class _Reasoning(BaseModel):
         if (self.effort is None) == (self.budget_tokens is None):
             raise ValueError("give exactly one of effort or budget_tokens")
         return self
+
+
+class _Pricing(BaseModel):
+    """`pricing`: USD per million input / output / cached input tokens (CONFIG.md v1.1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(ge=0, le=100000)
+    output_per_mtok: float = Field(ge=0, le=100000)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0, le=100000)
+    as_of: str | None = Field(default=None, max_length=40)  # when the prices were taken
 
 
 class _ModelEntry(BaseModel):
@@ -52,6 +63,7 @@ class _ModelEntry(BaseModel):
     enabled: bool = True
     delay_ms: float | None = Field(default=None, ge=0)
     reasoning: _Reasoning | None = None
+    pricing: _Pricing | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +177,15 @@ def _to_config(entry: _ModelEntry) -> ModelConfig:
                 effort=entry.reasoning.effort, budget_tokens=entry.reasoning.budget_tokens
             )
             if entry.reasoning
+            else None
+        ),
+        pricing=(
+            Pricing(
+                input_per_mtok=entry.pricing.input_per_mtok,
+                output_per_mtok=entry.pricing.output_per_mtok,
+                cached_input_per_mtok=entry.pricing.cached_input_per_mtok,
+            )
+            if entry.pricing
             else None
         ),
     )

@@ -129,7 +129,8 @@ def test_usage_counts_cached_input_and_latest_output() -> None:
         ]
     ]
     assert [out for out in outputs if out is not None] == ["A"]
-    assert reader.final_events(emitted_tools=False) == [Usage(125, 9), Finish("stop")]
+    # cache reads are the cached part of the input (priced apart); cache writes are input
+    assert reader.final_events(emitted_tools=False) == [Usage(125, 9, 100), Finish("stop")]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Usage accounting: reports over the answers' tokens and cost, and quotas."""
