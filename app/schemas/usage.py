@@ -32,6 +32,8 @@ class UsageReport(BaseModel):
 
 
 class MyUsageReport(UsageReport):
-    """A user's own report, with their quota."""
+    """A user's own report, with their quota and their files' storage."""
 
     quota: QuotaStatus
+    storage_bytes: int = Field(description="the bytes of the user's uploaded files")
+    storage_quota_bytes: int = Field(description="USER_STORAGE_QUOTA_BYTES")

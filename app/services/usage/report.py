@@ -12,6 +12,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidInput
 from app.db.base import utcnow
 from app.models import User
+from app.repositories.files import FileRepository
 from app.repositories.usage import GroupBy, UsageRepository, UsageRow
 from app.schemas.usage import MyUsageReport, QuotaStatus, UsageItem, UsageReport
 from app.services.usage.quota import limits_for
@@ -70,6 +71,7 @@ class UsageService:
         self.session = session
         self.settings = settings
         self.usage = UsageRepository(session)
+        self.files = FileRepository(session)
 
     async def mine(
         self, *, user: User, start: date | None, end: date | None, group_by: GroupBy
@@ -92,6 +94,8 @@ class UsageService:
                 cost_per_month=limits.cost_per_month,
                 cost_this_month=cost_month,
             ),
+            storage_bytes=await self.files.storage_bytes(user_id=user.id),
+            storage_quota_bytes=self.settings.user_storage_quota_bytes,
         )
 
     async def instance(

@@ -141,3 +141,17 @@ async def test_admins_see_every_user_and_csv(
         "cost_usd": pytest.approx(a["usage"]["cost_usd"]),
     }
     assert spent[root["user"]["id"]] == {"tokens": 0, "cost_usd": 0.0}
+
+
+async def test_my_usage_shows_the_storage_my_files_take(
+    client: httpx.AsyncClient, alice: dict, state: AppState
+) -> None:
+    from test.api.files.helpers import upload
+
+    before = (await client.get("/users/me/usage", headers=alice["headers"])).json()
+    assert before["storage_bytes"] == 0
+    assert before["storage_quota_bytes"] == state.settings.user_storage_quota_bytes
+    data = b"twelve bytes\n" * 10
+    assert (await upload(client, alice, "notes.txt", data)).status_code == 201
+    after = (await client.get("/users/me/usage", headers=alice["headers"])).json()
+    assert after["storage_bytes"] == len(data)
