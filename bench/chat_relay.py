@@ -53,10 +53,20 @@ from bench.common import (
 
 SCENARIOS = ("ttft", "paced", "burst", "ramp", "idle", "workers")
 MAX_LOAD = 1.5
+# the app route the streams go through: Vektor's own, or the OpenAI-compatible one (--route v1)
+APP_ROUTES: dict[str, tuple[str, bytes]] = {
+    "chat": ("/chat/stream", b'{"message":"go","model":"bench-upstream","tools":false}'),
+    "v1": (
+        "/v1/chat/completions",
+        b'{"model":"bench-upstream","stream":true,"messages":[{"role":"user","content":"go"}]}',
+    ),
+}
+app_route = "chat"
 MARK = b"~"  # every token's content starts with it; nothing else in either stream has one
 # the app's limits, set through its environment: nothing here may be refused or rate-limited
 APP_ENV = {
     "RATE_LIMIT_CHAT": "1000000/minute",
+    "RATE_LIMIT_API_KEY": "1000000/minute",
     "RATE_LIMIT_LOGIN_IP": "1000000/minute",
     "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/minute",
     "RATE_LIMIT_REGISTER": "1000000/minute",
@@ -164,8 +174,8 @@ class Target:
 
     @classmethod
     def app(cls, port: int, token: str) -> Target:
-        body = b'{"message":"go","model":"bench-upstream","tools":false}'
-        return cls(port, _post(port, "/chat/stream", body, {"Authorization": f"Bearer {token}"}))
+        path, body = APP_ROUTES[app_route]
+        return cls(port, _post(port, path, body, {"Authorization": f"Bearer {token}"}))
 
 
 def _post(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -311,11 +321,11 @@ async def stream_direct(ctx: Ctx) -> StreamStats:
 
 
 async def stream_app(ctx: Ctx) -> StreamStats:
-    """Stream the same upstream through POST /chat/stream."""
+    """Stream the same upstream through the app's route (POST /chat/stream, or --route v1)."""
     started = time.perf_counter()
-    body = {"message": "go", "model": "bench-upstream", "tools": False}
-    headers = {"Authorization": f"Bearer {ctx.token}"}
-    async with ctx.session.post(f"{ctx.app}/chat/stream", json=body, headers=headers) as response:
+    path, body = APP_ROUTES[app_route]
+    headers = {"Authorization": f"Bearer {ctx.token}", "Content-Type": "application/json"}
+    async with ctx.session.post(f"{ctx.app}{path}", data=body, headers=headers) as response:
         assert response.status == 200, await response.text()
         return await _consume(response, started)
 
@@ -670,7 +680,16 @@ async def login(session: aiohttp.ClientSession, app: str) -> str:
         f"{app}/auth/login", json={"username": "bench", "password": "benchmark-pw"}
     ) as r:
         assert r.status == 200, await r.text()
-        return str((await r.json())["access_token"])
+        token = str((await r.json())["access_token"])
+    if app_route != "v1":
+        return token
+    # the OpenAI-compatible route as its clients call it: with a personal API key
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(
+        f"{app}/users/me/api-keys", json={"name": "bench"}, headers=headers
+    ) as r:
+        assert r.status == 201, await r.text()
+        return str((await r.json())["key"])
 
 
 async def _with_ctx(
@@ -884,6 +903,13 @@ def main() -> int:
         default=9.0,
         help="time budget: ramps start no new step past each repeat's share (default 9)",
     )
+    parser.add_argument(
+        "--route",
+        choices=sorted(APP_ROUTES),
+        default="chat",
+        help="the app route: chat = POST /chat/stream (JWT), v1 = POST /v1/chat/completions "
+        "(OpenAI wire format, API key)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to cores")
     parser.add_argument(
         "--profile",
@@ -911,6 +937,8 @@ def main() -> int:
         "(e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres) instead of SQLite",
     )
     args = parser.parse_args()
+    global app_route
+    app_route = args.route
     args.profiled_once = {}
     if args.guard and args.quick:
         parser.error("--guard checks a full run's medians (its limits mean nothing for --quick)")
@@ -995,6 +1023,7 @@ def main() -> int:
         "command": command.strip(),
         "git_commit": git_commit(),
         "database": "postgresql" if args.postgres else "sqlite",
+        "route": APP_ROUTES[args.route][0],
         "seconds": round(time.monotonic() - started, 1),
         "machine": {
             "cores": os.cpu_count(),
@@ -1028,7 +1057,8 @@ def main() -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2))
     else:
-        name = "capacity" + ("_quick" if args.quick else "") + ("_pg" if args.postgres else "")
+        name = "capacity" + ("_v1" if args.route == "v1" else "")
+        name += ("_quick" if args.quick else "") + ("_pg" if args.postgres else "")
         path = write_result(name, data)
     print_table(data)
     print(f"written to {path}")
