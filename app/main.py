@@ -65,6 +65,7 @@ from app.services.revocations import SessionRevocations
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncRuntime
 from app.services.tools import Toolbox
+from app.services.usage.api import ApiUsageLog
 from app.state import AppState
 
 SQLITE_SWITCH_INTERVAL_S = 0.0005
@@ -229,6 +230,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.tools = Toolbox([state.mcp, state.adapters])  # the tool sources, MCP first
         state.health_probes["mcp"] = state.mcp.health_probe
         state.capabilities += ["chat", "sse", "reattach", "cancel"]
+        state.api_usage = ApiUsageLog(session_factory=state.session_factory)
+        state.capabilities += ["openai_compat"]
         app.state.vektor = state
         observability.start(engine=state.engine, mcp=state.mcp)
         # everything built so far lives as long as the process: move it out of the collector's
@@ -256,6 +259,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.interrupted.aclose()
             await state.pending_writes.aclose()  # what is still unsaved goes to the spool
             await state.audit.aclose()  # what is queued is written (or logged as lost)
+            if state.api_usage is not None:
+                await state.api_usage.drain()
             await state.turn_writer.aclose()
             await state.db.aclose()
             await state.sync.aclose()
