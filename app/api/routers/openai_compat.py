@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ChatStarter, CurrentUser, ModelsDep
+from app.api.deps import ChatStarter, CurrentPrincipal
 from app.api.openapi import answers, errors
 from app.api.routers.chat import tracked
 from app.api.streaming import DirectStreamingResponse
@@ -64,10 +64,13 @@ async def start_completion(request: Request, start: ChatStarter) -> CompletionSt
 CompletionStarter = Annotated[CompletionStart, Depends(start_completion, scope="function")]
 
 
-@router.get("/models", response_model=ModelCardList)
-async def list_models(models: ModelsDep, _user: CurrentUser) -> Any:
+@router.get("/models", response_model=ModelCardList, responses=errors(429))
+async def list_models(request: Request, caller: CurrentPrincipal) -> Any:
     """The available models in OpenAI's list shape."""
-    return {"object": "list", "data": model_cards(models)}
+    state: AppState = request.app.state.vektor
+    key = str(caller.api_key_id or caller.user.id)
+    await state.limiter.hit(state.settings.rate_limit_api_key, "v1", key)
+    return {"object": "list", "data": model_cards(state.models)}
 
 
 @router.post(

@@ -70,6 +70,8 @@ async def stream_frames(answer: Answer) -> AsyncIterator[bytes]:
         status = _STATUS_OF.get(exc.code, 502)
         yield error_frame(exc.message, status=status, code=exc.code)
         return
+    finally:
+        await rest.aclose()  # a client that left: the upstream request ends now, not at GC
     if answer.include_usage:
         yield completion.usage_frame(*usage)
     yield DONE_FRAME
@@ -102,6 +104,8 @@ async def collect(answer: Answer) -> dict[str, Any]:
                 break
     except ProviderError as exc:
         raise upstream_failure(exc) from exc
+    finally:
+        await answer.rest.aclose()
     return answer.completion.whole(
         text="".join(text),
         reasoning="".join(reasoning),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +65,7 @@ class Answer:
 
     completion: Completion
     first: LLMEvent
-    rest: AsyncIterator[LLMEvent]
+    rest: AsyncGenerator[LLMEvent, None]
     include_usage: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -138,7 +138,7 @@ class CompletionService:
         messages: list[ChatMessage],
         tools: list[Tool],
         body: ChatCompletionRequest,
-    ) -> AsyncIterator[LLMEvent]:
+    ) -> AsyncGenerator[LLMEvent, None]:
         """Fit the prompt, reserve quota, then the provider's events (counted at the end)."""
         reserve = body.output_limit or model.max_output_tokens
         messages = fit_to_context(
@@ -168,7 +168,7 @@ class CompletionService:
         temperature: float | None,
         max_tokens: int | None,
         reservation: Reservation | None,
-    ) -> AsyncIterator[LLMEvent]:
+    ) -> AsyncGenerator[LLMEvent, None]:
         """The provider's events as they come; tokens, usage and quota counted once."""
         state = TurnState(model_id=model.id)
         started = time.monotonic()
@@ -203,7 +203,7 @@ class CompletionService:
                 )
 
 
-async def _first(events: AsyncIterator[LLMEvent]) -> LLMEvent:
+async def _first(events: AsyncGenerator[LLMEvent, None]) -> LLMEvent:
     """The first event; a failure before it is an HTTP error (502/504)."""
     try:
         return await anext(events)

@@ -9,7 +9,7 @@ stay on the server: only the answer's text (and reasoning) reaches the client.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from app.core.sse import decode_frame
@@ -98,7 +98,7 @@ async def start_turn(
     return StoredTurn(message_id=message_id)
 
 
-async def turn_events(chat: ChatService, turn: StoredTurn) -> AsyncIterator[LLMEvent]:
+async def turn_events(chat: ChatService, turn: StoredTurn) -> AsyncGenerator[LLMEvent, None]:
     """The turn's text, reasoning, usage and finish as provider events (tool rounds and
     the app's own events skipped); a failed turn raises `ProviderError` with its code."""
     async for chunk in chat.follow(message_id=turn.message_id):

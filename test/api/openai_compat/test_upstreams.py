@@ -12,6 +12,7 @@ import pytest
 from test.api.chat.helpers import upstream  # noqa: F401  (fixture)
 from test.fakes.llm_upstream import Reply
 from test.support.assertions import assert_openai_error
+from test.support.waiting import eventually
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -156,3 +157,25 @@ async def test_images_and_unsupported_parts(
         headers=api_key["headers"],
     )
     assert_openai_error(response, 400, "invalid_request")
+
+
+async def test_a_client_that_leaves_ends_the_upstream_request(
+    live: httpx.AsyncClient,
+    api_key: dict[str, Any],
+    upstream: Any,  # noqa: F811
+) -> None:
+    upstream.script(Reply(tokens=[f" w{i}" for i in range(200)], token_delay=0.05))
+    before, played = upstream.disconnects, upstream.completed
+    body = {"model": "fake-openai", "messages": HI, "stream": True}
+    async with live.stream(
+        "POST", "/v1/chat/completions", json=body, headers=api_key["headers"]
+    ) as response:
+        async for line in response.aiter_lines():
+            if '"content":" w1"' in line:
+                break
+
+    async def upstream_left() -> bool:
+        return bool(upstream.disconnects > before)
+
+    await eventually(upstream_left, what="the upstream request cancelled")
+    assert upstream.completed == played  # cut off, not played to its end
