@@ -90,13 +90,23 @@ async def list_models(request: Request, caller: CurrentPrincipal) -> Any:
         ),
     },
 )
-async def chat_completions(
-    body: ChatCompletionRequest,
-    start: Annotated[CompletionStart, Depends(start_completion, scope="function")],
-) -> Response:
+async def chat_completions(body: ChatCompletionRequest, start: CompletionStarter) -> Response:
     """Chat Completions in the OpenAI wire format (stream or not)."""
     answer = await start.service.answer(principal=start.principal, body=body)
+    stored = answer.extra.get("vektor")
+    headers = id_headers(stored) if stored else {}
     if not body.stream:
-        return Response(orjson.dumps(await collect(answer)), media_type="application/json")
+        whole = orjson.dumps(await collect(answer))
+        return Response(whole, media_type="application/json", headers=headers)
     guarded = start.shutdown.guard(stream_frames(answer), terminal=shutdown_frame)
-    return DirectStreamingResponse(tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+    return DirectStreamingResponse(
+        tracked(guarded),
+        media_type=SSE_MEDIA_TYPE,
+        headers={**SSE_HEADERS, **headers} if headers else SSE_HEADERS,
+    )
+
+
+def id_headers(stored: dict[str, str | None]) -> dict[str, str]:
+    """`X-Vektor-Conversation-Id` / `X-Vektor-Message-Id` of a stored exchange."""
+    names = (("X-Vektor-Conversation-Id", "conversation_id"), ("X-Vektor-Message-Id", "message_id"))
+    return {name: str(stored[key]) for name, key in names if stored.get(key)}

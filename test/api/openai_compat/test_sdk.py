@@ -125,3 +125,12 @@ async def test_missing_key_is_openai_shaped(live_url: str) -> None:
     assert set(response.json()) == {"error"}
     assert response.json()["error"]["code"] == "not_authenticated"
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_session_token_works_too(live_url: str, alice: dict[str, Any]) -> None:
+    token = alice["headers"]["Authorization"].removeprefix("Bearer ")
+    async with openai.AsyncOpenAI(base_url=live_url + "/v1", api_key=token, max_retries=0) as sdk:
+        answer = await sdk.chat.completions.create(
+            model=ECHO, messages=[{"role": "user", "content": "from the app"}]
+        )
+    assert answer.choices[0].message.content == "Echo: from the app"

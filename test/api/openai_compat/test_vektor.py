@@ -43,6 +43,7 @@ async def test_mcp_tool_runs_on_the_server(
         extra_body={"vektor": {"mcp": True}},
     )
     chunks = [chunk async for chunk in stream]
+    conversation_id = stream.response.headers["x-vektor-conversation-id"]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("Tool time__get_current_time returned: ")
     assert '"timezone": "UTC"' in text or "UTC" in text
@@ -51,7 +52,10 @@ async def test_mcp_tool_runs_on_the_server(
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     # mcp answers are saved like any chat turn (README: Decisions)
     history = (await http.get("/chat/history")).json()["items"]
-    assert len(history) == 1
+    assert [item["id"] for item in history] == [conversation_id]
+    read = (await http.get(f"/chat/history/{conversation_id}")).json()
+    (call,) = read["messages"][-1]["tool_calls"]
+    assert (call["server"], call["tool"], call["status"]) == ("time", "get_current_time", "ok")
 
 
 async def test_store_appears_in_history_and_continues(
