@@ -134,3 +134,11 @@ async def test_a_session_token_works_too(live_url: str, alice: dict[str, Any]) -
             model=ECHO, messages=[{"role": "user", "content": "from the app"}]
         )
     assert answer.choices[0].message.content == "Echo: from the app"
+
+
+@pytest.mark.parametrize("key", ["vk-" + "x" * 51, "not-a-key"])
+async def test_a_bad_key_is_an_authentication_error(live_url: str, key: str) -> None:
+    async with openai.AsyncOpenAI(base_url=live_url + "/v1", api_key=key, max_retries=0) as sdk:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await sdk.models.list()
+    assert caught.value.code == "invalid_token"
