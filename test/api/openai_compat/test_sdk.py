@@ -10,16 +10,22 @@ import httpx
 import openai
 import pytest
 
+from app.state import AppState
+
 ECHO = "vektor-echo"
 
 
-async def test_models_lists_only_available_ones(aclient: openai.AsyncOpenAI) -> None:
+async def test_models_lists_only_available_ones(
+    aclient: openai.AsyncOpenAI, state: AppState
+) -> None:
     page = await aclient.models.list()
     ids = [model.id for model in page.data]
     assert ECHO in ids and "fake-openai" in ids
     assert "fake-nokey" not in ids  # its key variable is unset: not available
-    assert "gpt-4o" not in ids or page.data  # shipped models need OPENAI_API_KEY
-    assert all(model.object == "model" and model.owned_by for model in page.data)
+    assert ids == [m.id for m in state.models.list() if state.models.is_available(m.id)]
+    owners = {model.id: model.owned_by for model in page.data}
+    assert owners[ECHO] == "echo" and owners["fake-anthropic"] == "anthropic"
+    assert all(model.object == "model" and model.created > 0 for model in page.data)
 
 
 async def test_async_completion_whole(aclient: openai.AsyncOpenAI) -> None:
