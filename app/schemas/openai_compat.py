@@ -145,11 +145,16 @@ class ChatCompletionRequest(CompatModel):
     parallel_tool_calls: bool | None = None
     n: Annotated[int, Field(ge=1, le=128)] | None = None
     logprobs: bool | None = None
-    # accepted, not forwarded (the provider layer takes temperature and max_tokens only)
+    # passed to the provider where its API has them (app/services/llm/sampling.py)
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    stop: Annotated[str, Field(max_length=1000)] | list[str] | None = None
+    stop: (
+        Annotated[Text, Field(max_length=1000)]
+        | Annotated[list[Annotated[Text, Field(max_length=1000)]], Field(max_length=4)]
+        | None
+    ) = None
     seed: int | None = None
     response_format: JsonObject | None = None
+    # accepted, not forwarded
     user: Annotated[str, Field(max_length=1000)] | None = None
     vektor: VektorOptions | None = None
 

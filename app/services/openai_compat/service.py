@@ -33,6 +33,7 @@ from app.services.llm import (
     fit_to_context,
     storable_event,
 )
+from app.services.llm.sampling import Sampling
 from app.services.openai_compat.images import load_images
 from app.services.openai_compat.messages import InvalidRequest, translate, with_images
 from app.services.openai_compat.stored import start_turn, turn_events
@@ -154,7 +155,7 @@ class CompletionService:
         return self._relay(
             user_id=user_id, api_key_id=principal.api_key_id, model=model, messages=messages,
             tools=tools, temperature=temperature, max_tokens=body.output_limit,
-            reservation=reservation,
+            reservation=reservation, sampling=sampling_of(body),
         )  # fmt: skip
 
     async def _relay(
@@ -168,6 +169,7 @@ class CompletionService:
         temperature: float | None,
         max_tokens: int | None,
         reservation: Reservation | None,
+        sampling: Sampling | None,
     ) -> AsyncGenerator[LLMEvent, None]:
         """The provider's events as they come; tokens, usage and quota counted once."""
         state = TurnState(model_id=model.id)
@@ -175,7 +177,7 @@ class CompletionService:
         produced = False
         stream = self.chat.models.provider_for(model).stream(
             model=model, messages=messages, tools=tools, temperature=temperature,
-            max_tokens=max_tokens,
+            max_tokens=max_tokens, sampling=sampling,
         )  # fmt: skip
         try:
             async for event in stream:
@@ -201,6 +203,16 @@ class CompletionService:
                 self.usage_log.record(
                     user_id=user_id, api_key_id=api_key_id, model_id=model.id, usage=usage
                 )
+
+
+def sampling_of(body: ChatCompletionRequest) -> Sampling | None:
+    """`top_p`, `stop`, `seed` and `response_format` for the provider (None: none given)."""
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    if body.top_p is None and not stop and body.seed is None and body.response_format is None:
+        return None
+    return Sampling(
+        top_p=body.top_p, stop=stop, seed=body.seed, response_format=body.response_format
+    )
 
 
 async def _first(events: AsyncGenerator[LLMEvent, None]) -> LLMEvent:

@@ -179,3 +179,23 @@ async def test_a_client_that_leaves_ends_the_upstream_request(
 
     await eventually(upstream_left, what="the upstream request cancelled")
     assert upstream.completed == played  # cut off, not played to its end
+
+
+@pytest.mark.parametrize("model", ["fake-openai", "fake-anthropic"])
+async def test_sampling_options_reach_the_upstream(
+    aclient: openai.AsyncOpenAI,
+    upstream: Any,  # noqa: F811
+    model: str,
+) -> None:
+    upstream.script("{}")
+    await aclient.chat.completions.create(
+        model=model, messages=HI, top_p=0.5, stop=["END"], seed=7,
+        response_format={"type": "json_object"},
+    )  # fmt: skip
+    sent = upstream.requests[0].json
+    if model == "fake-openai":
+        assert (sent["top_p"], sent["stop"], sent["seed"]) == (0.5, ["END"], 7)
+        assert sent["response_format"] == {"type": "json_object"}
+    else:  # Anthropic's API has no seed and no response format
+        assert (sent["top_p"], sent["stop_sequences"]) == (0.5, ["END"])
+        assert "seed" not in sent and "response_format" not in sent
