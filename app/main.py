@@ -19,6 +19,7 @@ from app import __version__
 from app.api.cors import JsonCORSMiddleware
 from app.api.db_errors import install_database_error_handler
 from app.api.docs import install_docs
+from app.api.openai_errors import install_openai_errors
 from app.api.openapi import install_openapi
 from app.api.routers import (
     admin,
@@ -29,6 +30,7 @@ from app.api.routers import (
     dashboard,
     files,
     mcp,
+    openai_compat,
     system,
     users,
 )
@@ -63,6 +65,7 @@ from app.services.revocations import SessionRevocations
 from app.services.stream_tickets import StreamTickets
 from app.services.sync import SyncRuntime
 from app.services.tools import Toolbox
+from app.services.usage.api import ApiUsageLog
 from app.state import AppState
 
 SQLITE_SWITCH_INTERVAL_S = 0.0005
@@ -162,6 +165,11 @@ OPENAPI_TAGS = [
     {"name": "users", "description": "The user's profile, password and preferences."},
     {"name": "chat", "description": "Streamed answers, re-attach, cancel, conversation history."},
     {"name": "files", "description": "Uploads: images, documents and text for the models."},
+    {
+        "name": "openai",
+        "description": "The OpenAI-compatible API (`/v1`): the OpenAI SDKs and clients work "
+        "unchanged with an API key; errors in OpenAI's shape.",
+    },
     {"name": "sync", "description": "Changes across devices, live pushes, backup and restore."},
     {"name": "mcp", "description": "MCP servers and their tools (admin only)."},
     {"name": "admin", "description": "Accounts and the audit log (admin only)."},
@@ -222,6 +230,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.tools = Toolbox([state.mcp, state.adapters])  # the tool sources, MCP first
         state.health_probes["mcp"] = state.mcp.health_probe
         state.capabilities += ["chat", "sse", "reattach", "cancel"]
+        state.api_usage = ApiUsageLog(session_factory=state.session_factory)
+        state.capabilities += ["openai_compat"]
         app.state.vektor = state
         observability.start(engine=state.engine, mcp=state.mcp)
         # everything built so far lives as long as the process: move it out of the collector's
@@ -249,6 +259,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.interrupted.aclose()
             await state.pending_writes.aclose()  # what is still unsaved goes to the spool
             await state.audit.aclose()  # what is queued is written (or logged as lost)
+            if state.api_usage is not None:
+                await state.api_usage.drain()
             await state.turn_writer.aclose()
             await state.db.aclose()
             await state.sync.aclose()
@@ -274,10 +286,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_database_error_handler(app)
+    install_openai_errors(app)  # after every handler: it wraps them for /v1
     # chat first: a request is matched against the routes in order (~1.5 µs per route with
     # FastAPI's included routers), and chat streams are the hot path; the docs pages last
     for router in (
         chat.router,
+        openai_compat.router,
         chat_tree.router,
         auth.router,
         users.router,

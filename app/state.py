@@ -34,6 +34,7 @@ from app.services.stream_tickets import StreamTickets
 from app.services.sync.runtime import SyncRuntime
 from app.services.system import HealthProbe
 from app.services.tools import Toolbox
+from app.services.usage.api import ApiUsageLog
 
 
 @dataclass
@@ -67,6 +68,7 @@ class AppState:
     file_storage: Storage = field(init=False)  # uploads: local directory or S3-compatible
     upload_limits: UploadLimits = field(init=False)  # and the worker's upload-check gate
     audit: AuditLog = field(init=False)  # the audit log's writer and pruner
+    api_usage: ApiUsageLog | None = None  # usage rows of stateless /v1 answers
     # chat requests in their start-up work at once (app/api/deps.py: start_chat)
     chat_admission: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     started_at: float = field(default_factory=time.time)

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from app.schemas.common import ErrorBody, ValidationErrorBody
+from app.schemas.openai_compat import OpenAIErrorBody
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/"
@@ -165,11 +166,29 @@ def _complete_operation(operation: dict[str, Any], route: Any) -> None:
     operation["responses"] = dict(sorted(responses.items()))
 
 
+def _openai_errors(operation: dict[str, Any]) -> None:
+    """`/v1` answers errors in OpenAI's shape, and a validation error with 400 (not 422)."""
+    responses: dict[str, Any] = operation["responses"]
+    invalid = responses.pop("422", None)
+    if invalid is not None and "400" not in responses:
+        responses["400"] = invalid
+    for code, entry in responses.items():
+        if code.isdigit() and int(code) >= 400:
+            entry["content"] = _error_content("OpenAIErrorBody")
+            entry["description"] = entry["description"].replace("`{detail, code}`", "an error")
+    operation["responses"] = dict(sorted(responses.items()))
+
+
 def complete_document(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, Any]:
     """Make a generated document tell every error, body shape and header (in place)."""
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    models: list[type[BaseModel]] = [ErrorBody, ValidationErrorBody, *_COMPONENTS.values()]
+    models: list[type[BaseModel]] = [
+        ErrorBody,
+        ValidationErrorBody,
+        OpenAIErrorBody,
+        *_COMPONENTS.values(),
+    ]
     for model in models:
         generated = model.model_json_schema(ref_template=REF + "{model}")
         for name, schema in generated.pop("$defs", {}).items():
@@ -183,6 +202,8 @@ def complete_document(document: dict[str, Any], routes: list[BaseRoute]) -> dict
             operation = document["paths"].get(route.path_format, {}).get(method.lower())
             if operation is not None:
                 _complete_operation(operation, route)
+                if route.path_format.startswith("/v1/"):
+                    _openai_errors(operation)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)  # replaced by ValidationErrorBody (our handler's shape)
     return document

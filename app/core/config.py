@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     rate_limit_register: str = "10/hour"
     rate_limit_refresh: str = "60/minute"
     rate_limit_chat: str = "30/minute"
+    rate_limit_api_key: str = "120/minute"  # /v1/* requests per API key (or user)
     max_concurrent_generations: int = Field(default=3, ge=1, le=10000)
     max_generation_seconds: float = Field(default=600, gt=0)
     sse_ping_seconds: float = Field(default=15, gt=0, le=15)

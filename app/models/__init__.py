@@ -7,11 +7,12 @@ from app.models.auth_session import AuthSession
 from app.models.conversation import Conversation, Message
 from app.models.file import StoredFile
 from app.models.sync import SyncTombstone
-from app.models.usage import UsageCounter
+from app.models.usage import ApiUsage, UsageCounter
 from app.models.user import User, UserPreferences
 
 __all__ = [
     "ApiKey",
+    "ApiUsage",
     "AuditEvent",
     "AuthSession",
     "Conversation",

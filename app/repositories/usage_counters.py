@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Message, UsageCounter
+from app.models import ApiUsage, Message, UsageCounter
 
 counters: Table = UsageCounter.__table__  # type: ignore[assignment]
 
@@ -24,12 +24,21 @@ class UsageCounterRepository:
     async def seed(
         self, *, user_id: uuid.UUID, window: str, start: datetime, end: datetime
     ) -> None:
-        """Create the window's counter from the answers already in it (no-op if it exists)."""
+        """Create the window's counter from the answers already in it and the stateless /v1
+        answers' usage rows (no-op if it exists)."""
+        stateless = select(
+            func.coalesce(func.sum(ApiUsage.input_tokens + ApiUsage.output_tokens), 0),
+            func.coalesce(func.sum(ApiUsage.cost_usd), 0.0),
+        ).where(
+            ApiUsage.user_id == user_id, ApiUsage.created_at >= start, ApiUsage.created_at < end
+        )
+        api_tokens = stateless.with_only_columns(stateless.selected_columns[0]).scalar_subquery()
+        api_cost = stateless.with_only_columns(stateless.selected_columns[1]).scalar_subquery()
         spent = select(
             literal(user_id, Message.user_id.type),
             literal(window),
-            func.coalesce(func.sum(Message.input_tokens + Message.output_tokens), 0),
-            func.coalesce(func.sum(Message.cost_usd), 0.0),
+            func.coalesce(func.sum(Message.input_tokens + Message.output_tokens), 0) + api_tokens,
+            func.coalesce(func.sum(Message.cost_usd), 0.0) + api_cost,
         ).where(
             Message.user_id == user_id,
             Message.input_tokens.is_not(None),

@@ -52,7 +52,7 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def tracked(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Count the open stream for /metrics and the dashboard."""
     metrics.streams_active.inc()
     try:
@@ -67,9 +67,7 @@ def sse_response(
 ) -> StreamingResponse:
     """A chat stream that ends with `error` `server_shutdown` if the server stops first."""
     guarded = shutdown.guard(body, terminal=partial(shutdown_frame, after=after))
-    return DirectStreamingResponse(
-        _tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
-    )
+    return DirectStreamingResponse(tracked(guarded), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
 
 
 @router.get("/models", response_model=ModelList)

@@ -174,6 +174,22 @@ class ChatService:
             user=user, prefs=prefs, model=model, place=place, options=body, system_prompt=None
         )
 
+    async def start_placed(
+        self,
+        *,
+        user: User,
+        prefs: Preferences,
+        model: ModelConfig,
+        place: Placement,
+        options: TurnOptions,
+        system_prompt: str | None,
+    ) -> uuid.UUID:
+        """A turn its caller placed (the OpenAI-compatible API's stored exchanges)."""
+        return await self._launch(
+            user=user, prefs=prefs, model=model, place=place, options=options,
+            system_prompt=system_prompt,
+        )  # fmt: skip
+
     async def _launch(
         self,
         *,

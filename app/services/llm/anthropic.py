@@ -23,6 +23,7 @@ from app.services.llm.base import (
     ToolCallRequest,
     Usage,
 )
+from app.services.llm.sampling import Sampling, for_anthropic
 from app.services.llm.sse import load_json
 from app.services.llm.transport import (
     api_key,
@@ -304,6 +305,7 @@ class AnthropicProvider:
         tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Yield text and thinking deltas as they arrive, tool calls as their blocks close, then
         usage and finish."""
@@ -316,6 +318,7 @@ class AnthropicProvider:
             temperature=temperature,
             max_tokens=max_tokens,
         )
+        for_anthropic(body, sampling)
         headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream",

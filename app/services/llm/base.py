@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from app.core.config import ConfigError
 from app.core.text import storable, storable_tree, unstorable
+from app.services.llm.sampling import Sampling
 from app.services.tools import Tool
 
 FinishReason = Literal["stop", "length", "tool_calls"]
@@ -260,6 +261,8 @@ class Provider(Protocol):
         tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[LLMEvent]:
-        """Yield the events of one completion; raise `ProviderError` on failure."""
+        """Yield the events of one completion; raise `ProviderError` on failure (`sampling`:
+        top_p, stop, seed, response format, each where the provider's API has it)."""
         ...

@@ -39,6 +39,7 @@ from app.services.llm.base import (
     ToolCallRequest,
     Usage,
 )
+from app.services.llm.sampling import Sampling
 from app.services.llm.transport import decode_arguments
 from app.services.tools import Tool
 
@@ -142,6 +143,7 @@ class EchoProvider:
         tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Yield the deterministic reply for `messages` (see the module docstring)."""
         input_tokens = _count_words(messages)

@@ -35,6 +35,7 @@ from app.services.llm.base import (
 )
 from app.services.llm.google_reader import ChunkReader
 from app.services.llm.google_schema import gemini_parameters
+from app.services.llm.sampling import Sampling, for_google
 from app.services.llm.transport import api_key, join_url, open_stream
 from app.services.tools import Tool
 
@@ -200,6 +201,7 @@ class GoogleProvider:
         tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Yield text and thought deltas as they arrive, then tool calls, usage and finish."""
         key = api_key(model=model, environ=self._environ)
@@ -211,6 +213,7 @@ class GoogleProvider:
             max_tokens=max_tokens,
             signatures=self._signatures,
         )
+        for_google(body, sampling)
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
             headers["x-goog-api-key"] = key

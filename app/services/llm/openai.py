@@ -24,6 +24,7 @@ from app.services.llm.base import (
     ToolCallRequest,
     Usage,
 )
+from app.services.llm.sampling import Sampling, for_openai
 from app.services.llm.sse import load_json
 from app.services.llm.transport import (
     api_key,
@@ -268,6 +269,7 @@ class OpenAIProvider:
         tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Yield text and reasoning deltas as they arrive, then tool calls, usage and the
         finish reason."""
@@ -280,6 +282,7 @@ class OpenAIProvider:
             temperature=temperature,
             max_tokens=max_tokens,
         )
+        for_openai(body, sampling)
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
             headers["Authorization"] = f"Bearer {key}"

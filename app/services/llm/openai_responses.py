@@ -28,6 +28,7 @@ from app.services.llm.base import (
     ToolCallRequest,
     Usage,
 )
+from app.services.llm.sampling import Sampling, for_responses
 from app.services.llm.sse import load_json
 from app.services.llm.transport import (
     api_key,
@@ -303,6 +304,7 @@ class OpenAIResponsesProvider:
         tools: list[Tool],
         temperature: float | None,
         max_tokens: int | None,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Yield text and reasoning deltas as they arrive, then tool calls, usage, finish."""
         key = api_key(model=model, environ=self._environ)
@@ -314,6 +316,7 @@ class OpenAIResponsesProvider:
             temperature=temperature,
             max_tokens=max_tokens,
         )
+        for_responses(body, sampling)
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
