@@ -192,22 +192,23 @@ class SqliteUnits:
         self._commits_since_checkpoint = 0
 
     async def read(self, work: Work[T]) -> T:
-        """Inline; on a thread if SQLite is busy."""
-        conn = self._connection()
+        """Inline; on a thread if SQLite is busy (also while opening the connection)."""
         try:
-            return work(conn)
+            conn = self._connection()
+            try:
+                return work(conn)
+            finally:
+                conn.rollback()
         except OperationalError as exc:
             if not is_busy(exc):
                 raise
-        finally:
-            conn.rollback()
         return await _run_on(self._reader, partial(_read, self.threaded, work))
 
     async def write(self, work: Work[T], *, inline: bool) -> T:
         """Inline when `inline` and SQLite is free; else on the write thread."""
         if inline:
-            conn = self._connection()
-            try:
+            try:  # opening the connection may find the file busy too (it never waits)
+                conn = self._connection()
                 with conn.begin():
                     result = work(conn)
             except OperationalError as exc:

@@ -23,6 +23,7 @@ from loguru import logger
 
 from test.support.apps import make_settings, served
 from test.support.auth import TEST_PASSWORD, make_admin, register_and_login
+from test.support.files import multipart
 from test.support.pg_cluster import PgCluster
 from test.support.sse import stream_chat
 
@@ -54,11 +55,24 @@ async def _world(client: httpx.AsyncClient, state: Any) -> dict[str, Any]:
     start = next(e.data for e in events if e.name == "start")
     alice["conversation_id"] = start["conversation_id"]
     alice["message_id"] = start["message_id"]
+    conversation = await client.get(
+        f"/chat/history/{start['conversation_id']}", headers=alice["headers"]
+    )
+    alice["question_id"] = conversation.json()["messages"][0]["id"]
+    sessions = await client.get("/auth/sessions", headers=alice["headers"])
+    alice["session_id"] = sessions.json()[0]["id"]
+    key = await client.post("/users/me/api-keys", json={"name": "k"}, headers=alice["headers"])
+    alice["key_id"], alice["api_key"] = key.json()["id"], key.json()["key"]
+    body, headers = multipart("note.txt", b"hello\n", "text/plain")
+    uploaded = await client.post("/files", content=body, headers={**alice["headers"], **headers})
+    alice["file_id"] = uploaded.json()["id"]
+    alice["bob_id"] = (await register_and_login(client, "bob"))["user"]["id"]
     return alice
 
 
 def _requests(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
-    """(method, path, json body, writes) of one route of each kind."""
+    """(method, path, json body, writes) of one route of each kind (a chat stream starts on a
+    locked SQLite file: its writes are held for retry)."""
     cid, mid = world["conversation_id"], world["message_id"]
     return [
         ("POST", "/auth/login", {"username": "alice", "password": TEST_PASSWORD}, True),
@@ -83,6 +97,50 @@ def _requests(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | No
         ("GET", "/sync/stream", None, False),
         ("GET", "/sync/export", None, False),
         ("GET", "/mcp/servers", None, False),
+    ]
+
+
+def _more_requests(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
+    """Every other route that needs the database (the first list has one of each kind)."""
+    cid, mid, qid = world["conversation_id"], world["message_id"], world["question_id"]
+    fid, uid = world["file_id"], world["bob_id"]
+    backup = {"format": "vektor-backup", "version": 1, "exported_at": "2024-05-01T12:00:00Z"}
+    return [
+        ("GET", "/chat/models", None, False),
+        ("POST", f"/chat/stream/{mid}/cancel", None, False),
+        ("POST", f"/chat/messages/{mid}/regenerate", {}, False),
+        ("POST", f"/chat/messages/{qid}/edit", {"content": "changed"}, False),
+        ("POST", f"/chat/messages/{mid}/continue", {}, False),
+        ("PUT", f"/chat/history/{cid}/current", {"message_id": mid}, True),
+        ("DELETE", f"/chat/messages/{mid}", None, True),
+        ("DELETE", f"/chat/history/{cid}", None, True),
+        ("POST", "/auth/stream-ticket", None, False),
+        ("DELETE", f"/auth/sessions/{world['session_id']}", None, True),
+        ("GET", "/users/me/usage", None, False),
+        (
+            "POST",
+            "/users/change-password",
+            {"current_password": TEST_PASSWORD, "new_password": "another long one"},
+            True,
+        ),
+        ("GET", "/users/me/api-keys", None, False),
+        ("POST", "/users/me/api-keys", {"name": "k2"}, True),
+        ("DELETE", f"/users/me/api-keys/{world['key_id']}", None, True),
+        ("GET", "/files", None, False),
+        ("GET", f"/files/{fid}", None, False),
+        ("GET", f"/files/{fid}/content", None, False),
+        ("DELETE", f"/files/{fid}", None, True),
+        ("GET", "/mcp/tools", None, False),
+        ("GET", "/admin/users", None, False),
+        ("GET", f"/admin/users/{uid}", None, False),
+        ("PATCH", f"/admin/users/{uid}", {"is_active": False}, True),
+        ("POST", f"/admin/users/{uid}/revoke-sessions", None, True),
+        ("DELETE", f"/admin/users/{uid}", None, True),
+        ("GET", "/admin/audit", None, False),
+        ("GET", "/admin/usage", None, False),
+        ("POST", "/sync/import", {**backup, "conversations": []}, False),  # nothing to write
+        ("DELETE", "/users/me", {"password": TEST_PASSWORD}, True),
+        ("POST", "/auth/logout", {}, True),
     ]
 
 
@@ -141,8 +199,12 @@ async def _wait_recovered(client: httpx.AsyncClient, world: dict[str, Any]) -> f
 
 
 async def _every_route_is_a_quick_503(client: httpx.AsyncClient, world: dict[str, Any]) -> None:
-    for method, path, body, _writes in _requests(world):
-        response, elapsed = await _call(client, world, method, path, body)
+    api_key = {**world, "headers": {"Authorization": f"Bearer {world['api_key']}"}}
+    for who, (method, path, body, _writes) in [
+        *((world, request) for request in _requests(world) + _more_requests(world)),
+        (api_key, ("GET", "/users/me", None, False)),  # signed in with an API key
+    ]:
+        response, elapsed = await _call(client, who, method, path, body)
         assert response.status_code == 503, (method, path, response.status_code)
         assert response.json() == {
             "detail": "The database is unavailable; try again shortly",
@@ -199,7 +261,7 @@ async def test_a_locked_sqlite_file_is_a_quick_503_for_writes_and_reads_go_on(
         world = await _world(c, application.state.vektor)
         await asyncio.to_thread(logger.complete)
         offset = _size(log_dir)
-        holder = sqlite3.connect(path, isolation_level=None)
+        holder = sqlite3.connect(path, isolation_level=None, timeout=30)  # after the setup
         try:
             holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
             for method, target, body, writes in _requests(world):
@@ -212,6 +274,11 @@ async def test_a_locked_sqlite_file_is_a_quick_503_for_writes_and_reads_go_on(
                     assert response.headers["Retry-After"] == "5"
                 else:  # WAL readers are not blocked by a writer
                     assert response.status_code == 200, (method, target, response.status_code)
+            for method, target, body, writes in _more_requests(world):
+                response, elapsed = await _call(c, world, method, target, body)
+                assert elapsed < DB_TIMEOUT + MARGIN, (method, target, elapsed)
+                status = response.status_code
+                assert status == 503 if writes else status < 500, (method, target, status)
             started = time.monotonic()
             assert (await c.get("/health")).status_code == 503  # cannot write: not healthy
             assert time.monotonic() - started < HEALTH_LIMIT

@@ -87,6 +87,43 @@ async def test_a_locked_database_never_blocks_the_loop(db: DirectDb, tmp_path: P
     other.close()
 
 
+def _whole_file_lock(path: Path) -> sqlite3.Connection:
+    """Another connection that locks the whole file, readers included (as a WAL recovery
+    or an exclusive-mode process does for a moment)."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    return other
+
+
+def _reading_thread(conn: Connection) -> int:
+    _values(conn)
+    return threading.get_ident()
+
+
+def _release(other: sqlite3.Connection) -> None:
+    other.execute("ROLLBACK")
+    other.execute("PRAGMA locking_mode=NORMAL")
+    other.execute("SELECT 1").fetchall()  # the next access gives the lock up
+    other.close()
+
+
+@pytest.mark.parametrize("kind", ["write", "read"])
+async def test_opening_the_inline_connection_on_a_busy_file_falls_back_to_a_thread(
+    db: DirectDb, tmp_path: Path, kind: str
+) -> None:
+    await db.engine.dispose()  # the file is closed: nothing has opened it yet
+    other = _whole_file_lock(tmp_path / "d.db")  # before the inline connection is opened
+    asyncio.get_running_loop().call_later(0.3, _release, other)
+    if kind == "write":
+        ran_on = await db.write(_insert("mine"))
+    else:
+        ran_on = await db.read(_reading_thread)
+    # not "database is locked" at once (a 503, an unsaved answer): the thread waited
+    assert ran_on != threading.get_ident()
+    assert await db.read(_values) == (["mine"] if kind == "write" else [])
+
+
 @pytest.fixture
 def checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Checkpoint every 5 inline commits; the threads checkpoints ran on."""
