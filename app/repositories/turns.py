@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, exists, insert, select, update
 
-from app.core.status import MessageStatus
+from app.core.status import IN_PROGRESS, MessageStatus
 from app.db.direct import SingleStatement
 from app.models import Conversation, Message
 from app.repositories.changes import ALLOCATE, ALLOCATE_FOR_MESSAGE, allocated, record_changes
@@ -62,13 +62,13 @@ _NEWER_EVENT_ID = case(
 )
 _UPDATE_MESSAGE_EVENTS = _UPDATE_MESSAGE.values(last_event_id=_NEWER_EVENT_ID)
 _UPDATE_STREAMING = update(messages).where(
-    messages.c.id == bindparam("b_id"), messages.c.status == MessageStatus.STREAMING
+    messages.c.id == bindparam("b_id"), messages.c.status.in_(IN_PROGRESS)
 )
 _UPDATE_STREAMING_EVENTS = _UPDATE_STREAMING.values(last_event_id=_NEWER_EVENT_ID)
 _MESSAGE_EXISTS = select(messages.c.id).where(messages.c.id == bindparam("b_id"))
 _IN_PROGRESS = (
     select(messages.c.id, messages.c.user_id, messages.c.created_at)
-    .where(messages.c.status == MessageStatus.STREAMING, messages.c.role == "assistant")
+    .where(messages.c.status.in_(IN_PROGRESS), messages.c.role == "assistant")
     .order_by(messages.c.created_at)
 )
 _IN_PROGRESS_AMONG = _IN_PROGRESS.where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
@@ -157,9 +157,12 @@ class TurnRepository:
     def checkpoint(self, w: CheckpointWrite) -> None:
         """The text so far, only while the message is still `streaming`."""
         owner, seq = self.allocate_for_message(message_id=w.message_id)
+        values: dict[str, Any] = {"content": w.content, "reasoning": w.reasoning, "change_seq": seq}
+        if w.status is not None:  # entering or leaving a pause for tool approval
+            values.update(status=w.status, tool_calls=w.tool_calls or None)
         if self.update_streaming_message(
             message_id=w.message_id,
-            values={"content": w.content, "reasoning": w.reasoning, "change_seq": seq},
+            values=values,
             last_event_id=w.last_event_id,
         ):
             self.noted(user_id=owner, seq=seq)

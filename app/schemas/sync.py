@@ -109,7 +109,7 @@ class BackupMessage(_Strict):
     id: uuid.UUID
     role: Literal["user", "assistant", "tool"]
     content: Annotated[str, Field(max_length=1_000_000)]
-    status: Literal["complete", "streaming", "cancelled", "error"]
+    status: Literal["complete", "streaming", "awaiting_approval", "cancelled", "error"]
     model: Annotated[str, Field(max_length=200)] | None = None
     tool_calls: list[BackupToolCall] | None = None
     tool_call_id: Annotated[str, Field(max_length=200)] | None = None

@@ -32,6 +32,8 @@ from app.schemas.chat import (
     ConversationSummary,
     ConversationUpdate,
     ModelList,
+    ToolCallId,
+    ToolDecision,
 )
 from app.schemas.common import Text
 from app.services.chat.events import shutdown_frame
@@ -42,7 +44,8 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "Server-Sent Events: start, model (a fallback model answers), reasoning "
         "(the model's visible reasoning, saved as Message.reasoning), delta, tool_call, "
-        "tool_progress, tool_result, usage, title, done | error. A re-attach that "
+        "tool_progress, tool_result, tool_approval (a call waits for approve/deny), "
+        "tool_approval_decided, usage, title, done | error. A re-attach that "
         "cannot replay exactly from Last-Event-ID sends snapshot `{message_id, content, "
         "reasoning, tool_calls, status}` (replace the message with it) and goes on; ids never "
         "restart. On server shutdown the stream ends with error `server_shutdown` whose id is "
@@ -115,6 +118,54 @@ async def stream_answer(body: ChatStreamRequest, start: ChatStarter) -> Streamin
 async def cancel_answer(message_id: uuid.UUID, user: CurrentUser, chat: ChatServiceDep) -> Response:
     """Stop a running answer (from any device of the same user)."""
     await chat.cancel(user=user, message_id=message_id)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+_DECIDED = errors(
+    (404, "`not_found`: no tool call awaiting approval with this id (or another user's)"),
+    (409, "`already_decided`: the call was approved, denied or timed out before"),
+)
+
+
+@router.post(
+    "/stream/{message_id}/tools/{call_id}/approve",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses=_DECIDED,
+)
+async def approve_tool(
+    message_id: uuid.UUID,
+    call_id: ToolCallId,
+    user: CurrentUser,
+    chat: ChatServiceDep,
+    body: ToolDecision | None = None,
+) -> Response:
+    """Let a tool call that awaits approval run (from any device of the same user)."""
+    reason = body.reason if body else None
+    await chat.decide_tool(
+        user=user, message_id=message_id, call_id=call_id, approve=True, reason=reason
+    )
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/stream/{message_id}/tools/{call_id}/deny",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses=_DECIDED,
+)
+async def deny_tool(
+    message_id: uuid.UUID,
+    call_id: ToolCallId,
+    user: CurrentUser,
+    chat: ChatServiceDep,
+    body: ToolDecision | None = None,
+) -> Response:
+    """Refuse a tool call that awaits approval: the model gets an error result instead."""
+    reason = body.reason if body else None
+    await chat.decide_tool(
+        user=user, message_id=message_id, call_id=call_id, approve=False, reason=reason
+    )
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
