@@ -66,6 +66,9 @@ _UPDATE_STREAMING = update(messages).where(
 )
 _UPDATE_STREAMING_EVENTS = _UPDATE_STREAMING.values(last_event_id=_NEWER_EVENT_ID)
 _MESSAGE_EXISTS = select(messages.c.id).where(messages.c.id == bindparam("b_id"))
+_AWAITING_CALLS = select(messages.c.tool_calls).where(
+    messages.c.id == bindparam("b_id"), messages.c.status == MessageStatus.AWAITING_APPROVAL
+)
 _IN_PROGRESS = (
     select(messages.c.id, messages.c.user_id, messages.c.created_at)
     .where(messages.c.status.in_(IN_PROGRESS), messages.c.role == "assistant")
@@ -197,20 +200,30 @@ class TurnRepository:
             conversation["title"] = w.title
         self.update_conversation(conversation_id=w.conversation_id, values=conversation)
 
-    def mark_interrupted(self, *, user_id: uuid.UUID, message_id: uuid.UUID, now: datetime) -> None:
-        """End a `streaming` message whose generation died with it: `error`/`interrupted`,
-        the text of its last checkpoint kept (nothing if it finished meanwhile)."""
+    def mark_interrupted(
+        self, *, user_id: uuid.UUID, message_id: uuid.UUID, now: datetime, not_run: str = ""
+    ) -> None:
+        """End a `streaming` (or `awaiting_approval`) message whose generation died with it:
+        `error`/`interrupted`, the text of its last checkpoint kept (nothing if it finished
+        meanwhile); a call that still awaited approval becomes an `error` with `not_run`."""
         seq = self.allocate(user_id=user_id, count=1, note=False)
-        if self.update_streaming_message(
-            message_id=message_id,
-            values={
-                "status": "error",
-                "error_code": "interrupted",
-                "finish_reason": "error",
-                "updated_at": now,
-                "change_seq": seq,
-            },
-        ):
+        values: dict[str, Any] = {
+            "status": "error",
+            "error_code": "interrupted",
+            "finish_reason": "error",
+            "updated_at": now,
+            "change_seq": seq,
+        }
+        calls = self.conn.execute(_AWAITING_CALLS, {"b_id": message_id}).scalar()
+        if calls:
+            values["tool_calls"] = [
+                {**{k: v for k, v in c.items() if k != "expires_at"}, "status": "error"}
+                | {"result": not_run}
+                if c.get("status") == "awaiting_approval"
+                else c
+                for c in calls
+            ]
+        if self.update_streaming_message(message_id=message_id, values=values):
             self.noted(user_id=user_id, seq=seq)
 
     def update_message(
@@ -314,8 +327,9 @@ class InterruptUnit:
     user_id: uuid.UUID
     message_id: uuid.UUID
     now: datetime
+    not_run: str = ""  # the result of a call that still awaited approval
 
     def __call__(self, conn: Connection) -> None:
         TurnRepository(conn).mark_interrupted(
-            user_id=self.user_id, message_id=self.message_id, now=self.now
+            user_id=self.user_id, message_id=self.message_id, now=self.now, not_run=self.not_run
         )
