@@ -99,7 +99,7 @@ class ToolCallRead(BaseModel):
     status: Literal["ok", "error", "awaiting_approval"]
     result: str | None
     duration_ms: int
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class UsageRead(BaseModel):

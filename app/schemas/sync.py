@@ -62,10 +62,11 @@ class BackupToolCall(_Strict):
     tool: Annotated[str, Field(max_length=200)]
     qualified_name: Annotated[str, Field(max_length=200)] | None = None
     arguments: dict[str, Any]
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "awaiting_approval"]
     result: str | None
     duration_ms: Count
     round: Count | None = None
+    expires_at: Annotated[str, Field(max_length=64)] | None = None  # while it awaits approval
 
 
 class BackupUsage(_Strict):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -127,46 +127,40 @@ _DECIDED = errors(
 )
 
 
-@router.post(
-    "/stream/{message_id}/tools/{call_id}/approve",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_class=Response,
-    responses=_DECIDED,
-)
-async def approve_tool(
-    message_id: uuid.UUID,
-    call_id: ToolCallId,
-    user: CurrentUser,
-    chat: ChatServiceDep,
-    body: ToolDecision | None = None,
-) -> Response:
-    """Let a tool call that awaits approval run (from any device of the same user)."""
-    reason = body.reason if body else None
-    await chat.decide_tool(
-        user=user, message_id=message_id, call_id=call_id, approve=True, reason=reason
-    )
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+def _tool_decision(*, approve: bool, doc: str) -> Callable[..., Awaitable[Response]]:
+    """The route that approves (or denies) a tool call awaiting approval."""
+
+    async def decide(
+        message_id: uuid.UUID,
+        call_id: ToolCallId,
+        user: CurrentUser,
+        chat: ChatServiceDep,
+        body: ToolDecision | None = None,
+    ) -> Response:
+        await chat.decide_tool(
+            user=user,
+            message_id=message_id,
+            call_id=call_id,
+            approve=approve,
+            reason=body.reason if body else None,
+        )
+        return Response(status_code=status.HTTP_202_ACCEPTED)
+
+    decide.__doc__ = doc
+    decide.__name__ = "approve_tool" if approve else "deny_tool"
+    return decide
 
 
-@router.post(
-    "/stream/{message_id}/tools/{call_id}/deny",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_class=Response,
-    responses=_DECIDED,
-)
-async def deny_tool(
-    message_id: uuid.UUID,
-    call_id: ToolCallId,
-    user: CurrentUser,
-    chat: ChatServiceDep,
-    body: ToolDecision | None = None,
-) -> Response:
-    """Refuse a tool call that awaits approval: the model gets an error result instead."""
-    reason = body.reason if body else None
-    await chat.decide_tool(
-        user=user, message_id=message_id, call_id=call_id, approve=False, reason=reason
-    )
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+for _verb, _approve, _doc in (
+    ("approve", True, "Let a tool call that awaits approval run (from any device of the user)."),
+    ("deny", False, "Refuse a tool call that awaits approval: the model gets an error result."),
+):
+    router.post(
+        f"/stream/{{message_id}}/tools/{{call_id}}/{_verb}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_class=Response,
+        responses=_DECIDED,
+    )(_tool_decision(approve=_approve, doc=_doc))
 
 
 @router.get(
