@@ -237,3 +237,23 @@ async def test_auto_approved_tools_and_the_preference_rules(
     assert asking.calls == [("stub__add", {"a": 5, "b": 5})]
     cleared = await live.put("/users/preferences", headers=h, json={"auto_approve_tools": None})
     assert cleared.json()["auto_approve_tools"] == []
+
+
+async def test_bad_decisions_are_refused_before_any_lookup(
+    live: httpx.AsyncClient, alice: dict
+) -> None:
+    h = alice["headers"]
+    message_id = "00000000-0000-4000-8000-000000000000"
+    for path, body in (
+        (decision_path(message_id, "c%00", "approve"), None),
+        (decision_path(message_id, "c" * 201, "deny"), None),
+        (decision_path(message_id, "c1", "deny"), {"reason": "\u0000"}),
+        (decision_path(message_id, "c1", "deny"), {"reason": "x" * 2001}),
+        (decision_path(message_id, "c1", "deny"), {"why": "extra field"}),
+        (decision_path("not-a-uuid", "c1", "approve"), None),
+    ):
+        response = await live.post(path, headers=h, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["code"] == "validation_error"
+    no_auth = await live.post(decision_path(message_id, "c1", "approve"))
+    assert_error(no_auth, 401, "not_authenticated")
