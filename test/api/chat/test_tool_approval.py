@@ -12,9 +12,8 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from app.api import deps
-from app.services.tools import Toolbox
 from test.api.chat.approval_helpers import AskingTools, decision_path, read_until
+from test.api.chat.helpers import tools_of
 from test.fakes.llm_upstream import FakeToolCall, Reply
 from test.support.assertions import assert_error
 from test.support.auth import log_in
@@ -25,9 +24,8 @@ from test.support.sse import Event, names, read_events
 def asking(app: Any) -> Iterator[AskingTools]:
     """Chat's tools are `ask__add` (waits for approval) and `ask__fail` (does not)."""
     stub = AskingTools(delay=0.05)
-    app.dependency_overrides[deps.get_tools] = lambda: Toolbox([stub])
-    yield stub
-    del app.dependency_overrides[deps.get_tools]
+    with tools_of(app, stub):
+        yield stub
 
 
 def _tool(name: str, **arguments: Any) -> str:
