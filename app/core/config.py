@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     generation_retention_seconds: float = Field(default=300, ge=1)
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     max_tool_rounds: int = Field(default=8, ge=1, le=50)
+    tool_approval_timeout_seconds: float = Field(default=300, gt=0, le=86400)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     registration_mode: RegistrationMode = RegistrationMode.open
     audit_retention_days: int = Field(default=365, ge=1, le=36500)

@@ -12,3 +12,8 @@ class MessageStatus(StrEnum):
     STREAMING = "streaming"  # an answer still being generated (or whose worker died)
     CANCELLED = "cancelled"
     ERROR = "error"
+    AWAITING_APPROVAL = "awaiting_approval"  # paused until the user approves a tool call
+
+
+# an answer whose generation has not ended (or whose worker died before it could end it)
+IN_PROGRESS = (MessageStatus.STREAMING, MessageStatus.AWAITING_APPROVAL)

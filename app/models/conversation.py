@@ -92,7 +92,7 @@ class Message(Base):
     parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     content: Mapped[str] = mapped_column(Text, default="", nullable=False)
-    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.COMPLETE, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), default=MessageStatus.COMPLETE, nullable=False)
     model: Mapped[str | None] = mapped_column(String(200))
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     tool_call_id: Mapped[str | None] = mapped_column(String(200))

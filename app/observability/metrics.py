@@ -55,6 +55,11 @@ SSE_STREAMS = Gauge(
 GENERATIONS = Gauge(
     "vektor_generations_active", "Running chat generations", multiprocess_mode="livesum"
 )
+AWAITING_APPROVAL = Gauge(
+    "vektor_generations_awaiting_approval",
+    "Chat generations paused until the user approves a tool call",
+    multiprocess_mode="livesum",
+)
 TOKENS = Counter("vektor_tokens_streamed", "Tokens streamed to clients", ["model"])
 LLM_TOKENS = Counter(
     "vektor_llm_tokens",
@@ -151,6 +156,7 @@ class TokenCounter:
 
 streams_active = ActiveGauge(SSE_STREAMS)
 generations_active = ActiveGauge(GENERATIONS)
+awaiting_approval = ActiveGauge(AWAITING_APPROVAL)
 tokens_streamed = TokenCounter()
 
 

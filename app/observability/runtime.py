@@ -108,6 +108,7 @@ def cluster_totals() -> dict[str, Any] | None:
     if not directory:
         return None
     totals = {"requests": 0.0, "server_errors": 0.0, "streams": 0.0, "generations": 0.0}
+    totals["awaiting"] = 0.0
     totals["tokens"] = 0.0
     collector = metrics.WorkerFilesCollector(None, path=directory)  # type: ignore[no-untyped-call]
     for family in collector.collect():
@@ -122,6 +123,8 @@ def cluster_totals() -> dict[str, Any] | None:
                 totals["streams"] += sample.value
             elif sample.name == "vektor_generations_active":
                 totals["generations"] += sample.value
+            elif sample.name == "vektor_generations_awaiting_approval":
+                totals["awaiting"] += sample.value
     workers = len(list(Path(directory).glob("gauge_livesum_*.db")))
     return {
         "workers": workers,
@@ -129,6 +132,7 @@ def cluster_totals() -> dict[str, Any] | None:
         "server_errors": int(totals["server_errors"]),
         "active_streams": int(totals["streams"]),
         "active_generations": int(totals["generations"]),
+        "awaiting_approval": int(totals["awaiting"]),
         "tokens_streamed": int(totals["tokens"]),
     }
 

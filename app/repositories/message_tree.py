@@ -24,6 +24,7 @@ from sqlalchemy import CTE, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.core.status import IN_PROGRESS
 from app.models import Message
 
 
@@ -129,6 +130,6 @@ class MessageTreeRepository:
     async def has_streaming_child(self, *, message_id: uuid.UUID) -> bool:
         """Whether an answer below this message is still being generated."""
         stmt = select(func.count()).where(
-            Message.parent_id == message_id, Message.status == "streaming"
+            Message.parent_id == message_id, Message.status.in_(IN_PROGRESS)
         )
         return bool((await self.session.execute(stmt)).scalar_one())

@@ -67,6 +67,9 @@ class CheckpointWrite:
     content: str
     last_event_id: int = 0
     reasoning: str | None = None  # the model's visible reasoning so far (absent in old spools)
+    # set when a tool call starts or stops waiting for approval: the status and the calls
+    status: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
     kind: Literal["checkpoint"] = "checkpoint"
 
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, exists, insert, select, update
 
-from app.core.status import MessageStatus
+from app.core.status import IN_PROGRESS, MessageStatus
 from app.db.direct import SingleStatement
 from app.models import Conversation, Message
 from app.repositories.changes import ALLOCATE, ALLOCATE_FOR_MESSAGE, allocated, record_changes
@@ -62,13 +62,16 @@ _NEWER_EVENT_ID = case(
 )
 _UPDATE_MESSAGE_EVENTS = _UPDATE_MESSAGE.values(last_event_id=_NEWER_EVENT_ID)
 _UPDATE_STREAMING = update(messages).where(
-    messages.c.id == bindparam("b_id"), messages.c.status == MessageStatus.STREAMING
+    messages.c.id == bindparam("b_id"), messages.c.status.in_(IN_PROGRESS)
 )
 _UPDATE_STREAMING_EVENTS = _UPDATE_STREAMING.values(last_event_id=_NEWER_EVENT_ID)
 _MESSAGE_EXISTS = select(messages.c.id).where(messages.c.id == bindparam("b_id"))
+_AWAITING_CALLS = select(messages.c.tool_calls).where(
+    messages.c.id == bindparam("b_id"), messages.c.status == MessageStatus.AWAITING_APPROVAL
+)
 _IN_PROGRESS = (
     select(messages.c.id, messages.c.user_id, messages.c.created_at)
-    .where(messages.c.status == MessageStatus.STREAMING, messages.c.role == "assistant")
+    .where(messages.c.status.in_(IN_PROGRESS), messages.c.role == "assistant")
     .order_by(messages.c.created_at)
 )
 _IN_PROGRESS_AMONG = _IN_PROGRESS.where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
@@ -157,9 +160,12 @@ class TurnRepository:
     def checkpoint(self, w: CheckpointWrite) -> None:
         """The text so far, only while the message is still `streaming`."""
         owner, seq = self.allocate_for_message(message_id=w.message_id)
+        values: dict[str, Any] = {"content": w.content, "reasoning": w.reasoning, "change_seq": seq}
+        if w.status is not None:  # entering or leaving a pause for tool approval
+            values.update(status=w.status, tool_calls=w.tool_calls or None)
         if self.update_streaming_message(
             message_id=w.message_id,
-            values={"content": w.content, "reasoning": w.reasoning, "change_seq": seq},
+            values=values,
             last_event_id=w.last_event_id,
         ):
             self.noted(user_id=owner, seq=seq)
@@ -194,20 +200,30 @@ class TurnRepository:
             conversation["title"] = w.title
         self.update_conversation(conversation_id=w.conversation_id, values=conversation)
 
-    def mark_interrupted(self, *, user_id: uuid.UUID, message_id: uuid.UUID, now: datetime) -> None:
-        """End a `streaming` message whose generation died with it: `error`/`interrupted`,
-        the text of its last checkpoint kept (nothing if it finished meanwhile)."""
+    def mark_interrupted(
+        self, *, user_id: uuid.UUID, message_id: uuid.UUID, now: datetime, not_run: str = ""
+    ) -> None:
+        """End a `streaming` (or `awaiting_approval`) message whose generation died with it:
+        `error`/`interrupted`, the text of its last checkpoint kept (nothing if it finished
+        meanwhile); a call that still awaited approval becomes an `error` with `not_run`."""
         seq = self.allocate(user_id=user_id, count=1, note=False)
-        if self.update_streaming_message(
-            message_id=message_id,
-            values={
-                "status": "error",
-                "error_code": "interrupted",
-                "finish_reason": "error",
-                "updated_at": now,
-                "change_seq": seq,
-            },
-        ):
+        values: dict[str, Any] = {
+            "status": "error",
+            "error_code": "interrupted",
+            "finish_reason": "error",
+            "updated_at": now,
+            "change_seq": seq,
+        }
+        calls = self.conn.execute(_AWAITING_CALLS, {"b_id": message_id}).scalar()
+        if calls:
+            values["tool_calls"] = [
+                {**{k: v for k, v in c.items() if k != "expires_at"}, "status": "error"}
+                | {"result": not_run}
+                if c.get("status") == "awaiting_approval"
+                else c
+                for c in calls
+            ]
+        if self.update_streaming_message(message_id=message_id, values=values):
             self.noted(user_id=user_id, seq=seq)
 
     def update_message(
@@ -311,8 +327,9 @@ class InterruptUnit:
     user_id: uuid.UUID
     message_id: uuid.UUID
     now: datetime
+    not_run: str = ""  # the result of a call that still awaited approval
 
     def __call__(self, conn: Connection) -> None:
         TurnRepository(conn).mark_interrupted(
-            user_id=self.user_id, message_id=self.message_id, now=self.now
+            user_id=self.user_id, message_id=self.message_id, now=self.now, not_run=self.not_run
         )

@@ -57,6 +57,18 @@ class EditRequest(TurnOptions):
     )
 
 
+class ToolDecision(InputModel):
+    """`POST /chat/stream/{id}/tools/{call_id}/approve` or `/deny` (the body is optional)."""
+
+    reason: Annotated[Text, Field(max_length=2000)] | None = Field(
+        default=None, description="why (a denial's reason reaches the model)"
+    )
+
+
+# a tool call's id as the model gave it (`tool_call` and `tool_approval` events)
+ToolCallId = Annotated[Text, Field(min_length=1, max_length=200)]
+
+
 class ModelRead(BaseModel):
     """A model a client may pick."""
 
@@ -83,9 +95,11 @@ class ToolCallRead(BaseModel):
     server: str
     tool: str
     arguments: dict[str, Any]
-    status: Literal["ok", "error"]
+    # `awaiting_approval`: not run yet, the user is asked (`expires_at`: when it is denied)
+    status: Literal["ok", "error", "awaiting_approval"]
     result: str | None
     duration_ms: int
+    expires_at: datetime | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class UsageRead(BaseModel):
@@ -105,7 +119,7 @@ class StoredMessage(ReadModel):
     role: Literal["user", "assistant", "tool"]
     content: str
     reasoning: str | None
-    status: Literal["complete", "streaming", "cancelled", "error"]
+    status: Literal["complete", "streaming", "awaiting_approval", "cancelled", "error"]
     model: str | None
     tool_calls: list[ToolCallRead] | None
     tool_call_id: str | None

@@ -74,6 +74,24 @@ class ToolResultEvent(TypedDict):
     duration_ms: int
 
 
+class ToolApprovalEvent(TypedDict):
+    """`tool_approval`: a call waits for the user's approval until `expires_at` (ISO 8601)."""
+
+    call_id: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    expires_at: str
+
+
+class ToolApprovalDecidedEvent(TypedDict):
+    """`tool_approval_decided`: a waiting call was approved, denied or timed out."""
+
+    call_id: str
+    decision: Literal["approved", "denied", "timeout"]
+    reason: str | None
+
+
 class UsageEvent(TypedDict):
     """`usage`: tokens the upstream counted."""
 
@@ -126,6 +144,8 @@ ChatEventName = Literal[
     "tool_call",
     "tool_progress",
     "tool_result",
+    "tool_approval",
+    "tool_approval_decided",
     "usage",
     "title",
     "model",
@@ -140,6 +160,8 @@ ChatEventData = (
     | ToolCallEvent
     | ToolProgressEvent
     | ToolResultEvent
+    | ToolApprovalEvent
+    | ToolApprovalDecidedEvent
     | UsageEvent
     | TitleEvent
     | ModelEvent
@@ -150,7 +172,17 @@ ChatEventData = (
 TERMINAL_EVENTS: Final = frozenset({"done", "error"})
 # the events that make up a message's content; the rest (start, model, tool_progress, usage,
 # title, and the terminal one) are metadata or the outcome, sent after a snapshot if needed
-CONTENT_EVENTS: Final = frozenset({"delta", "reasoning", "tool_call", "tool_result", "snapshot"})
+CONTENT_EVENTS: Final = frozenset(
+    {
+        "delta",
+        "reasoning",
+        "tool_call",
+        "tool_result",
+        "tool_approval",
+        "tool_approval_decided",
+        "snapshot",
+    }
+)
 
 # -- sync (`GET /sync/stream`) ---------------------------------------------------------
 

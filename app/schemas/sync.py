@@ -62,10 +62,11 @@ class BackupToolCall(_Strict):
     tool: Annotated[str, Field(max_length=200)]
     qualified_name: Annotated[str, Field(max_length=200)] | None = None
     arguments: dict[str, Any]
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "awaiting_approval"]
     result: str | None
     duration_ms: Count
     round: Count | None = None
+    expires_at: Annotated[str, Field(max_length=64)] | None = None  # while it awaits approval
 
 
 class BackupUsage(_Strict):
@@ -109,7 +110,7 @@ class BackupMessage(_Strict):
     id: uuid.UUID
     role: Literal["user", "assistant", "tool"]
     content: Annotated[str, Field(max_length=1_000_000)]
-    status: Literal["complete", "streaming", "cancelled", "error"]
+    status: Literal["complete", "streaming", "awaiting_approval", "cancelled", "error"]
     model: Annotated[str, Field(max_length=200)] | None = None
     tool_calls: list[BackupToolCall] | None = None
     tool_call_id: Annotated[str, Field(max_length=200)] | None = None

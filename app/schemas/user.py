@@ -47,6 +47,12 @@ class AccountDelete(InputModel):
     password: Annotated[Text, Field(min_length=1, max_length=1024)]
 
 
+# a tool as the model calls it, `<server>__<tool>` (app/services/tools/naming.py)
+QualifiedToolName = Annotated[
+    str, Field(min_length=4, max_length=64, pattern=r"^[a-zA-Z0-9_-]+__[a-zA-Z0-9_-]+$")
+]
+
+
 class NotificationPrefs(BaseModel):
     """Notification switches."""
 
@@ -70,6 +76,8 @@ class Preferences(BaseModel):
     default_model: str | None = None
     system_prompt: str | None = None
     enabled_mcp_servers: list[str] | None = None
+    # tools that run without asking even where their server's `approval` says to ask
+    auto_approve_tools: list[str] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -82,4 +90,5 @@ class PreferencesUpdate(InputModel):
     default_model: Annotated[Text, Field(max_length=200)] | None = None
     system_prompt: Annotated[Text, Field(max_length=32000)] | None = None
     enabled_mcp_servers: list[Annotated[Text, Field(max_length=200)]] | None = None
+    auto_approve_tools: Annotated[list[QualifiedToolName], Field(max_length=500)] | None = None
     extra: JsonObject | None = None

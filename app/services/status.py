@@ -118,6 +118,7 @@ class StatusReport:
         local = {
             "active_streams": metrics.streams_active.value,
             "active_generations": metrics.generations_active.value,
+            "awaiting_approval": metrics.awaiting_approval.value,
             "tokens_streamed": metrics.tokens_streamed.total,
         }
         totals = {key: cluster[key] for key in local} if cluster else local

@@ -131,6 +131,8 @@ class UserService:
             changes["notifications"] = {**current["notifications"], **sent}
         if "extra" in changes and changes["extra"] is None:
             changes["extra"] = {}
+        if "auto_approve_tools" in changes and changes["auto_approve_tools"] is None:
+            changes["auto_approve_tools"] = []
         merged = {**current, **changes}
         try:
             prefs = Preferences.model_validate(merged)

@@ -16,6 +16,7 @@ DEFAULTS = {
     "default_model": None,
     "system_prompt": None,
     "enabled_mcp_servers": None,
+    "auto_approve_tools": [],
     "extra": {},
 }
 

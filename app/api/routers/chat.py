@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -32,6 +32,8 @@ from app.schemas.chat import (
     ConversationSummary,
     ConversationUpdate,
     ModelList,
+    ToolCallId,
+    ToolDecision,
 )
 from app.schemas.common import Text
 from app.services.chat.events import shutdown_frame
@@ -42,7 +44,8 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
     "200": {
         "description": "Server-Sent Events: start, model (a fallback model answers), reasoning "
         "(the model's visible reasoning, saved as Message.reasoning), delta, tool_call, "
-        "tool_progress, tool_result, usage, title, done | error. A re-attach that "
+        "tool_progress, tool_result, tool_approval (a call waits for approve/deny), "
+        "tool_approval_decided, usage, title, done | error. A re-attach that "
         "cannot replay exactly from Last-Event-ID sends snapshot `{message_id, content, "
         "reasoning, tool_calls, status}` (replace the message with it) and goes on; ids never "
         "restart. On server shutdown the stream ends with error `server_shutdown` whose id is "
@@ -114,6 +117,48 @@ async def cancel_answer(message_id: uuid.UUID, user: CurrentUser, chat: ChatServ
     """Stop a running answer (from any device of the same user)."""
     await chat.cancel(user=user, message_id=message_id)
     return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+_DECIDED = errors(
+    (404, "`not_found`: no tool call awaiting approval with this id (or another user's)"),
+    (409, "`already_decided`: the call was approved, denied or timed out before"),
+)
+
+
+def _tool_decision(*, approve: bool, doc: str) -> Callable[..., Awaitable[Response]]:
+    """The route that approves (or denies) a tool call awaiting approval."""
+
+    async def decide(
+        message_id: uuid.UUID,
+        call_id: ToolCallId,
+        user: CurrentUser,
+        chat: ChatServiceDep,
+        body: ToolDecision | None = None,
+    ) -> Response:
+        await chat.decide_tool(
+            user=user,
+            message_id=message_id,
+            call_id=call_id,
+            approve=approve,
+            reason=body.reason if body else None,
+        )
+        return Response(status_code=status.HTTP_202_ACCEPTED)
+
+    decide.__doc__ = doc
+    decide.__name__ = "approve_tool" if approve else "deny_tool"
+    return decide
+
+
+for _verb, _approve, _doc in (
+    ("approve", True, "Let a tool call that awaits approval run (from any device of the user)."),
+    ("deny", False, "Refuse a tool call that awaits approval: the model gets an error result."),
+):
+    router.post(
+        f"/stream/{{message_id}}/tools/{{call_id}}/{_verb}",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_class=Response,
+        responses=_DECIDED,
+    )(_tool_decision(approve=_approve, doc=_doc))
 
 
 @router.get(

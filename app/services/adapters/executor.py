@@ -20,7 +20,7 @@ from app.services.adapters.operation import (
     check_arguments,
     shape_response,
 )
-from app.services.tools import ProgressCallback, Tool, ToolOutcome
+from app.services.tools import ProgressCallback, Tool, ToolOutcome, asks_first
 from app.services.urls import FetchError, FetchLimits, SafeFetcher
 
 
@@ -171,4 +171,5 @@ def _tool(adapter: Adapter, op: Operation) -> Tool:
         description=op.description,
         input_schema=op.input_schema,
         kind="adapter",
+        approval=asks_first(adapter.config.approval, op.name),
     )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator, SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.services.tools import ApprovalPolicy
 from app.services.urls import UrlError, parse_url
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
@@ -155,6 +156,7 @@ class AdapterFile(BaseModel):
     openapi: str | None = Field(default=None, min_length=1)
     include_operations: list[str] = Field(default_factory=list)
     operations: list[OperationConfig] = Field(default_factory=list)
+    approval: ApprovalPolicy = "never"  # calls that wait for the user's approval
 
     @model_validator(mode="before")
     @classmethod

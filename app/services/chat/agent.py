@@ -29,6 +29,8 @@ from app.schemas.events import (
     TitleEvent,
     UsageEvent,
 )
+from app.services.chat.approval_gate import ApprovalGate
+from app.services.chat.outcome import INTERRUPTED, STATUS_OF, StopTurn, outcome_of
 from app.services.chat.registry import Generation, GenerationRegistry
 from app.services.chat.store import TurnStore, make_title
 from app.services.chat.tool_round import KeepImage, run_tool_round
@@ -51,14 +53,6 @@ from app.services.tools import Toolbox
 CHECKPOINT_EVERY_S = 5.0
 
 
-class StopTurn(Exception):
-    """Ends the loop with a finish reason or an error."""
-
-    def __init__(self, reason: FinishReason, *, code: str | None = None, message: str = "") -> None:
-        super().__init__(message or reason)
-        self.reason, self.code, self.message = reason, code, message
-
-
 class AgentRun:
     """Drives one generation from `start` to `done`/`error`."""
 
@@ -74,6 +68,7 @@ class AgentRun:
         max_tool_rounds: int,
         max_duration_s: float,
         keep_image: KeepImage | None = None,
+        approval_timeout_s: float = 300.0,
     ) -> None:
         self.req, self.gen, self.generations = request, gen, generations
         self.keep_image = keep_image
@@ -97,6 +92,16 @@ class AgentRun:
         self._persist: asyncio.Task[None] | None = None
         self._last_checkpoint = time.monotonic()
         self._checkpoint: asyncio.Task[None] | None = None
+        self.gate = ApprovalGate(
+            gen=gen,
+            generations=generations,
+            store=store,
+            ids=request.ids,
+            state=self.state,
+            emit=self._emit,
+            auto_approved=request.auto_approved,
+            timeout_s=approval_timeout_s,
+        )
 
     def _emit(self, name: ChatEventName, data: ChatEventData) -> None:
         self.generations.publish(self.gen, name, data)
@@ -171,13 +176,15 @@ class AgentRun:
             waits, timeout=self.max_duration_s, return_when="FIRST_COMPLETED"
         )
         if work in done:
-            outcome = _outcome_of(work)
+            outcome = outcome_of(work)
         else:
             work.cancel()
             with contextlib.suppress(BaseException):
                 await work
             outcome = (
-                StopTurn(FinishReason.CANCELLED)
+                INTERRUPTED
+                if self.gen.interrupted  # a shutdown while a call awaited approval
+                else StopTurn(FinishReason.CANCELLED)
                 if cancel_wait in done
                 else StopTurn(
                     FinishReason.ERROR,
@@ -198,7 +205,7 @@ class AgentRun:
         if self._checkpoint is not None:
             with contextlib.suppress(Exception):
                 await self._checkpoint
-        status = _STATUS_OF.get(outcome.reason, MessageStatus.COMPLETE)
+        status = STATUS_OF.get(outcome.reason, MessageStatus.COMPLETE)
         title = make_title(self.req.text) if self.req.make_title else None
         usage = self.state.usage()
         # saved before the closing events are sent: store the id the terminal one will get
@@ -366,22 +373,5 @@ class AgentRun:
             records=self.state.tool_calls,
             keep_image=self.keep_image,
             attachments=self.state.attachments,
+            gate=self.gate,
         )
-
-
-def _outcome_of(work: asyncio.Task[StopTurn]) -> StopTurn:
-    exc = work.exception()
-    if exc is None:
-        return work.result()
-    if isinstance(exc, StopTurn):
-        return exc
-    logger.opt(exception=exc).error("generation failed")
-    return StopTurn(
-        FinishReason.ERROR, code="internal_error", message="The answer failed unexpectedly."
-    )
-
-
-_STATUS_OF = {
-    FinishReason.CANCELLED: MessageStatus.CANCELLED,
-    FinishReason.ERROR: MessageStatus.ERROR,
-}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, NotFound
-from app.core.status import MessageStatus
+from app.core.status import IN_PROGRESS
 from app.db.base import utcnow
 from app.models import Conversation, Message
 from app.repositories.changes import ChangeRepository
@@ -51,7 +51,7 @@ def replay(messages: list[Message]) -> list[ChatMessage]:
                 ChatMessage(role="user", content=message.content, parts=refs(message.attachments))
             )
             continue
-        if message.role != "assistant" or message.status == MessageStatus.STREAMING:
+        if message.role != "assistant" or message.status in IN_PROGRESS:
             continue
         rounds: dict[int, list[dict[str, Any]]] = {}
         for call in message.tool_calls or []:

@@ -1,4 +1,5 @@
-"""Answers left `streaming` by a process that died (kill -9, OOM, power loss) are ended.
+"""Answers left `streaming` (or `awaiting_approval`) by a process that died (kill -9, OOM,
+power loss) are ended; a tool call that still awaited approval stays listed, as not run.
 
 At start-up, after the spool is replayed, every assistant message still `streaming` is
 looked at. One whose generation no longer runs anywhere becomes `error` with
@@ -34,6 +35,7 @@ from app.db.direct import DirectDb
 from app.db.health import describe
 from app.db.writer import TurnWriter
 from app.repositories.turns import InterruptUnit, TurnRepository
+from app.services.chat.approval_gate import NOT_RUN
 from app.services.chat.redis_mirror import HEARTBEAT_TTL_S
 from app.services.chat.registry import GenerationRegistry
 
@@ -117,7 +119,10 @@ class InterruptedAnswers:
                 undecided.add(message_id)
                 continue
             await self.writer.submit(
-                InterruptUnit(user_id=user_id, message_id=message_id, now=now), user_id=user_id
+                InterruptUnit(
+                    user_id=user_id, message_id=message_id, now=now, not_run=NOT_RUN["interrupted"]
+                ),
+                user_id=user_id,
             )
             ended += 1
         if ended:

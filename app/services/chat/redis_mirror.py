@@ -31,6 +31,7 @@ from app.services.chat.log import EventLog
 PREFIX = "vektor:gen:"
 CANCEL_CHANNEL = "vektor:gen:cancel"
 CATCHUP_CHANNEL = "vektor:gen:catchup"
+APPROVAL_CHANNEL = "vektor:gen:approval"  # tool-call decisions (app/services/chat/approvals.py)
 CATCHUP_WAIT_S = 2.0
 
 
@@ -59,7 +60,8 @@ class Catchup:
 _Reply = tuple[str, Catchup]
 
 
-_Item = tuple[EventLog, LoggedEvent | None] | _Reply
+# (log, None): a new generation; (log, event); (log, True/False): paused for approval or not
+_Item = tuple[EventLog, LoggedEvent | bool | None] | _Reply
 # every process keeps `vektor:gen:instance:<id>` alive while it runs; a generation's hash
 # names its owner, so a `running` hash whose owner's key expired was left by a dead process
 HEARTBEAT_S = 3.0
@@ -107,12 +109,14 @@ class RedisMirror:
         max_generation_s: float,
         on_cancel: Callable[[uuid.UUID], None],
         on_catchup: Callable[[uuid.UUID, int], Catchup | None],
+        on_decision: Callable[[str], None] = lambda data: None,
     ) -> None:
         self.redis: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.retention_s = int(max(retention_s, 1))
         self.max_generation_s = max_generation_s
         self._on_cancel = on_cancel
         self._on_catchup = on_catchup
+        self._on_decision = on_decision
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.instance = uuid.uuid4().hex  # this process, as owner of its generations
@@ -146,6 +150,10 @@ class RedisMirror:
         """Queue one event for the stream."""
         self._queue.put_nowait((log, event))
 
+    def set_paused(self, log: EventLog, *, paused: bool) -> None:
+        """Queue: a generation paused for approval does not count towards its user's."""
+        self._queue.put_nowait((log, paused))
+
     async def _writer(self) -> None:
         while True:
             batch = [await self._queue.get()]
@@ -169,6 +177,12 @@ class RedisMirror:
                 continue
             log, event = item
             meta, stream = _meta_key(log.message_id), _stream_key(log.message_id)
+            if isinstance(event, bool):  # a paused generation does not count for its user
+                if event:
+                    pipe.zrem(_user_key(log.user_id), str(log.message_id))
+                else:
+                    pipe.zadd(_user_key(log.user_id), {str(log.message_id): now})
+                continue
             if event is None:
                 pipe.hset(
                     meta,
@@ -196,7 +210,7 @@ class RedisMirror:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(CANCEL_CHANNEL, CATCHUP_CHANNEL)
+                await pubsub.subscribe(CANCEL_CHANNEL, CATCHUP_CHANNEL, APPROVAL_CHANNEL)
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -212,9 +226,13 @@ class RedisMirror:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _on_message(self, channel: bytes, data: str) -> None:
-        """A cancel request, or a catch-up request for a generation that may run here."""
+        """A cancel request, a tool-call decision, or a catch-up request for a generation
+        that may run here."""
         if channel.decode() == CANCEL_CHANNEL:
             self._on_cancel(uuid.UUID(data))
+            return
+        if channel.decode() == APPROVAL_CHANNEL:
+            self._on_decision(data)
             return
         message_id, after, reply_key = data.split(" ", 2)
         if not reply_key.startswith(f"{PREFIX}{message_id}:catchup:"):

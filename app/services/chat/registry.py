@@ -21,7 +21,9 @@ from loguru import logger
 
 from app.core.errors import Conflict
 from app.core.sse import PING_FRAME
+from app.observability import metrics
 from app.schemas.events import ChatEventData, ChatEventName
+from app.services.chat.approvals import ApprovalDesk
 from app.services.chat.events import LoggedEvent
 from app.services.chat.log import EventLog
 from app.services.chat.redis_mirror import Catchup, RedisMirror, ReplayLost
@@ -73,6 +75,8 @@ class Generation:
     log: EventLog
     cancel_requested: CancelRequest = field(default_factory=CancelRequest)
     task: asyncio.Task[None] | None = None
+    paused: bool = False  # a tool call waits for approval (not counted as running)
+    interrupted: bool = False  # stopped by a shutdown while paused: saved as `interrupted`
 
 
 class GenerationRegistry:
@@ -99,9 +103,14 @@ class GenerationRegistry:
                 max_generation_s=max_generation_s,
                 on_cancel=self._cancel_local,
                 on_catchup=self._catchup_local,
+                on_decision=lambda data: self.approvals.on_published(data),
             )
             if redis_url
             else None
+        )
+        self.approvals = ApprovalDesk(
+            redis=self._mirror.redis if self._mirror is not None else None,
+            keep_s=max_generation_s + retention_s,
         )
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -112,7 +121,12 @@ class GenerationRegistry:
             await self._mirror.start()
 
     async def aclose(self, *, grace_s: float = 30.0) -> None:
-        """Let running generations finish for up to `grace_s`, then cancel (they save)."""
+        """Let running generations finish for up to `grace_s`, then cancel (they save); one
+        paused for approval is stopped at once and saved as `interrupted`."""
+        for gen in self._local.values():
+            if gen.paused and not gen.log.done:
+                gen.interrupted = True
+                gen.cancel_requested.set()
         running = [g.task for g in self._local.values() if g.task and not g.task.done()]
         if running:
             logger.info("waiting for {} running generation(s) to finish", len(running))
@@ -154,6 +168,7 @@ class GenerationRegistry:
         """Append an event to a generation's log (and queue it for the mirror)."""
         event = gen.log.append(name, data)
         if event.terminal:
+            self.set_paused(gen, paused=False)  # (no-op unless it ended while paused)
             self._stopped(gen.log)
         if self._mirror is not None:
             self._mirror.push(gen.log, event)
@@ -165,6 +180,22 @@ class GenerationRegistry:
             running.discard(log.message_id)
             if not running:
                 del self._running[log.user_id]
+
+    def set_paused(self, gen: Generation, *, paused: bool) -> None:
+        """A generation waiting for approval does not count towards its user's running
+        answers (MAX_CONCURRENT_GENERATIONS); it counts again once it goes on."""
+        if gen.paused == paused or (paused and gen.log.done):
+            return
+        gen.paused = paused
+        log = gen.log
+        if paused:
+            self._stopped(log)
+            metrics.awaiting_approval.inc()
+        else:
+            self._running.setdefault(log.user_id, set()).add(log.message_id)
+            metrics.awaiting_approval.dec()
+        if self._mirror is not None:
+            self._mirror.set_paused(log, paused=paused)
 
     def running(self) -> int:
         """Generations running on this worker."""
@@ -281,3 +312,4 @@ class GenerationRegistry:
                 if finished is not None and now - finished > self.retention_s:
                     del self._local[key]
                     self._stopped(gen.log)
+                    self.approvals.forget(key)

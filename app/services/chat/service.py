@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.errors import BadRequest, NotFound, RateLimited
 from app.core.ratelimit import RateLimiter
-from app.core.status import MessageStatus
+from app.core.status import IN_PROGRESS
 from app.db.writer import TurnWriter
 from app.models import Message, User
 from app.repositories.conversations import ConversationRepository
@@ -252,6 +252,7 @@ class ChatService:
                 user_message=place.text is not None,
                 resumed=place.resumed,
                 attachments=place.attachments if place.text is not None else None,
+                auto_approved=frozenset(prefs.auto_approve_tools),
             ),
             gen=gen,
             generations=generations,
@@ -261,6 +262,7 @@ class ChatService:
             max_tool_rounds=settings.max_tool_rounds,
             max_duration_s=settings.max_generation_seconds,
             keep_image=self.keeper.for_user(user.id),
+            approval_timeout_s=settings.tool_approval_timeout_seconds,
         )
         before = place.resumed.usage if place.resumed else None
         gen.task = asyncio.create_task(
@@ -305,6 +307,21 @@ class ChatService:
         if not await self.generations.cancel(message_id=message_id, user_id=user.id):
             raise NotFound("No running answer with this id")
 
+    async def decide_tool(
+        self,
+        *,
+        user: User,
+        message_id: uuid.UUID,
+        call_id: str,
+        approve: bool,
+        reason: str | None = None,
+    ) -> None:
+        """Approve or deny a tool call awaiting approval, from any device and worker: 404
+        for an unknown call or another user's, 409 `already_decided` when it was decided."""
+        await self.generations.approvals.decide(
+            user_id=user.id, message_id=message_id, call_id=call_id, approve=approve, reason=reason
+        )
+
     async def attach(
         self, *, user: User, message_id: uuid.UUID, last_event_id: int
     ) -> AsyncIterator[bytes]:
@@ -320,7 +337,7 @@ class ChatService:
             if message is None:
                 raise NotFound("No answer with this id")
             # a generation that has just started on another worker may be mirrored by now
-            if message.status != MessageStatus.STREAMING or not await generations.owner_known(
+            if message.status not in IN_PROGRESS or not await generations.owner_known(
                 message_id=message_id, user_id=user.id
             ):
                 return _once(rebuilt_frames(message, last_event_id))

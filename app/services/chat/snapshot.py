@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.status import MessageStatus
+from app.core.status import IN_PROGRESS, MessageStatus
 from app.models import Message
 from app.schemas.events import DoneEvent, ErrorEvent, FinishReason, SnapshotEvent
 from app.services.chat.events import encode_frame
@@ -56,6 +56,12 @@ class SnapshotState:
                     "duration_ms": 0,
                 }
             )
+        elif name == "tool_approval":
+            self._call(data["call_id"], status="awaiting_approval", expires_at=data["expires_at"])
+            self.status = MessageStatus.AWAITING_APPROVAL
+        elif name == "tool_approval_decided":
+            self._call(data["call_id"], status="error", expires_at=None)
+            self._still_waiting()
         elif name == "tool_result":
             for call in self.tool_calls:
                 if call["id"] == data["call_id"]:
@@ -64,6 +70,17 @@ class SnapshotState:
                         result=data["content"],
                         duration_ms=data["duration_ms"],
                     )
+
+    def _call(self, call_id: str, **values: Any) -> None:
+        """Update the recorded call with this id."""
+        for call in self.tool_calls:
+            if call["id"] == call_id:
+                call.update(values)
+
+    def _still_waiting(self) -> None:
+        """`awaiting_approval` while any call still waits, else `streaming` again."""
+        waiting = any(call.get("status") == "awaiting_approval" for call in self.tool_calls)
+        self.status = MessageStatus.AWAITING_APPROVAL if waiting else MessageStatus.STREAMING
 
     def frame(self, event_id: int, message_id: uuid.UUID) -> bytes:
         """The snapshot event of this state."""
@@ -87,7 +104,7 @@ def snapshot_frame(
     status: MessageStatus,
 ) -> bytes:
     """One `snapshot` event: `{message_id, content, reasoning, tool_calls, status}`."""
-    calls = [{key: call.get(key) for key in _TOOL_CALL_FIELDS} for call in tool_calls or ()] or None
+    calls = [_shown(call) for call in tool_calls or ()] or None
     data: SnapshotEvent = {
         "message_id": str(message_id),
         "content": content,
@@ -96,6 +113,14 @@ def snapshot_frame(
         "status": status,
     }
     return encode_frame(event_id, "snapshot", data)
+
+
+def _shown(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool call as snapshots show it (`expires_at` while it awaits approval)."""
+    shown = {key: call.get(key) for key in _TOOL_CALL_FIELDS}
+    if call.get("expires_at"):
+        shown["expires_at"] = call["expires_at"]
+    return shown
 
 
 def outcome_frame(
@@ -107,9 +132,9 @@ def outcome_frame(
     finish_reason: str | None = None,
 ) -> bytes:
     """How a saved answer ended: `done` with its finish reason, or `error` with its code."""
-    if status == MessageStatus.STREAMING:  # no worker runs it any more: its process died
+    if status in IN_PROGRESS:  # no worker runs it any more: its process died
         error_code = "interrupted"
-    if status in (MessageStatus.STREAMING, MessageStatus.ERROR):
+    if status in IN_PROGRESS or status == MessageStatus.ERROR:
         code = error_code or "error"
         message = ERROR_MESSAGES.get(code, f"The answer ended with an error ({code}).")
         error: ErrorEvent = {"code": code, "message": message}

@@ -112,14 +112,20 @@ class TurnStore:
         content: str,
         last_event_id: int = 0,
         reasoning: str | None = None,
+        status: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Save the text (and reasoning) so far of a long answer (best effort)."""
+        """Save the text (and reasoning) so far of a long answer (best effort); with
+        `status`, also the status and tool calls (a pause for tool approval starts or ends)."""
         write = CheckpointWrite(
             user_id=user_id,
             message_id=message_id,
             content=content,
             last_event_id=last_event_id,
             reasoning=reasoning,
+            status=status,
+            # copies: the calls go on changing while the write waits for its turn
+            tool_calls=[dict(c) for c in tool_calls] if tool_calls is not None else None,
         )
         try:
             await self._save(write)

@@ -18,6 +18,7 @@ from app.schemas.events import (
     ToolProgressEvent,
     ToolResultEvent,
 )
+from app.services.chat.approval_gate import ApprovalGate
 from app.services.llm import ToolCallRequest
 from app.services.tools import BoundTool, Toolbox, ToolOutcome
 from app.services.tools.render import image_note
@@ -38,9 +39,11 @@ async def run_tool_round(
     records: list[dict[str, Any]],
     keep_image: KeepImage | None = None,
     attachments: list[dict[str, Any]] | None = None,
+    gate: ApprovalGate | None = None,
 ) -> list[str]:
     """Announce every call, run them concurrently; append their records to `records` (and
-    the images they returned, stored by `keep_image`, to `attachments`)."""
+    the images they returned, stored by `keep_image`, to `attachments`). A call `gate` says
+    needs approval waits for it; the others run meanwhile."""
     mine = []
     bound = [toolbox.resolve(call.name) for call in calls]  # once per call
     for call, tool in zip(calls, bound, strict=True):
@@ -68,7 +71,7 @@ async def run_tool_round(
     kept: list[list[dict[str, Any]]] = [[] for _ in calls]
     results = await asyncio.gather(
         *(
-            _run_tool(c, t, r, emit, keep_image, k)
+            _run_tool(c, t, r, emit, keep_image, k, gate)
             for c, t, r, k in zip(calls, bound, mine, kept, strict=True)
         )
     )
@@ -102,6 +105,7 @@ async def _run_tool(
     emit: Emit,
     keep_image: KeepImage | None,
     kept: list[dict[str, Any]],
+    gate: ApprovalGate | None = None,
 ) -> str:
     async def progress(done: float, total: float | None, message: str | None) -> None:
         report: ToolProgressEvent = {
@@ -112,11 +116,17 @@ async def _run_tool(
         }
         emit("tool_progress", report)
 
-    outcome = (
-        await tool.call(call.arguments, on_progress=progress)
-        if tool is not None
-        else ToolOutcome.unknown(call.name)
-    )
+    if tool is None:
+        outcome = ToolOutcome.unknown(call.name)
+    elif gate is not None and gate.needs(tool.tool):
+        decision = await gate.ask(call, tool.tool, record)
+        outcome = (
+            await tool.call(call.arguments, on_progress=progress)
+            if decision.outcome == "approved"
+            else gate.refusal(decision)
+        )
+    else:
+        outcome = await tool.call(call.arguments, on_progress=progress)
     text = outcome.content
     if outcome.images and keep_image is not None:
         text = await _keep_images(call, outcome, keep_image, kept)

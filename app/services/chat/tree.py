@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, Conflict, NotFound
-from app.core.status import MessageStatus
+from app.core.status import IN_PROGRESS, MessageStatus
 from app.models import Conversation, Message
 from app.repositories.conversations import ConversationRepository
 from app.repositories.message_tree import MessageTreeRepository
@@ -118,7 +118,7 @@ class TreeTurns:
     async def resume(self, *, user_id: uuid.UUID, message_id: uuid.UUID) -> Placement:
         """More text for an answer that was cut (`length`, `cancelled`, `error`)."""
         answer = await self._message(user_id=user_id, message_id=message_id, role="assistant")
-        if answer.status == MessageStatus.STREAMING:
+        if answer.status in IN_PROGRESS:
             raise Conflict("This answer is still being generated", code="generation_running")
         if not continuable(answer):
             raise Conflict(

@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound
-from app.core.status import MessageStatus
+from app.core.status import IN_PROGRESS
 from app.db.base import utcnow
 from app.repositories.changes import ChangeRepository
 from app.repositories.conversations import ConversationRepository
@@ -110,7 +110,7 @@ class TreeEditService:
         """409 `generation_running` when a message of the subtree is still being generated
         (a `streaming` row whose generation still runs on some worker). When Redis cannot
         be asked, a `streaming` row counts as running: better refuse than cut an answer."""
-        streaming = [mid for mid, status in doomed if status == MessageStatus.STREAMING]
+        streaming = [mid for mid, status in doomed if status in IN_PROGRESS]
         if not streaming:
             return
         states = await self.generations.states(streaming)

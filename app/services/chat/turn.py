@@ -33,6 +33,7 @@ class TurnRequest:
     user_message: bool = True  # False: an answer below an existing user message (regenerate)
     resumed: Resumed | None = None  # `continue`: the saved answer this turn appends to
     attachments: list[dict[str, Any]] | None = None  # the new user message's files
+    auto_approved: frozenset[str] = frozenset()  # the user's `auto_approve_tools`
 
 
 @dataclass(frozen=True)

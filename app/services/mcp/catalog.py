@@ -8,7 +8,7 @@ from loguru import logger
 from mcp import types
 
 from app.services.mcp.config import ServerConfig
-from app.services.tools import Tool
+from app.services.tools import Tool, asks_first
 from app.services.tools.naming import qualified_name
 
 
@@ -47,6 +47,7 @@ class Catalog:
                     qualified_name=qualified,
                     description=tool.description or tool.title or "",
                     input_schema=dict(tool.input_schema or {"type": "object"}),
+                    approval=asks_first(server.approval, tool.name),
                 )
                 entries[qualified] = entry
                 mine.append(entry)

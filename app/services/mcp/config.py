@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.core.redact import display_url
+from app.services.tools import ApprovalPolicy
 
 CONFIG_FILE = "mcp_servers.json"
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -50,6 +51,7 @@ class ServerConfig(BaseModel):
     allow_tools: list[str] | None = None
     deny_tools: list[str] = Field(default_factory=list)
     idempotent_tools: list[str] = Field(default_factory=list)
+    approval: ApprovalPolicy = "never"  # calls that wait for the user's approval
     protocol: Literal["auto", "legacy"] = "auto"
     enabled: bool = True
     # circuit breaker and result size (optional tuning)

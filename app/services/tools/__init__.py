@@ -4,11 +4,19 @@ Sources (the MCP pool in `services/mcp`, app adapters in `services/adapters`) im
 here; this package imports neither. The lifespan puts them in one `Toolbox`.
 """
 
+from app.services.tools.approval import (
+    ApprovalPolicy,
+    ApprovalTools,
+    asks_first,
+    needs_approval,
+)
 from app.services.tools.source import NoTools, ToolSource
 from app.services.tools.toolbox import BoundTool, Toolbox
 from app.services.tools.types import ProgressCallback, Tool, ToolOutcome
 
 __all__ = [
+    "ApprovalPolicy",
+    "ApprovalTools",
     "BoundTool",
     "NoTools",
     "ProgressCallback",
@@ -16,4 +24,6 @@ __all__ = [
     "ToolOutcome",
     "ToolSource",
     "Toolbox",
+    "asks_first",
+    "needs_approval",
 ]

@@ -29,7 +29,8 @@ class BoundTool:
 class Toolbox:
     """Merges tool sources in order; on a name clash the earlier source wins."""
 
-    # tool approval (a later issue) sits here: between `resolve` and `BoundTool.call`
+    # tool approval sits between `resolve` and `BoundTool.call`: `Tool.approval` carries the
+    # source's policy (approval.py), the chat's approval gate asks the user before the call
 
     def __init__(self, sources: Sequence[ToolSource]) -> None:
         self.sources = list(sources)

@@ -22,6 +22,7 @@ class Tool:
     input_schema: dict[str, Any]
     available: bool = True  # its server can take a call right now
     kind: str = "mcp"  # "mcp" or "adapter"
+    approval: bool = False  # its source's `approval` policy makes a call wait for the user
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.api import deps
-from app.services.tools import Toolbox
+from app.services.tools import Toolbox, ToolSource
 from test.api.chat.stubs import StubTools
+
+
+@contextmanager
+def tools_of(app: Any, source: ToolSource) -> Iterator[None]:
+    """Chat's tools come from `source` alone while the block runs."""
+    app.dependency_overrides[deps.get_tools] = lambda: Toolbox([source])
+    try:
+        yield
+    finally:
+        del app.dependency_overrides[deps.get_tools]
 
 
 @pytest.fixture
 def stub_tools(app: Any) -> Iterator[StubTools]:
     """Give chat a recording stub as its tool source during one test."""
     stub = StubTools(delay=0.05)
-    app.dependency_overrides[deps.get_tools] = lambda: Toolbox([stub])
-    yield stub
-    del app.dependency_overrides[deps.get_tools]
+    with tools_of(app, stub):
+        yield stub
 
 
 @pytest.fixture

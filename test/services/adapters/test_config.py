@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from app.services.adapters import AdapterConfigError, load_adapters
+from app.services.adapters.executor import AdapterTools
 from app.services.urls import SafeFetcher, UrlGuard, UrlPolicy
 from test.services.adapters.conftest import write_adapter
 
@@ -96,6 +97,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (minimal(base_url="http://10.0.0.7:8080"),
      "field 'base_url': host 10.0.0.7 is an internal address (private): not allowed "
      "(add it to URL_ALLOWLIST"),
+    (minimal(approval="sometimes"), "field 'approval"),
+    (minimal(approval={"tools": []}), "field 'approval.ApprovalTools.tools'"),
 ]  # fmt: skip
 
 
@@ -153,3 +156,25 @@ def test_the_json_schema_agrees_with_the_loader() -> None:
         if index not in loader_only:
             with pytest.raises(jsonschema.ValidationError):
                 jsonschema.validate(raw, SCHEMA)
+
+
+async def test_approval_marks_the_tools_that_ask_first(tmp_path: Path) -> None:
+    second = operation(name="put", path="/things")
+    write_adapter(
+        tmp_path,
+        minimal(
+            approval={"tools": ["put"]},
+            operations=[minimal()["operations"][0], {**second, "parameters": {}}],
+        ),
+    )
+    write_adapter(tmp_path, minimal(name="all", approval="always"), "all.json")
+    write_adapter(tmp_path, minimal(name="none"), "none.json")
+    fetcher = SafeFetcher(guard=UrlGuard(policy=UrlPolicy.from_entries(())))
+    tools = AdapterTools(adapters=await load_adapters(tmp_path, fetcher=fetcher), fetcher=fetcher)
+    try:
+        asks = {t.qualified_name: t.approval for t in tools.available(servers=None)}
+    finally:
+        await tools.aclose()
+    assert asks == {
+        "svc__get": False, "svc__put": True, "all__get": True, "none__get": False
+    }  # fmt: skip

@@ -206,3 +206,37 @@ async def test_redis_tells_a_live_owner_from_a_dead_one(private_redis: Any) -> N
         await mirror.aclose()
         await raw.flushdb()
         await raw.aclose()
+
+
+async def test_an_answer_awaiting_approval_is_interrupted_with_its_call_listed(
+    state: AppState, alice: dict[str, Any]
+) -> None:
+    user_id = uuid.UUID(alice["user"]["id"])
+    message_id = await _streaming(state, user_id, "Echo: asking", age_s=60)
+    pending = {"id": "c1", "server": "test", "tool": "add", "arguments": {"a": 1}, "round": 0}
+    done = {**pending, "id": "c0", "status": "ok", "result": "2", "duration_ms": 3}
+    waiting = {**pending, "status": "awaiting_approval", "result": None, "duration_ms": 0}
+    await TurnStore(writer=state.turn_writer).checkpoint(
+        user_id=user_id,
+        message_id=message_id,
+        content="Echo: asking",
+        status="awaiting_approval",
+        tool_calls=[done, {**waiting, "expires_at": "2026-01-01T00:00:00+00:00"}],
+    )
+    assert (await _status(state, message_id))[0] == "awaiting_approval"
+    sweeper = InterruptedAnswers(
+        db=state.db,
+        writer=state.turn_writer,
+        generations=FakeGenerations({message_id: "orphaned"}),  # type: ignore[arg-type]
+        max_generation_s=60,
+    )
+    assert await sweeper.start() == 1
+    assert (await _status(state, message_id))[:3] == ("error", "Echo: asking", "interrupted")
+    async with state.session_factory() as session:
+        message = await session.get(Message, message_id)
+        assert message is not None
+        first, second = message.tool_calls or []
+    assert first == done
+    assert second["id"] == "c1" and second["status"] == "error" and "expires_at" not in second
+    assert "restarted" in second["result"]
+    await sweeper.aclose()

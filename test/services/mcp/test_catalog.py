@@ -12,7 +12,7 @@ from mcp import types
 from app.services.mcp.balancer import Balancer
 from app.services.mcp.breaker import CircuitBreaker
 from app.services.mcp.catalog import Catalog
-from app.services.mcp.config import ServerConfig
+from app.services.mcp.config import McpConfigError, ServerConfig, parse_server
 from app.services.tools.naming import VALID_NAME, qualified_name, sanitise
 from app.services.tools.render import cap, render_result
 
@@ -156,3 +156,31 @@ def test_balancer_strategies() -> None:
     for replica in (a, b, c):
         replica.usable = False
     assert rr.pick([a, b, c]) is None
+
+
+def test_approval_policies_mark_the_tools_that_ask_first() -> None:
+    catalog = Catalog()
+    catalog.rebuild(
+        [
+            (server("never"), [tool("a")]),
+            (server("always", approval="always"), [tool("a")]),
+            (server("some", approval={"tools": ["send"]}), [tool("send"), tool("read")]),
+        ]
+    )
+    asks = {name: entry.approval for name, entry in catalog.entries.items()}
+    assert asks == {
+        "never__a": False,
+        "always__a": True,
+        "some__send": True,
+        "some__read": False,
+    }
+
+
+def test_a_bad_approval_policy_names_the_server_and_field() -> None:
+    with pytest.raises(McpConfigError, match="server 'x': field 'approval"):
+        parse_server(
+            "x",
+            {"transport": "stdio", "command": "y", "approval": "sometimes"},
+            source="mcp_servers.json",
+            environ={},
+        )
