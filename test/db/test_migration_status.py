@@ -61,7 +61,7 @@ async def test_an_answer_can_await_approval_after_the_upgrade(scratch_url: str) 
             await conn.execute(text("UPDATE messages SET status = 'awaiting_approval'"))
             row = (await conn.execute(text("SELECT status, content FROM messages"))).one()
             assert tuple(row) == ("awaiting_approval", "kept")
-        await to_thread.run_sync(command.downgrade, config, "0010")
+        await to_thread.run_sync(command.downgrade, config, "0011")
         await engine.dispose()  # statements prepared before the schema changed
         async with engine.connect() as conn:
             row = (await conn.execute(text("SELECT status, content FROM messages"))).one()
