@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     max_generation_seconds: float = Field(default=600, gt=0)
     sse_ping_seconds: float = Field(default=15, gt=0, le=15)
     generation_retention_seconds: float = Field(default=300, ge=1)
+    # GET /ws: what a socket may hold unsent, and how long it may stay full before the
+    # socket is dropped (close 1013; its answers go on)
+    ws_send_buffer_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    ws_stall_seconds: float = Field(default=10, gt=0, le=300)
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     max_tool_rounds: int = Field(default=8, ge=1, le=50)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)

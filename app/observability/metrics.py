@@ -52,6 +52,9 @@ HTTP_DURATION = Histogram(
 SSE_STREAMS = Gauge(
     "vektor_sse_streams_active", "Open Server-Sent Events responses", multiprocess_mode="livesum"
 )
+WS_CONNECTIONS = Gauge(
+    "vektor_ws_connections_active", "Open authenticated WebSockets", multiprocess_mode="livesum"
+)
 GENERATIONS = Gauge(
     "vektor_generations_active", "Running chat generations", multiprocess_mode="livesum"
 )
@@ -150,6 +153,7 @@ class TokenCounter:
 
 
 streams_active = ActiveGauge(SSE_STREAMS)
+ws_connections = ActiveGauge(WS_CONNECTIONS)
 generations_active = ActiveGauge(GENERATIONS)
 tokens_streamed = TokenCounter()
 

@@ -289,6 +289,18 @@ class ChatService:
         if not await self.generations.cancel(message_id=message_id, user_id=user.id):
             raise NotFound("No running answer with this id")
 
+    async def decide_tool(
+        self,
+        *,
+        user: User,
+        message_id: uuid.UUID,
+        call_id: str,
+        approve: bool,
+        reason: str | None = None,
+    ) -> None:
+        """Approve or deny a tool call waiting for the user (stub until tool approval lands)."""
+        raise NotFound("No tool call waiting for approval with this id")
+
     async def attach(
         self, *, user: User, message_id: uuid.UUID, last_event_id: int
     ) -> AsyncIterator[bytes]:
