@@ -59,6 +59,16 @@ class ConfigError(RuntimeError):
     """The configuration cannot be used; the message says what to fix."""
 
 
+# uvicorn's WebSocket options (`python3 main.py` and the gunicorn worker): a ping every 20 s,
+# the socket closed (1011) when its pong is 20 s late; a client frame of at most 1 MiB
+# (app/api/ws/frames.py refuses frames past 256 KiB with an `error` frame first)
+WS_SERVER_OPTIONS: dict[str, float | int] = {
+    "ws_ping_interval": 20.0,
+    "ws_ping_timeout": 20.0,
+    "ws_max_size": 1024 * 1024,
+}
+
+
 class Settings(BaseSettings):
     """Every setting of CONFIG.md, typed and validated at start-up."""
 

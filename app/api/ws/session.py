@@ -18,9 +18,9 @@ from typing import Any
 
 from loguru import logger
 from pydantic import ValidationError
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from app.api.deps import authenticate, chat_service
+from app.api.deps import chat_service
 from app.api.ws.frames import (
     changed_frame,
     error_frame,
@@ -31,23 +31,19 @@ from app.api.ws.frames import (
     relayed,
     validation_detail,
 )
+from app.api.ws.handshake import CLOSE_UNAUTHORIZED, close, first_frame_principal
 from app.api.ws.outbox import Outbox
-from app.core.errors import AppError, Conflict, InvalidInput, Unauthorized
+from app.core.errors import AppError, Conflict, InvalidInput
 from app.db.availability import is_unavailable
 from app.observability import metrics
-from app.observability.middleware import server_send
 from app.schemas.chat import ChatStreamRequest
-from app.schemas.ws import AttachFrame, AuthFrame, CancelFrame, SubscribeFrame, ToolDecisionFrame
+from app.schemas.ws import AttachFrame, CancelFrame, SubscribeFrame, ToolDecisionFrame
 from app.services.auth import Principal
 from app.services.chat.service import ChatService
 from app.services.sync.stream import change_signals
 from app.state import AppState
 
-AUTH_TIMEOUT_S = 5.0
-CLOSE_TIMEOUT_S = 1.0  # a close frame that cannot be sent by then: the connection is aborted
-CLOSE_UNAUTHORIZED = 4401  # no or bad `auth` frame; the session or API key was revoked
 CLOSE_STALLED = 1013  # the client stopped reading ("try again later")
-CLOSE_UNAVAILABLE = 1013  # the database could not check the credentials
 MAX_FOLLOWED = 32  # answers one socket follows at once
 
 Handler = Callable[[dict[str, Any], str | None], Awaitable[None]]
@@ -85,7 +81,7 @@ class SocketSession:
     async def run(self) -> None:
         """Accept, authenticate, serve frames until the client leaves or is closed."""
         await self.ws.accept()
-        principal = await self._authenticate()
+        principal = await first_frame_principal(self.ws, self.state)
         if principal is None:
             return
         self.principal = principal
@@ -106,7 +102,7 @@ class SocketSession:
                     task.cancel()
             await self.outbox.aclose()
             if self.close_code is not None:
-                await self._close(self.close_code)
+                await close(self.ws, self.close_code)
             metrics.ws_connections.dec()
 
     async def _serve_until_closed(self) -> None:
@@ -129,30 +125,6 @@ class SocketSession:
             self.close_code = code
             if self._task is not None:
                 self._task.cancel()
-
-    async def _authenticate(self) -> Principal | None:
-        """The caller of the first frame, or None once the socket is closed."""
-        reason = "auth_timeout"
-        try:
-            async with asyncio.timeout(AUTH_TIMEOUT_S):
-                message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return None
-            frame = AuthFrame.model_validate(parse_frame(message.get("text"), message.get("bytes")))
-            return await authenticate(self.state, frame.token)
-        except TimeoutError:
-            pass
-        except (InvalidInput, ValidationError):
-            reason = "auth_required"
-        except Unauthorized as exc:
-            reason = exc.code
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            await self._close(CLOSE_UNAVAILABLE, "database_unavailable")
-            return None
-        await self._close(CLOSE_UNAUTHORIZED, reason)
-        return None
 
     async def _handle(self, text: str | None, data: bytes | None) -> None:
         """Answer one client frame; a bad one is an `error` frame, never the end."""
@@ -295,24 +267,3 @@ class SocketSession:
         if not task.cancelled():
             task.exception()  # retrieved: the receive loop sees the disconnect
             self.end(1011)
-
-    async def _close(self, code: int, reason: str | None = None) -> None:
-        """Send a close frame; abort the connection when it cannot go out in time."""
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                await self.ws.close(code, reason)
-        except TimeoutError:
-            abort(self.ws)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # the client is gone already
-
-
-def abort(websocket: WebSocket) -> None:
-    """Reset the connection of a client that reads nothing (not even a close frame).
-
-    Only uvicorn's protocol objects are reachable (its `send` is a bound method with a
-    `transport`); with another server the connection is left to the server's timeouts."""
-    protocol = getattr(server_send(websocket.scope), "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    if transport is not None:
-        transport.abort()

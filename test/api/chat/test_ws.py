@@ -11,6 +11,7 @@ import pytest
 from httpx_sse import aconnect_sse
 from websockets.asyncio.client import connect
 
+from app.api.ws import handshake
 from app.api.ws import session as ws_session
 from app.state import AppState
 from test.support.apps import serve_app
@@ -45,7 +46,7 @@ async def _sse_replay(live: httpx.AsyncClient, headers: dict, message_id: str) -
 async def test_no_auth_frame_in_time_closes_4401(
     live_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ws_session, "AUTH_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(handshake, "AUTH_TIMEOUT_S", 0.3)
     async with connect(ws_url(live_url)) as ws:
         assert await close_code(ws) == 4401
 
