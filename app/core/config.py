@@ -61,11 +61,14 @@ class ConfigError(RuntimeError):
 
 # uvicorn's WebSocket options (`python3 main.py` and the gunicorn worker): a ping every 20 s,
 # the socket closed (1011) when its pong is 20 s late; a client frame of at most 1 MiB
-# (app/api/ws/frames.py refuses frames past 256 KiB with an `error` frame first)
-WS_SERVER_OPTIONS: dict[str, float | int] = {
+# (app/api/ws/frames.py refuses frames past 256 KiB with an `error` frame first); no
+# permessage-deflate: its two zlib streams cost ~50 KiB per socket and CPU on every token
+# (README, Decisions)
+WS_SERVER_OPTIONS: dict[str, float | int | bool] = {
     "ws_ping_interval": 20.0,
     "ws_ping_timeout": 20.0,
     "ws_max_size": 1024 * 1024,
+    "ws_per_message_deflate": False,
 }
 
 

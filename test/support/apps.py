@@ -19,7 +19,7 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from app.core.config import Settings
+from app.core.config import WS_SERVER_OPTIONS, Settings
 from app.main import create_app
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -79,7 +79,13 @@ async def serve_app(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(application, lifespan="off", log_config=None, access_log=access_log)
+    config = uvicorn.Config(
+        application,
+        lifespan="off",
+        log_config=None,
+        access_log=access_log,
+        **WS_SERVER_OPTIONS,  # type: ignore[arg-type]
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 
 class Outbox:
-    """Frames waiting for the socket, and the task that sends them."""
+    """Frames waiting for the socket, and the task that sends them (started with the first)."""
 
     __slots__ = (
         "_bytes",
@@ -25,6 +25,7 @@ class Outbox:
         "_send",
         "_wake",
         "limit",
+        "on_failed",
         "on_stall",
         "stall_s",
         "task",
@@ -37,21 +38,18 @@ class Outbox:
         limit: int,
         stall_s: float,
         on_stall: Callable[[], None],
+        on_failed: Callable[[], None],
     ) -> None:
         self._send = send
         self.limit = limit
         self.stall_s = stall_s
         self.on_stall = on_stall
-        self._frames: deque[str] = deque()
+        self.on_failed = on_failed
+        self._frames: deque[str] | None = None  # made with the first frame (~0.7 KiB)
         self._bytes = 0
         self._wake: asyncio.Future[None] | None = None  # the writer waits for frames
         self._room: asyncio.Future[None] | None = None  # producers wait for room
         self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> asyncio.Task[None]:
-        """Start the writer; it ends when a send fails (the client left)."""
-        self.task = asyncio.create_task(self._write(), name="ws-writer")
-        return self.task
 
     async def put(self, frames: list[str]) -> bool:
         """Queue frames after the ones already waiting; False once the client was dropped."""
@@ -64,14 +62,26 @@ class Outbox:
             except TimeoutError:
                 self.on_stall()
                 return False
-        self._frames.extend(frames)
+        if self._frames is None:  # the first frame: an idle socket holds no writer task
+            self._frames = deque(frames)
+            self.task = asyncio.create_task(self._write(), name="ws-writer")
+            self.task.add_done_callback(self._writer_done)
+        else:
+            self._frames.extend(frames)
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
         self._bytes += sum(len(frame) for frame in frames)
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
         return True
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        """The writer stopped on its own: a send failed, the client is gone."""
+        if not task.cancelled():
+            task.exception()  # retrieved: the connection's own task sees the disconnect
+            self.on_failed()
 
     async def _write(self) -> None:
         frames, loop = self._frames, asyncio.get_running_loop()
+        assert frames is not None  # started by the first `put`
         while True:
             if not frames:
                 self._wake = loop.create_future()

@@ -18,7 +18,7 @@ from typing import Any
 
 from loguru import logger
 from pydantic import ValidationError
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.api.deps import chat_service
 from app.api.ws.frames import (
@@ -46,11 +46,24 @@ from app.state import AppState
 CLOSE_STALLED = 1013  # the client stopped reading ("try again later")
 MAX_FOLLOWED = 32  # answers one socket follows at once
 
-Handler = Callable[[dict[str, Any], str | None], Awaitable[None]]
+CLOSE_FAILED = 1011  # a send failed (the client is normally gone by then)
+Handler = Callable[["SocketSession", dict[str, Any], str | None], Awaitable[None]]
 
 
 class SocketSession:
     """The state of one connection, from `auth` to close."""
+
+    __slots__ = (
+        "_chat",
+        "_task",
+        "close_code",
+        "followed",
+        "outbox",
+        "principal",
+        "state",
+        "sync_task",
+        "ws",
+    )
 
     principal: Principal  # set by `run` once the `auth` frame is accepted
 
@@ -68,15 +81,8 @@ class SocketSession:
             limit=settings.ws_send_buffer_bytes,
             stall_s=settings.ws_stall_seconds,
             on_stall=partial(self.end, CLOSE_STALLED),
+            on_failed=partial(self.end, CLOSE_FAILED),
         )
-        self.handlers: dict[str, Handler] = {
-            "chat.start": self._start,
-            "chat.attach": self._attach,
-            "chat.cancel": self._cancel,
-            "tool.approve": self._decide,
-            "tool.deny": self._decide,
-            "sync.subscribe": self._subscribe,
-        }
 
     async def run(self) -> None:
         """Accept, authenticate, serve frames until the client leaves or is closed."""
@@ -90,7 +96,6 @@ class SocketSession:
             session_id=principal.session_id,
             on_revoked=partial(self.end, CLOSE_UNAUTHORIZED),
         )
-        self.outbox.start().add_done_callback(self._writer_done)
         metrics.ws_connections.inc()
         try:
             await self._serve_until_closed()
@@ -108,12 +113,14 @@ class SocketSession:
     async def _serve_until_closed(self) -> None:
         """Read frames until the client leaves or `end` closes the socket."""
         try:
-            await self.outbox.put([ready_frame(self.principal.user.id)])
+            await self.ws.send_text(ready_frame(self.principal.user.id))  # nothing queued yet
             while True:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
                     return
                 await self._handle(message.get("text"), message.get("bytes"))
+        except WebSocketDisconnect:
+            return  # a send found the client gone
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self.close_code is None or task is None or task.uncancel() > 0:
@@ -132,10 +139,10 @@ class SocketSession:
         try:
             frame = parse_frame(text, data)
             ref = ref_of(frame)
-            handler = self.handlers.get(frame["type"])
+            handler = HANDLERS.get(frame["type"])
             if handler is None:
                 raise InvalidInput(f"Unknown frame type {frame['type'][:64]!r}", code="bad_frame")
-            await handler(frame, ref)
+            await handler(self, frame, ref)
         except ValidationError as exc:
             await self._error("validation_error", validation_detail(exc), ref)
         except AppError as exc:
@@ -262,8 +269,13 @@ class SocketSession:
         self.sync_task = None
         await self._error("database_unavailable", "The database is unavailable", None)
 
-    def _writer_done(self, task: asyncio.Task[None]) -> None:
-        """The writer stopped on its own: a send failed, the client is gone."""
-        if not task.cancelled():
-            task.exception()  # retrieved: the receive loop sees the disconnect
-            self.end(1011)
+
+# one table for every socket (bound methods per socket would cost each idle one ~1 KiB)
+HANDLERS: dict[str, Handler] = {
+    "chat.start": SocketSession._start,
+    "chat.attach": SocketSession._attach,
+    "chat.cancel": SocketSession._cancel,
+    "tool.approve": SocketSession._decide,
+    "tool.deny": SocketSession._decide,
+    "sync.subscribe": SocketSession._subscribe,
+}
