@@ -174,6 +174,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: small")
     parser.add_argument("--sockets", type=int, default=None, help="idle sockets (1000)")
     parser.add_argument("--allow-load", action="store_true", help="run even if load avg > 1.5")
+    parser.add_argument("--output", help="result file (default bench/results/ws[_quick].json)")
     args = parser.parse_args()
     n_idle = args.sockets or (200 if args.quick else 1000)
     n_streams, rounds, tokens, seconds = (30, 1, 50, 4.0) if args.quick else (100, 2, 100, 25.0)
@@ -220,7 +221,11 @@ def main() -> int:
         "rss_note": f"psutil {psutil.__version__}: resident set of the app process",
         **result,
     }
-    path = write_result("ws_quick" if args.quick else "ws", data)
+    if args.output:
+        path = Path(args.output)
+        path.write_text(json.dumps(data, indent=2))
+    else:
+        path = write_result("ws_quick" if args.quick else "ws", data)
     idle, paced = result["idle"], result["paced"]
     print(f"idle: {idle['kib_per_socket']} KiB/socket (target ≤ 32)")
     print(
