@@ -208,12 +208,8 @@ async def test_bad_frames_are_error_frames_and_the_socket_goes_on(
             {"type": "tool.deny", "message_id": missing, "call_id": "c1", "reason": "no"},
         ):
             await send(ws, {**frame, "ref": "q"})
-            assert await receive(ws) == {
-                "type": "error",
-                "ref": "q",
-                "code": "not_found",
-                "detail": _detail_of(frame),
-            }
+            error = await receive(ws)
+            assert (error["type"], error["ref"], error["code"]) == ("error", "q", "not_found")
         await send(ws, {"type": "chat.attach", "message_id": "nope"})
         assert (await receive(ws))["code"] == "validation_error"
         await send(ws, {"type": "auth", "token": alice["access_token"]})
@@ -222,13 +218,6 @@ async def test_bad_frames_are_error_frames_and_the_socket_goes_on(
         message_id = await started(ws, "ok")
         events = (await until_done(ws, {message_id}))[message_id]
     assert text_of(events) == "Echo: still here"
-
-
-def _detail_of(frame: dict[str, Any]) -> str:
-    return {
-        "chat.attach": "No answer with this id",
-        "chat.cancel": "No running answer with this id",
-    }.get(frame["type"], "No tool call waiting for approval with this id")
 
 
 async def test_the_per_user_answer_cap_holds_on_the_socket(live_url: str, alice: dict) -> None:
