@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="prod: override WORKERS")
     args = parser.parse_args(argv)
 
-    from app.core.config import ConfigError, check_workers, get_settings
+    from app.core.config import WS_SERVER_OPTIONS, ConfigError, check_workers, get_settings
 
     try:
         settings = get_settings()
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             log_config=None,
             proxy_headers=True,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
+            **WS_SERVER_OPTIONS,  # type: ignore[arg-type]
         )
         return 0
     command = [

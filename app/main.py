@@ -33,6 +33,7 @@ from app.api.routers import (
     openai_compat,
     system,
     users,
+    ws,
 )
 from app.api.routers import sync as sync_routes
 from app.core.api_keys import ApiKeyHasher
@@ -306,6 +307,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     use_docstring_summaries(sync_routes.router)
     app.include_router(sync_routes.router)
+    app.include_router(ws.router)
     install_docs(app)
     install_openapi(app)
     app.observers = observability.observers

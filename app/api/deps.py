@@ -135,13 +135,17 @@ async def get_principal(
     """The caller behind the bearer token; 401 with a precise code otherwise."""
     if not token:
         raise Unauthorized("Not authenticated", code="not_authenticated")
-    if is_api_key(token):
-        principal = await state.api_keys.authenticate(key=token)
-    else:
-        authenticator = TokenAuthenticator(db=state.db, tokens=state.tokens)
-        principal = await authenticator.authenticate(access_token=token)
+    principal = await authenticate(state, token)
     request.state.user_id = str(principal.user.id)
     return principal
+
+
+async def authenticate(state: AppState, token: str) -> Principal:
+    """The caller behind an access token or a `vk-` API key (HTTP and WebSocket alike)."""
+    if is_api_key(token):
+        return await state.api_keys.authenticate(key=token)
+    authenticator = TokenAuthenticator(db=state.db, tokens=state.tokens)
+    return await authenticator.authenticate(access_token=token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -261,7 +265,8 @@ async def get_shutdown(state: StateDep) -> StreamShutdown:
 ShutdownDep = Annotated[StreamShutdown, Depends(get_shutdown)]
 
 
-def _chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> ChatService:
+def chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> ChatService:
+    """The chat use cases wired from the app's resources (HTTP routes and the WebSocket)."""
     return ChatService(
         settings=state.settings,
         limiter=state.limiter,
@@ -279,7 +284,7 @@ def _chat_service(state: AppState, *, models: ModelRegistry, tools: Toolbox) -> 
 
 async def get_chat_service(state: StateDep, models: ModelsDep, tools: ToolsDep) -> ChatService:
     """Chat use cases (they open a session only when they must read)."""
-    return _chat_service(state, models=models, tools=tools)
+    return chat_service(state, models=models, tools=tools)
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
@@ -316,7 +321,7 @@ async def start_chat(
     async with state.chat_admission:
         await asyncio.sleep(0)
         principal = await get_principal(request, state, token)
-        chat = _chat_service(state, models=state.models, tools=tools)
+        chat = chat_service(state, models=state.models, tools=tools)
         yield ChatStart(principal=principal, chat=chat, shutdown=state.shutdown)
 
 

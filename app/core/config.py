@@ -59,6 +59,19 @@ class ConfigError(RuntimeError):
     """The configuration cannot be used; the message says what to fix."""
 
 
+# uvicorn's WebSocket options (`python3 main.py` and the gunicorn worker): a ping every 20 s,
+# the socket closed (1011) when its pong is 20 s late; a client frame of at most 1 MiB
+# (app/api/ws/frames.py refuses frames past 256 KiB with an `error` frame first); no
+# permessage-deflate: its two zlib streams cost ~50 KiB per socket and CPU on every token
+# (README, Decisions)
+WS_SERVER_OPTIONS: dict[str, float | int | bool] = {
+    "ws_ping_interval": 20.0,
+    "ws_ping_timeout": 20.0,
+    "ws_max_size": 1024 * 1024,
+    "ws_per_message_deflate": False,
+}
+
+
 class Settings(BaseSettings):
     """Every setting of CONFIG.md, typed and validated at start-up."""
 
@@ -105,6 +118,10 @@ class Settings(BaseSettings):
     max_generation_seconds: float = Field(default=600, gt=0)
     sse_ping_seconds: float = Field(default=15, gt=0, le=15)
     generation_retention_seconds: float = Field(default=300, ge=1)
+    # GET /ws: what a socket may hold unsent, and how long it may stay full before the
+    # socket is dropped (close 1013; its answers go on)
+    ws_send_buffer_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    ws_stall_seconds: float = Field(default=10, gt=0, le=300)
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     max_tool_rounds: int = Field(default=8, ge=1, le=50)
     tool_approval_timeout_seconds: float = Field(default=300, gt=0, le=86400)

@@ -8,7 +8,7 @@ of chat streams: one orjson encode and one bytes format, nothing checked at run 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -69,3 +69,15 @@ def last_id_of(chunk: bytes | None, default: int) -> int:
         return default
     end = chunk.index(b"\n", at + 5)
     return int(chunk[at + 5 : end])
+
+
+def event_frames(chunk: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """The `(name, id, data)` of each event frame in a chunk of frames, as written by
+    `encode_event` (comments, `retry:` and frames without an id are skipped)."""
+    for frame in chunk.split(b"\n\n"):
+        if not frame.startswith(b"event: "):
+            continue
+        head, _, data = frame.partition(b"\ndata: ")
+        name, _, event_id = head[7:].partition(b"\nid: ")
+        if event_id:
+            yield name, event_id, data

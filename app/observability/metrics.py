@@ -52,6 +52,9 @@ HTTP_DURATION = Histogram(
 SSE_STREAMS = Gauge(
     "vektor_sse_streams_active", "Open Server-Sent Events responses", multiprocess_mode="livesum"
 )
+WS_CONNECTIONS = Gauge(
+    "vektor_ws_connections_active", "Open authenticated WebSockets", multiprocess_mode="livesum"
+)
 GENERATIONS = Gauge(
     "vektor_generations_active", "Running chat generations", multiprocess_mode="livesum"
 )
@@ -155,6 +158,7 @@ class TokenCounter:
 
 
 streams_active = ActiveGauge(SSE_STREAMS)
+ws_connections = ActiveGauge(WS_CONNECTIONS)
 generations_active = ActiveGauge(GENERATIONS)
 awaiting_approval = ActiveGauge(AWAITING_APPROVAL)
 tokens_streamed = TokenCounter()

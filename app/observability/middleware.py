@@ -61,6 +61,8 @@ class RequestContextMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one HTTP request."""
         if scope["type"] != "http":
+            if scope["type"] == "websocket":  # a socket drops a client that stopped reading
+                scope[SERVER_SEND_KEY] = send
             await self.app(scope, receive, send)
             return
         incoming, has_origin = None, False

@@ -12,6 +12,8 @@ import os
 import warnings
 from typing import Any
 
+from app.core.config import WS_SERVER_OPTIONS
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from uvicorn.workers import UvicornWorker
@@ -29,4 +31,5 @@ class VektorWorker(UvicornWorker):
         **UvicornWorker.CONFIG_KWARGS,
         "proxy_headers": True,
         "timeout_graceful_shutdown": shutdown_grace_seconds(),
+        **WS_SERVER_OPTIONS,
     }

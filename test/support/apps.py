@@ -19,7 +19,7 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from app.core.config import Settings
+from app.core.config import WS_SERVER_OPTIONS, Settings
 from app.main import create_app
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -68,13 +68,24 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
 
 
 @asynccontextmanager
-async def serve_app(application: Any, *, access_log: bool = False) -> AsyncIterator[str]:
+async def serve_app(
+    application: Any, *, access_log: bool = False, send_buffer: int | None = None
+) -> AsyncIterator[str]:
     """Serve an already-started app with a real uvicorn on a loopback port (true streaming,
-    real disconnects; httpx's ASGITransport buffers whole responses)."""
+    real disconnects; httpx's ASGITransport buffers whole responses). `send_buffer`: the
+    connections' kernel send buffer (SO_SNDBUF, inherited from the listening socket)."""
     sock = socket.socket()
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(application, lifespan="off", log_config=None, access_log=access_log)
+    config = uvicorn.Config(
+        application,
+        lifespan="off",
+        log_config=None,
+        access_log=access_log,
+        **WS_SERVER_OPTIONS,  # type: ignore[arg-type]
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):

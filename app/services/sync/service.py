@@ -23,7 +23,7 @@ from app.services.sync.export import export_document
 from app.services.sync.feed import read_changes
 from app.services.sync.restore import BackupImporter, parse_document, read_limited
 from app.services.sync.runtime import SyncRuntime
-from app.services.sync.stream import change_stream, shutdown_frame
+from app.services.sync.stream import change_signals, change_stream, shutdown_frame
 
 
 class SyncService:
@@ -61,15 +61,14 @@ class SyncService:
     def stream(self, *, principal: Principal) -> AsyncIterator[bytes]:
         """`changed` events for the caller until the client disconnects or signs out (or the
         server shuts down: then `error` `server_shutdown` at once, nothing is lost)."""
-        stream = change_stream(
+        signals = change_signals(
             hub=self.runtime.hub,
             revocations=self.revocations,
             factory=self.session_factory,
-            user_id=principal.user.id,
-            session_id=principal.session_id,
+            principal=principal,
             ping_s=self.ping_s,
-            api_key=principal.api_key_id is not None,
         )
+        stream = change_stream(user_id=principal.user.id, signals=signals)
         return self.shutdown.guard(stream, terminal=shutdown_frame, at_once=True)
 
     def export(self, *, user: User) -> AsyncIterator[bytes]:

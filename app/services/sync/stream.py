@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Final, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +30,7 @@ from app.repositories.api_keys import key_is_live
 from app.repositories.changes import ChangeRepository
 from app.repositories.principals import get_principal
 from app.schemas.events import SERVER_SHUTDOWN, TOKEN_REVOKED, ChangedEvent
+from app.services.auth import Principal
 from app.services.revocations import SessionRevocations
 from app.services.sync.cursor import encode_cursor
 from app.services.sync.hub import SyncHub
@@ -73,18 +76,25 @@ async def _head_if_signed_in(
         return bounds[0] if bounds is not None else None
 
 
-async def change_stream(
+# what `change_signals` yields besides a change number: nothing new within `ping_s`
+# (None), or the session was revoked (the last signal)
+REVOKED: Final = "revoked"
+ChangeSignal = int | None | Literal["revoked"]
+
+
+async def change_signals(
     *,
     hub: SyncHub,
     revocations: SessionRevocations,
     factory: async_sessionmaker[AsyncSession],
-    user_id: uuid.UUID,
-    session_id: uuid.UUID,
+    principal: Principal,
     ping_s: float,
-    api_key: bool = False,
-) -> AsyncIterator[bytes]:
-    """`changed` events for one user, with keep-alives, until the client goes away or the
-    session is revoked."""
+) -> AsyncGenerator[ChangeSignal]:
+    """The caller's change head (first at once, then each newer one), None when `ping_s`
+    passed without one, `REVOKED` last when the session (or API key) is revoked; the
+    transport (SSE, WebSocket) encodes them. Ends empty when the database is down at first."""
+    user_id, session_id = principal.user.id, principal.session_id
+    api_key = principal.api_key_id is not None
     sub = hub.subscribe(user_id)  # before reading the head: nothing falls in between
     watch = revocations.watch(
         user_id=user_id, session_id=session_id, on_revoked=lambda: sub.notify(None)
@@ -97,17 +107,17 @@ async def change_stream(
         except Exception as exc:  # the database went away since the request was authorised
             if not is_unavailable(exc):
                 raise
-            return  # an empty stream: the client reconnects (`retry`) and gets the 503
+            return  # an empty stream: the client reconnects and gets the 503
         if head is None or watch.revoked:
-            yield REVOKED_FRAME
+            yield REVOKED
             return
         sent = max(head, sub.latest)
-        yield RETRY_FRAME + changed_frame(user_id=user_id, seq=sent)
+        yield sent
         next_check = time.monotonic() + REVALIDATE_S
         while True:
             woke = await sub.wait(seconds=ping_s)
             if watch.revoked:
-                yield REVOKED_FRAME
+                yield REVOKED
                 return
             if sub.recheck or time.monotonic() >= next_check:
                 sub.recheck = False
@@ -122,14 +132,32 @@ async def change_stream(
                     # an outage: keep the stream (pushes still arrive), check again soon
                     head, next_check = sub.latest, time.monotonic() + ping_s
                 if head is None:
-                    yield REVOKED_FRAME
+                    yield REVOKED
                     return
                 sub.latest = max(sub.latest, head)
             if sub.latest > sent:
                 sent = sub.latest
-                yield changed_frame(user_id=user_id, seq=sent)
+                yield sent
             elif not woke:
-                yield PING_FRAME
+                yield None
     finally:
         revocations.unwatch(watch)
         hub.unsubscribe(sub)
+
+
+async def change_stream(
+    *, user_id: uuid.UUID, signals: AsyncGenerator[ChangeSignal]
+) -> AsyncIterator[bytes]:
+    """`changed` events for one user, with keep-alives, until the client goes away or the
+    session is revoked."""
+    first = True
+    async with aclosing(signals):
+        async for signal in signals:
+            if signal is None:
+                yield PING_FRAME
+            elif isinstance(signal, int):
+                frame = changed_frame(user_id=user_id, seq=signal)
+                yield RETRY_FRAME + frame if first else frame
+                first = False
+            else:
+                yield REVOKED_FRAME

@@ -1,0 +1,1 @@
+"""`GET /ws`: one socket for every answer, cancel, tool decision and sync push."""
