@@ -261,9 +261,11 @@ async def test_a_locked_sqlite_file_is_a_quick_503_for_writes_and_reads_go_on(
         world = await _world(c, application.state.vektor)
         await asyncio.to_thread(logger.complete)
         offset = _size(log_dir)
-        holder = sqlite3.connect(path, isolation_level=None, timeout=30)  # after the setup
+        # another process holds the write lock; taken off the event loop, so that a write the
+        # app began during the setup (a batched audit or usage row) can finish meanwhile
+        holder = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         try:
-            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
             for method, target, body, writes in _requests(world):
                 response, elapsed = await _call(c, world, method, target, body)
                 assert elapsed < DB_TIMEOUT + MARGIN, (method, target, elapsed)

@@ -73,7 +73,13 @@ def test_the_chat_shutdown_frame_carries_the_last_id_sent() -> None:
 
 
 def test_statuses_are_the_stored_strings_and_the_api_literals() -> None:
-    assert [s.value for s in MessageStatus] == ["complete", "streaming", "cancelled", "error"]
+    assert [s.value for s in MessageStatus] == [
+        "complete",
+        "streaming",
+        "cancelled",
+        "error",
+        "awaiting_approval",
+    ]
     assert MessageStatus.COMPLETE == "complete" and f"{MessageStatus.ERROR}" == "error"
     for schema in (MessageRead, BackupMessage):
         annotation = schema.model_fields["status"].annotation
