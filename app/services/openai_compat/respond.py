@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,7 +37,62 @@ def shutdown_frame(_last: bytes | None) -> bytes:
     return error_frame("The server is shutting down", status=503, code="server_shutdown")
 
 
+class _Pump:
+    """The frames a producer task made and the consumer has not sent yet."""
+
+    __slots__ = ("error", "finished", "frames", "waiter")
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.finished = False
+        self.error: BaseException | None = None
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def run(self, source: AsyncIterator[bytes]) -> None:
+        """Take every frame of `source` (the upstream's pace), waking the consumer."""
+        try:
+            async for frame in source:
+                self.frames.append(frame)
+                self._wake()
+        except Exception as exc:  # handed to the consumer, which raises it
+            self.error = exc
+        finally:
+            self.finished = True
+            self._wake()
+
+
 async def stream_frames(answer: Answer) -> AsyncIterator[bytes]:
+    """The answer's chunk frames as the client's writes: every frame made while the last
+    write went out is sent together in the next one (an upstream faster than the client
+    costs one write per batch, not per token, as /chat/stream's log reader does)."""
+    pump = _Pump()
+    producer = asyncio.create_task(pump.run(_frames(answer)))
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            frames = pump.frames
+            if frames:
+                pump.frames = []
+                yield frames[0] if len(frames) == 1 else b"".join(frames)
+                continue
+            if pump.finished:
+                break
+            pump.waiter = loop.create_future()
+            await pump.waiter
+        if pump.error is not None:
+            raise pump.error
+    finally:
+        if not producer.done():
+            producer.cancel()  # a client that left: the upstream request ends now
+        await asyncio.gather(producer, return_exceptions=True)
+
+
+async def _frames(answer: Answer) -> AsyncIterator[bytes]:
     """`chat.completion.chunk` frames: the role first, then deltas, the finish, the usage
     (with `include_usage`) and `[DONE]`; a failure is one error frame, then the end."""
     completion = answer.completion
